@@ -1,0 +1,76 @@
+# mlcnn: convolutional neural networks trained and served inside PostgreSQL.
+#
+#   make            build the extension (PGXS)
+#   make install    install it into the PostgreSQL that pg_config names
+#   make demo       the main job: set up, load MNIST, train, evaluate, predict
+#   make test       every test suite; ends with "N passed, N failed"
+#   make bench      the comparative benchmark against PyTorch (bench/)
+#   make fuzz       libFuzzer harnesses under ASan/UBSan
+#   make stress     concurrency run on the embedded cluster
+
+EXTENSION = mlcnn
+EXTVERSION = 0.1.0
+MODULE_big = mlcnn
+
+NN_SRCS = $(sort $(wildcard src/nn/*.c))
+PG_SRCS = $(sort $(wildcard src/pg/*.c))
+OBJS = $(NN_SRCS:.c=.o) $(PG_SRCS:.c=.o)
+
+DATA = sql/install/$(EXTENSION)--$(EXTVERSION).sql
+PGFILEDESC = "mlcnn - convolutional neural networks inside PostgreSQL"
+
+REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+
+PG_CONFIG ?= pg_config
+WARN = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+PG_CPPFLAGS = -Isrc/nn -Isrc/pg
+PG_CFLAGS = $(WARN) -O3
+SHLIB_LINK = -lopenblas -lz -lm
+EXTRA_CLEAN = test/nn_test bench/nn_bench data/idxtool
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# ---------------------------------------------------------------- the core, standalone
+NN_CC ?= cc
+NN_CFLAGS ?= -std=gnu11 -O3 $(WARN) -Isrc/nn
+NN_LIBS = -lopenblas -lz -lm
+
+test/nn_test: $(sort $(wildcard test/unit/*.c)) $(NN_SRCS) $(wildcard src/nn/*.h test/unit/*.h)
+	$(NN_CC) $(NN_CFLAGS) -Itest/unit -o $@ $(sort $(wildcard test/unit/*.c)) $(NN_SRCS) $(NN_LIBS)
+
+bench/nn_bench: bench/nn_bench.c $(NN_SRCS) $(wildcard src/nn/*.h)
+	$(NN_CC) $(NN_CFLAGS) -o $@ bench/nn_bench.c $(NN_SRCS) $(NN_LIBS)
+
+data/idxtool: data/idxtool.c $(NN_SRCS) $(wildcard src/nn/*.h)
+	$(NN_CC) $(NN_CFLAGS) -o $@ data/idxtool.c $(NN_SRCS) $(NN_LIBS)
+
+.PHONY: setup test unit demo bench fuzz stress db-start db-stop
+
+setup:
+	@bash scripts/setup.sh
+
+unit: test/nn_test
+	./test/nn_test
+
+test:
+	@bash scripts/test.sh
+
+demo:
+	@bash scripts/demo.sh
+
+bench:
+	@bash bench/run.sh
+
+fuzz:
+	@bash test/fuzz/run.sh
+
+stress:
+	@bash test/stress/run.sh
+
+db-start:
+	@bash scripts/db.sh start
+
+db-stop:
+	@bash scripts/db.sh stop

@@ -1,0 +1,321 @@
+/*
+ * nn.h: the public interface of mlcnn's neural-network core.
+ *
+ * The core is plain C99 plus OpenBLAS. It never includes postgres.h, never
+ * calls exit() or abort(), takes all memory from an injected allocator and
+ * reports every failure as a status code plus a message (nn_status). The
+ * PostgreSQL layer (src/pg) turns a status into ereport(); the standalone
+ * test binary prints it.
+ *
+ * Tensor layouts (row-major, float32):
+ *   - spatial activations are (C,B,H,W): channel-major with the batch inside,
+ *     so that a convolution over a whole mini-batch is one sgemm;
+ *   - flat activations (after flatten/dense) are (B,N);
+ *   - conv weights are (OC,C,K,K) and dense weights (N,I): PyTorch's layouts,
+ *     so model_weights() can hand them to a torch state_dict unchanged.
+ * All parameters of a network live in ONE float buffer carved by the layer
+ * table (w_off/b_off); gradients and optimizer moments use the same layout.
+ */
+#ifndef MLCNN_NN_H
+#define MLCNN_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum nn_code
+{
+	NN_OK = 0,
+	NN_ERR_NOMEM,				/* allocator returned NULL */
+	NN_ERR_INVALID,				/* bad argument or option value */
+	NN_ERR_PARSE,				/* layer spec or options text does not parse */
+	NN_ERR_SHAPE,				/* shapes do not fit */
+	NN_ERR_CORRUPT,				/* model/gradient blob corrupt or truncated */
+	NN_ERR_LIMIT,				/* a size limit was passed */
+	NN_ERR_IO,					/* file could not be read */
+	NN_ERR_DATA,				/* bad data file content (IDX) or numeric trouble */
+	NN_ERR_CANCELLED			/* a callback asked to stop */
+} nn_code;
+
+#define NN_MSG_LEN 256
+
+typedef struct nn_status
+{
+	nn_code		code;
+	char		msg[NN_MSG_LEN];	/* lowercase, no trailing period */
+} nn_status;
+
+/* Set *st and return code; printf-style message. */
+int			nn_fail(nn_status *st, nn_code code, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------- allocator */
+
+typedef struct nn_allocator
+{
+	void	   *(*alloc) (void *ctx, size_t size);	/* NULL on failure */
+	void		(*free) (void *ctx, void *ptr);		/* ptr may be NULL */
+	void	   *ctx;
+} nn_allocator;
+
+/* malloc/free, for the standalone tools and tests */
+extern const nn_allocator nn_malloc_allocator;
+
+void	   *nn_alloc(const nn_allocator *a, size_t size);
+void	   *nn_calloc(const nn_allocator *a, size_t n, size_t size);	/* zeroed, overflow-checked */
+void		nn_free(const nn_allocator *a, void *ptr);
+
+/* ------------------------------------------------------------------- rng */
+
+/* xoshiro128** seeded through splitmix64: same seed, same stream, everywhere */
+typedef struct nn_rng
+{
+	uint32_t	s[4];
+} nn_rng;
+
+void		nn_rng_seed(nn_rng *r, uint64_t seed);
+uint32_t	nn_rng_u32(nn_rng *r);
+float		nn_rng_uniform(nn_rng *r);	/* [0,1) */
+float		nn_rng_normal(nn_rng *r);	/* N(0,1), Box-Muller */
+uint32_t	nn_rng_below(nn_rng *r, uint32_t n);	/* uniform in [0,n), unbiased */
+
+/* ---------------------------------------------------------------- layers */
+
+#define NN_MAX_LAYERS 32
+#define NN_MAX_SPEC 1024		/* bytes of layer-spec text */
+#define NN_MAX_DIM 4096			/* largest h, w, c, units, filters */
+
+typedef enum nn_layer_kind
+{
+	NN_CONV = 1,
+	NN_MAXPOOL,
+	NN_RELU,
+	NN_DENSE,
+	NN_DROPOUT,
+	NN_FLATTEN
+} nn_layer_kind;
+
+typedef struct nn_shape
+{
+	int32_t		h,
+				w,
+				c;
+} nn_shape;
+
+typedef struct nn_layer
+{
+	nn_layer_kind kind;
+	int32_t		units;			/* conv: filters; dense: outputs */
+	int32_t		kernel;			/* conv: kernel size; maxpool: window */
+	int32_t		stride;			/* conv, maxpool */
+	int32_t		pad;			/* conv: zero padding per side (0 = valid) */
+	int32_t		same;			/* conv: 1 when written as padding "same" */
+	float		rate;			/* dropout probability */
+	nn_shape	in,
+				out;			/* dense/flatten: h = w = 1, c = N */
+	int32_t		flat_in;		/* input is (B,N) rather than (C,B,H,W) */
+	size_t		w_off,
+				w_len,
+				b_off,
+				b_len;			/* parameter slices; len 0 if none */
+} nn_layer;
+
+/*
+ * Layer kernels, llm.c style: outputs first, sizes last, backward
+ * accumulates into dweight/dbias/dinp with +=. Zeroing is the caller's.
+ * dinp may be NULL when the gradient w.r.t. the input is not needed.
+ */
+
+/* conv: inp (C,B,H,W) -> out (OC,B,OH,OW); col is (C*K*K, B*OH*OW) scratch kept for backward */
+void		nn_conv2d_forward(float *out, float *col, const float *inp,
+							  const float *weight, const float *bias,
+							  const nn_layer *L, int B);
+/* dcol is (C*K*K, B*OH*OW) scratch; col is what forward left there */
+void		nn_conv2d_backward(float *dinp, float *dweight, float *dbias, float *dcol,
+							   const float *dout, const float *col,
+							   const float *weight, const nn_layer *L, int B);
+
+/* maxpool: inp (C,B,H,W) -> out (C,B,OH,OW); argmax (C,B,OH,OW) indexes inp */
+void		nn_maxpool_forward(float *out, int32_t *argmax, const float *inp,
+							   const nn_layer *L, int B);
+void		nn_maxpool_backward(float *dinp, const float *dout, const int32_t *argmax,
+								const nn_layer *L, int B);
+
+/* relu over n values; backward uses the forward output */
+void		nn_relu_forward(float *out, const float *inp, size_t n);
+void		nn_relu_backward(float *dinp, const float *dout, const float *out, size_t n);
+
+/* dense: inp (B,I) -> out (B,N); weight (N,I), bias (N) */
+void		nn_dense_forward(float *out, const float *inp, const float *weight,
+							 const float *bias, int B, int I, int N);
+void		nn_dense_backward(float *dinp, float *dweight, float *dbias,
+							  const float *dout, const float *inp, const float *weight,
+							  int B, int I, int N);
+
+/* dropout (inverted): mask holds 0 or 1/(1-rate); training only */
+void		nn_dropout_forward(float *out, float *mask, const float *inp, size_t n,
+							   float rate, nn_rng *rng);
+void		nn_dropout_backward(float *dinp, const float *dout, const float *mask, size_t n);
+
+/* flatten: (C,B,H,W) -> (B, C*H*W) in PyTorch's (c,h,w) order, and back */
+void		nn_flatten_forward(float *out, const float *inp, int B, int C, int H, int W);
+void		nn_flatten_backward(float *dinp, const float *dout, int B, int C, int H, int W);
+
+/*
+ * softmax + cross-entropy: logits (B,K) -> probs (B,K); returns the summed
+ * loss over the batch (double). labels in [0,K).
+ */
+double		nn_softmax_xent_forward(float *probs, const float *logits,
+									const int32_t *labels, int B, int K);
+/* dlogits += (probs - onehot) * scale; scale is 1/B for a mean loss */
+void		nn_softmax_xent_backward(float *dlogits, const float *probs,
+									 const int32_t *labels, int B, int K, float scale);
+
+/* ------------------------------------------------------------------- net */
+
+typedef struct nn_net
+{
+	nn_shape	input;
+	int32_t		classes;
+	int32_t		nlayers;
+	nn_layer	layers[NN_MAX_LAYERS];
+	size_t		nparams;
+	char		spec[NN_MAX_SPEC];	/* canonical spec text */
+} nn_net;
+
+/* The reference CNN of the study */
+#define NN_REFERENCE_SPEC "conv(32,3) relu maxpool(2) conv(64,3) relu maxpool(2) dense(128) relu dense(10)"
+
+/*
+ * Parse a layer spec into net->layers (kinds and hyper-parameters only).
+ * Errors name the 1-based character position and the token.
+ */
+int			nn_spec_parse(nn_net *net, const char *spec, nn_status *st);
+
+/*
+ * Shape inference and parameter layout: fills in/out shapes, flat_in,
+ * parameter offsets, nparams and the canonical spec. Names the layer that
+ * does not fit. The last layer must produce `classes` outputs.
+ */
+int			nn_net_build(nn_net *net, const char *spec, nn_shape input,
+						 int32_t classes, nn_status *st);
+
+/* Write the canonical spec of net->layers into buf (NUL-terminated). */
+void		nn_spec_format(const nn_net *net, char *buf, size_t len);
+
+/* He-normal weights, zero biases, from rng */
+void		nn_net_init_params(const nn_net *net, float *params, nn_rng *rng);
+
+/* Per-batch working memory for forward/backward of a net. */
+typedef struct nn_work
+{
+	int			B;				/* capacity in images */
+	int			train;			/* allocate backward buffers and dropout masks */
+	float	   *act[NN_MAX_LAYERS + 1];	/* act[0] = input (C,B,H,W); act[i+1] = output of layer i */
+	float	   *dact[NN_MAX_LAYERS + 1];	/* gradients of act, same sizes (train) */
+	float	   *col[NN_MAX_LAYERS]; /* conv im2col caches */
+	float	   *dcol;			/* shared conv backward scratch */
+	int32_t    *argmax[NN_MAX_LAYERS];	/* maxpool */
+	float	   *mask[NN_MAX_LAYERS];	/* dropout */
+	float	   *probs;			/* (B,classes) */
+	int32_t    *labels;			/* (B) */
+	size_t		bytes;			/* total allocated */
+} nn_work;
+
+int			nn_work_alloc(nn_work *w, const nn_net *net, int B, int train,
+						  const nn_allocator *a, nn_status *st);
+void		nn_work_free(nn_work *w, const nn_allocator *a);
+/* bytes nn_work_alloc would take */
+size_t		nn_work_bytes(const nn_net *net, int B, int train);
+
+/* seconds spent per phase, accumulated by forward/backward/update */
+typedef struct nn_timing
+{
+	double		forward_s;
+	double		backward_s;
+	double		update_s;
+	double		loss_s;
+	double		layer_fwd_s[NN_MAX_LAYERS];
+	double		layer_bwd_s[NN_MAX_LAYERS];
+	int64_t		batches;
+	int64_t		images;
+} nn_timing;
+
+double		nn_now(void);		/* monotonic seconds */
+
+/*
+ * Forward pass of B images already in w->act[0] (C,B,H,W). Leaves the logits
+ * in w->act[nlayers] (B,classes). rng is used by dropout when train is set
+ * (pass NULL for inference).
+ */
+void		nn_net_forward(const nn_net *net, const float *params, nn_work *w, int B,
+						   int train, nn_rng *rng, nn_timing *t);
+
+/* Softmax + mean cross-entropy over w->act[nlayers] with labels; returns summed loss; counts correct in *correct */
+double		nn_net_loss(const nn_net *net, nn_work *w, const int32_t *labels, int B,
+						int64_t *correct, nn_timing *t);
+
+/*
+ * Backward pass after nn_net_forward + nn_net_loss: accumulates the gradient
+ * of (sum of losses * scale) into grads (same layout as params). Zero grads
+ * first. scale is 1/B for the mean loss.
+ */
+void		nn_net_backward(const nn_net *net, const float *params, float *grads,
+							nn_work *w, int B, float scale, nn_timing *t);
+
+/* Convert B images of uint8 HWC pixels into w->act[0] (C,B,H,W) with normalisation */
+typedef struct nn_norm
+{
+	int32_t		mode;			/* NN_NORM_NONE / MINMAX / ZSCORE */
+	float		mean;			/* zscore: of pixel/255 */
+	float		std;
+} nn_norm;
+
+enum
+{
+	NN_NORM_NONE = 0,
+	NN_NORM_MINMAX = 1,
+	NN_NORM_ZSCORE = 2
+};
+
+void		nn_load_pixels(float *dst, const uint8_t *const *rows, int B,
+						   nn_shape in, const nn_norm *norm);
+
+/* ------------------------------------------------------------- optimizer */
+
+enum
+{
+	NN_OPT_SGD = 0,
+	NN_OPT_MOMENTUM = 1,
+	NN_OPT_ADAM = 2
+};
+
+enum
+{
+	NN_LR_CONSTANT = 0,
+	NN_LR_STEP = 1,				/* lr * gamma^(epoch / step) ... see options */
+	NN_LR_COSINE = 2,			/* cosine decay to 0 over all steps */
+	NN_LR_ONECYCLE = 3			/* linear warm-up 30% to lr, cosine down */
+};
+
+typedef struct nn_optim
+{
+	int32_t		kind;
+	float		lr;
+	float		momentum;		/* momentum: mu; adam: beta1 */
+	float		beta2;
+	float		eps;
+	float		weight_decay;	/* L2 added to the gradient (PyTorch semantics) */
+	int64_t		t;				/* steps taken */
+	float	   *m;				/* moments, same layout as params; NULL for sgd */
+	float	   *v;
+} nn_optim;
+
+/* one step over n params with learning rate lr (the schedule's value) */
+void		nn_optim_step(nn_optim *o, float *params, const float *grads, size_t n, float lr);
+/* learning rate of the schedule at step (0-based) of total_steps */
+float		nn_lr_at(int32_t schedule, float base_lr, int64_t step, int64_t total_steps,
+					 int64_t steps_per_epoch);
+
+#endif							/* MLCNN_NN_H */

@@ -1,0 +1,74 @@
+/*
+ * train.h: buffered training rows and the training loop.
+ *
+ * nn_rows holds rows compactly (one byte per pixel plus an int32 label) in
+ * fixed-size chunks, so that growing never copies. The aggregate appends to
+ * it, parallel workers serialise and merge it, and nn_train() sorts it into
+ * a canonical order before its seeded shuffle, so that the same rows give
+ * the same model whatever order they arrived in.
+ */
+#ifndef MLCNN_TRAIN_H
+#define MLCNN_TRAIN_H
+
+#include "model.h"
+
+#define NN_ROWS_PER_CHUNK 4096
+
+typedef struct nn_rows
+{
+	int32_t		row_bytes;		/* pixels per row (h*w*c) */
+	int64_t		n;				/* rows held */
+	int64_t		skipped;		/* rows with NULL pixels or label */
+	int64_t		nchunks;
+	int64_t		chunk_cap;		/* slots in chunks[] */
+	uint8_t   **chunks;			/* each NN_ROWS_PER_CHUNK * (row_bytes + 4) bytes */
+	size_t		bytes;			/* allocated */
+} nn_rows;
+
+void		nn_rows_init(nn_rows *r, int32_t row_bytes);
+int			nn_rows_append(nn_rows *r, const uint8_t *pixels, int32_t label,
+						   const nn_allocator *a, nn_status *st);
+/* move all rows of src into dst (same row_bytes); src is left empty */
+int			nn_rows_merge(nn_rows *dst, nn_rows *src, const nn_allocator *a, nn_status *st);
+const uint8_t *nn_rows_pixels(const nn_rows *r, int64_t i);
+int32_t		nn_rows_label(const nn_rows *r, int64_t i);
+void		nn_rows_free(nn_rows *r, const nn_allocator *a);
+
+/* serialised size and form: u32 row_bytes, u64 n, u64 skipped, then rows */
+size_t		nn_rows_serial_size(const nn_rows *r);
+void		nn_rows_serialize(const nn_rows *r, uint8_t *buf);
+int			nn_rows_deserialize(nn_rows *r, const uint8_t *buf, size_t len,
+								const nn_allocator *a, nn_status *st);
+
+/* Callbacks from the training loop. Each may longjmp out (PostgreSQL's
+ * CHECK_FOR_INTERRUPTS does); all memory the loop holds comes from the
+ * allocator, so the caller's memory context reclaims it. */
+typedef struct nn_train_hooks
+{
+	void	   *ctx;
+	/* after every batch; nonzero return cancels with NN_ERR_CANCELLED */
+	int			(*on_batch) (void *ctx);
+	/* after every epoch (1-based), with its figures and ETA */
+	void		(*on_epoch) (void *ctx, int32_t epoch, int32_t epochs,
+							 const nn_epoch *e, double images_per_s, double eta_s);
+	/* set the number of BLAS threads (may be NULL) */
+	void		(*set_threads) (void *ctx, int32_t threads);
+} nn_train_hooks;
+
+/*
+ * Train a model on rows with options. If init is given (continue
+ * training), its architecture, input and classes must match the options'
+ * and its parameters are the start. out receives the trained model
+ * (allocated from a). timing, if not NULL, accumulates phase times.
+ */
+int			nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
+					 const nn_model *init, const nn_train_hooks *hooks,
+					 nn_timing *timing, const nn_allocator *a, nn_status *st);
+
+/* bytes of working memory nn_train will take beyond the rows (for budgets) */
+size_t		nn_train_work_bytes(const nn_net *net, const nn_options *opt);
+
+/* square single-channel input inferred from a pixel length, or an error */
+int			nn_infer_input(nn_shape *in, int32_t row_bytes, nn_status *st);
+
+#endif							/* MLCNN_TRAIN_H */

@@ -1,0 +1,18 @@
+/*
+ * mlcnn.c: module entry point. _PG_init calls each part's init function;
+ * hooks are installed last.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+
+#include "mlcnn_pg.h"
+
+PG_MODULE_MAGIC;
+
+/* Load-time set-up: GUCs first, hooks last. */
+void
+_PG_init(void)
+{
+	MlcnnGucInit();
+}
