@@ -148,10 +148,10 @@ void		nn_relu_backward(float *dinp, const float *dout, const float *out, size_t 
 
 /* dense: inp (B,I) -> out (B,N); weight (N,I), bias (N) */
 void		nn_dense_forward(float *out, const float *inp, const float *weight,
-							 const float *bias, int B, int I, int N);
+							 const float *bias, int B, int nin, int nout);
 void		nn_dense_backward(float *dinp, float *dweight, float *dbias,
 							  const float *dout, const float *inp, const float *weight,
-							  int B, int I, int N);
+							  int B, int nin, int nout);
 
 /* dropout (inverted): mask holds 0 or 1/(1-rate); training only */
 void		nn_dropout_forward(float *out, float *mask, const float *inp, size_t n,
@@ -212,6 +212,7 @@ typedef struct nn_work
 {
 	int			B;				/* capacity in images */
 	int			train;			/* allocate backward buffers and dropout masks */
+	int			dropout_active; /* the last forward drew dropout masks */
 	float	   *act[NN_MAX_LAYERS + 1];	/* act[0] = input (C,B,H,W); act[i+1] = output of layer i */
 	float	   *dact[NN_MAX_LAYERS + 1];	/* gradients of act, same sizes (train) */
 	float	   *col[NN_MAX_LAYERS]; /* conv im2col caches */

@@ -28,8 +28,8 @@ typedef struct nn_rows
 void		nn_rows_init(nn_rows *r, int32_t row_bytes);
 int			nn_rows_append(nn_rows *r, const uint8_t *pixels, int32_t label,
 						   const nn_allocator *a, nn_status *st);
-/* move all rows of src into dst (same row_bytes); src is left empty */
-int			nn_rows_merge(nn_rows *dst, nn_rows *src, const nn_allocator *a, nn_status *st);
+/* append all rows of src to dst (same row_bytes); src is unchanged */
+int			nn_rows_merge(nn_rows *dst, const nn_rows *src, const nn_allocator *a, nn_status *st);
 const uint8_t *nn_rows_pixels(const nn_rows *r, int64_t i);
 int32_t		nn_rows_label(const nn_rows *r, int64_t i);
 void		nn_rows_free(nn_rows *r, const nn_allocator *a);

@@ -4,13 +4,21 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
+#include <cblas.h>
+
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "compat.h"
 #include "mlcnn_pg.h"
 
-int			mlcnn_threads = 1;	/* OpenBLAS threads; 0 = all cores */
+int			mlcnn_threads = 1;	/* OpenBLAS threads; 0 = one per core */
+int			mlcnn_max_train_memory_kb = 1024 * 1024;	/* kB; 0 = no limit */
+bool		mlcnn_progress = false; /* NOTICE per epoch */
+
+static int	current_threads = -1;	/* what OpenBLAS was last told */
 
 /* Define the GUCs and reserve the prefix. */
 void
@@ -25,6 +33,26 @@ MlcnnGucInit(void)
 							1, 0, 256,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("mlcnn.max_train_memory",
+							"Largest memory one train_conv2d call may use.",
+							"Counts the buffered rows (one byte per pixel plus a label) and the "
+							"working memory of training (activations of one batch, parameters, "
+							"gradients, optimizer moments). Training that would pass it fails "
+							"early with an error instead of exhausting the server's memory. "
+							"0 means no limit.",
+							&mlcnn_max_train_memory_kb,
+							1024 * 1024, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomBoolVariable("mlcnn.progress",
+							 "Report training progress, one NOTICE per epoch.",
+							 "Each NOTICE gives the epoch, the training loss and accuracy, the "
+							 "validation accuracy when there is a hold-out, seconds, images per "
+							 "second and the estimated time left.",
+							 &mlcnn_progress,
+							 false,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("mlcnn");
 }
 
@@ -32,24 +60,55 @@ MlcnnGucInit(void)
 static void *
 cxt_alloc(void *ctx, size_t size)
 {
-	return MemoryContextAllocExtended((MemoryContext) ctx, size ? size : 1,
-									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+	MlcnnAlloc *m = (MlcnnAlloc *) ctx;
+	void	   *p = MemoryContextAllocExtended(m->cxt, size ? size : 1,
+											   MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+
+	if (p)
+	{
+		m->cur += GetMemoryChunkSpace(p);
+		if (m->cur > m->peak)
+			m->peak = m->cur;
+	}
+	return p;
 }
 
 /* free callback */
 static void
 cxt_free(void *ctx, void *ptr)
 {
+	MlcnnAlloc *m = (MlcnnAlloc *) ctx;
+	Size		sz = GetMemoryChunkSpace(ptr);
+
+	m->cur = m->cur > sz ? m->cur - sz : 0;
 	pfree(ptr);
 }
 
-/* Point a at cxt. */
+/* Point m at cxt, with zero counts. */
 void
-MlcnnAllocatorInit(nn_allocator *a, MemoryContext cxt)
+MlcnnAllocInit(MlcnnAlloc *m, MemoryContext cxt)
 {
-	a->alloc = cxt_alloc;
-	a->free = cxt_free;
-	a->ctx = cxt;
+	m->a.alloc = cxt_alloc;
+	m->a.free = cxt_free;
+	m->a.ctx = m;
+	m->cxt = cxt;
+	m->cur = 0;
+	m->peak = 0;
+}
+
+/* Tell OpenBLAS how many threads to use (0 = the mlcnn.threads setting). */
+void
+MlcnnSetThreads(int threads)
+{
+	int			n = threads > 0 ? threads : mlcnn_threads;
+
+	if (n <= 0)
+		n = openblas_get_num_procs();
+	if (n != current_threads)
+	{
+		openblas_set_num_threads(n);
+		current_threads = n;
+	}
 }
 
 /* Raise st as an ERROR, choosing the SQLSTATE from its code. */

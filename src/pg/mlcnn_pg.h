@@ -6,16 +6,95 @@
 
 #include "postgres.h"
 
-#include "nn.h"
+#include "fmgr.h"
 
-/* guc.c */
+#include "model.h"
+#include "train.h"
+
+/* ------------------------------------------------------------- guc.c */
 extern int	mlcnn_threads;
+extern int	mlcnn_max_train_memory_kb;
+extern bool mlcnn_progress;
 void		MlcnnGucInit(void);
 
 /* raise an nn_status as an ERROR with a fitting SQLSTATE */
 void		MlcnnReportStatus(const nn_status *st) pg_attribute_noreturn();
 
-/* an nn_allocator over the given memory context (huge, no-OOM allocations) */
-void		MlcnnAllocatorInit(nn_allocator *a, MemoryContext cxt);
+/*
+ * An nn_allocator over a memory context (huge, no-OOM allocations) that
+ * also tracks the bytes it holds and their high-water mark.
+ */
+typedef struct MlcnnAlloc
+{
+	nn_allocator a;				/* hand &x.a to the core */
+	MemoryContext cxt;
+	Size		cur;
+	Size		peak;
+} MlcnnAlloc;
+
+void		MlcnnAllocInit(MlcnnAlloc *m, MemoryContext cxt);
+
+/* set the OpenBLAS thread count (0 = the mlcnn.threads setting) */
+void		MlcnnSetThreads(int threads);
+
+/* ------------------------------------------------------------ model_cache.c */
+
+/*
+ * A decoded model kept across calls: per call site in fn_extra, or in an
+ * aggregate's state. The key is the model datum: the TOAST pointer when the
+ * model is stored out of line (no detoasting per row), else its raw bytes.
+ */
+typedef struct MlcnnModel
+{
+	MemoryContext cxt;			/* owns everything below */
+	MlcnnAlloc	alloc;
+	bool		key_external;
+	Size		key_len;
+	char	   *key;			/* toast pointer or raw varlena bytes */
+	Size		blob_bytes;		/* detoasted size of the model */
+	nn_model	model;
+	nn_work		work;			/* inference buffers for `batch` images */
+	int			batch;
+	uint64		generation;		/* bumped at every decode */
+} MlcnnModel;
+
+/* the decoded model for datum d, from *slot or decoded anew into it */
+MlcnnModel *MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch);
+/* the model cached per call site of fcinfo for argument argno */
+MlcnnModel *MlcnnModelForCall(FunctionCallInfo fcinfo, int argno, int batch);
+/* decode a model that is not cached, with allocator a */
+void		MlcnnModelDecode(nn_model *m, bytea *blob, const nn_allocator *a);
+/* a new bytea holding the serialised model */
+bytea	   *MlcnnModelToBytea(const nn_model *m);
+/* check pixel length against the model's input; errors name both lengths */
+void		MlcnnCheckPixels(const nn_model *m, Size len);
+/* run B images (rows) through the cached model; logits in work.act[nlayers] */
+void		MlcnnModelForward(MlcnnModel *mm, const uint8_t *const *rows, int B, nn_timing *t);
+
+/* ------------------------------------------------------------ stats.c */
+
+typedef enum MlcnnFn
+{
+	MLCNN_FN_TRAIN = 0,
+	MLCNN_FN_PREDICT,
+	MLCNN_FN_PREDICT_PROBA,
+	MLCNN_FN_FORWARD_PASS,
+	MLCNN_FN_COMPUTE_GRADIENTS,
+	MLCNN_FN_UPDATE_WEIGHTS,
+	MLCNN_FN_CALCULATE_LOSS,
+	MLCNN_FN_EVALUATE,
+	MLCNN_FN_MODEL_INFO,
+	MLCNN_FN_MODEL_WEIGHTS,
+	MLCNN_FN_LOAD_IDX,
+	MLCNN_NFN
+} MlcnnFn;
+
+/*
+ * Account one unit of work: calls (function calls or aggregate groups),
+ * rows processed, wall seconds, the phase split (may be NULL), epochs, and
+ * the peak bytes of mlcnn's own memory it used.
+ */
+void		MlcnnStatsAdd(MlcnnFn fn, int64 calls, int64 rows, double seconds,
+						  const nn_timing *t, int64 epochs, Size peak_bytes);
 
 #endif

@@ -1,0 +1,180 @@
+/*
+ * nn_bench.c: the core's training speed, without PostgreSQL.
+ *
+ * Trains a network (the reference CNN by default) with nn_train() on IDX
+ * files, or on N synthetic random images when none are given, and prints
+ * seconds per epoch, images per second, achieved GFLOPS and the time of
+ * every layer's forward and backward pass.
+ *
+ *   bench/nn_bench [--images F --labels F] [--rows N] [--epochs E]
+ *                  [--threads T] [--batch B] [--layers SPEC]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "idx.h"
+#include "train.h"
+
+/* multiply-adds of one image's forward pass through layer L */
+static double
+layer_macs(const nn_layer *L)
+{
+	if (L->kind == NN_CONV)
+		return (double) L->out.h * L->out.w * L->units * L->in.c * L->kernel * L->kernel;
+	if (L->kind == NN_DENSE)
+		return (double) L->w_len;
+	return 0;
+}
+
+/* set_threads hook */
+static void
+set_threads(void *ctx, int32_t n)
+{
+	openblas_set_num_threads(n > 0 ? n : 1);
+}
+
+/* progress hook: one line per epoch */
+static void
+on_epoch(void *ctx, int32_t epoch, int32_t epochs, const nn_epoch *e,
+		 double ips, double eta)
+{
+	printf("epoch %d/%d: loss %.4f, accuracy %.4f, %.2f s, %.0f images/s\n",
+		   epoch, epochs, e->loss, e->train_acc, e->seconds, ips);
+	fflush(stdout);
+}
+
+/* Run the benchmark. */
+int
+main(int argc, char **argv)
+{
+	const char *images = NULL,
+			   *labels = NULL,
+			   *layers = NN_REFERENCE_SPEC;
+	long		nrows = 60000;
+	int			epochs = 1,
+				threads = 2,
+				batch = 64;
+	nn_rows		rows;
+	nn_options	opt;
+	nn_model	model;
+	nn_status	st;
+	nn_timing	t;
+	nn_train_hooks hooks = {NULL, NULL, on_epoch, set_threads};
+	const nn_allocator *a = &nn_malloc_allocator;
+	double		t0,
+				secs,
+				macs_fwd = 0,
+				macs_train = 0;
+
+	for (int i = 1; i + 1 < argc; i += 2)
+	{
+		if (!strcmp(argv[i], "--images"))
+			images = argv[i + 1];
+		else if (!strcmp(argv[i], "--labels"))
+			labels = argv[i + 1];
+		else if (!strcmp(argv[i], "--rows"))
+			nrows = atol(argv[i + 1]);
+		else if (!strcmp(argv[i], "--epochs"))
+			epochs = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--threads"))
+			threads = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--batch"))
+			batch = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--layers"))
+			layers = argv[i + 1];
+		else
+		{
+			fprintf(stderr, "usage: %s [--images F --labels F] [--rows N] [--epochs E] [--threads T] [--batch B] [--layers SPEC]\n", argv[0]);
+			return 2;
+		}
+	}
+
+	if (images && labels)
+	{
+		nn_idx		x;
+		uint8_t    *pix;
+		int32_t		label;
+		int			r;
+
+		if (nn_idx_open(&x, images, labels, &st) != NN_OK)
+		{
+			fprintf(stderr, "nn_bench: %s\n", st.msg);
+			return 1;
+		}
+		nn_rows_init(&rows, x.row_bytes);
+		pix = malloc(x.row_bytes);
+		while ((r = nn_idx_next(&x, pix, &label, &st)) == 1 && rows.n < nrows)
+			nn_rows_append(&rows, pix, label, a, &st);
+		nn_idx_close(&x);
+		free(pix);
+		if (r < 0)
+		{
+			fprintf(stderr, "nn_bench: %s\n", st.msg);
+			return 1;
+		}
+	}
+	else
+	{
+		nn_rng		rng;
+		uint8_t		pix[784];
+
+		nn_rng_seed(&rng, 1);
+		nn_rows_init(&rows, 784);
+		for (long i = 0; i < nrows; i++)
+		{
+			for (int k = 0; k < 784; k++)
+				pix[k] = (uint8_t) nn_rng_u32(&rng);
+			nn_rows_append(&rows, pix, (int32_t) nn_rng_below(&rng, 10), a, &st);
+		}
+	}
+
+	nn_options_default(&opt);
+	snprintf(opt.layers, sizeof(opt.layers), "%s", layers);
+	opt.epochs = epochs;
+	opt.batch_size = batch;
+	opt.threads = threads;
+	opt.lr_schedule = NN_LR_CONSTANT;
+	memset(&t, 0, sizeof(t));
+	t0 = nn_now();
+	if (nn_train(&model, &rows, &opt, NULL, &hooks, &t, a, &st) != NN_OK)
+	{
+		fprintf(stderr, "nn_bench: %s\n", st.msg);
+		return 1;
+	}
+	secs = nn_now() - t0;
+
+	for (int i = 0; i < model.net.nlayers; i++)
+	{
+		double		m = layer_macs(&model.net.layers[i]);
+
+		macs_fwd += m;
+		/* backward: weight gradient always, input gradient except the first layer */
+		macs_train += m + (m > 0 ? m : 0) + (m > 0 && i > 0 ? m : 0);
+	}
+	printf("\n%s on %ld images of %dx%dx%d, batch %d, %d thread(s), %d epoch(s)\n",
+		   model.net.spec, (long) rows.n, model.net.input.h, model.net.input.w,
+		   model.net.input.c, batch, threads, epochs);
+	printf("seconds per epoch: %.2f\n", secs / epochs);
+	printf("images per second: %.0f\n", (double) rows.n * epochs / secs);
+	printf("GFLOPS achieved:   %.1f (%.2f M multiply-adds per image forward)\n",
+		   2.0 * macs_train * rows.n * epochs / secs / 1e9, macs_fwd / 1e6);
+	printf("phases (s): forward %.2f, backward %.2f, update %.2f, loss %.2f, other %.2f\n",
+		   t.forward_s, t.backward_s, t.update_s, t.loss_s,
+		   secs - t.forward_s - t.backward_s - t.update_s - t.loss_s);
+	printf("%-4s %-14s %12s %12s\n", "#", "layer", "forward s", "backward s");
+	for (int i = 0; i < model.net.nlayers; i++)
+	{
+		const nn_layer *L = &model.net.layers[i];
+		static const char *names[] = {"", "conv", "maxpool", "relu", "dense", "dropout", "flatten"};
+		char		desc[32];
+
+		snprintf(desc, sizeof(desc), "%s %dx%dx%d", names[L->kind], L->out.h, L->out.w, L->out.c);
+		printf("%-4d %-14s %12.3f %12.3f\n", i, desc, t.layer_fwd_s[i], t.layer_bwd_s[i]);
+	}
+	nn_model_free(&model, a);
+	nn_rows_free(&rows, a);
+	return 0;
+}

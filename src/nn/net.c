@@ -1,0 +1,362 @@
+/*
+ * net.c: a whole network over a mini-batch: working memory, input loading,
+ * forward, loss and backward passes, and weight initialisation.
+ *
+ * The net is a flat list of layers (nn_net from nn_net_build). Activations
+ * act[0..nlayers] are one buffer per layer boundary, sized for the batch
+ * capacity; in training the gradients dact[] mirror them. Backward walks the
+ * list in reverse and skips input gradients that nothing upstream needs
+ * (the first convolution never computes one, which saves its largest gemm).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "nn.h"
+
+/* number of floats one image occupies at boundary i (0 = input) */
+static size_t
+boundary_elems(const nn_net *net, int i)
+{
+	const nn_shape *s = (i == 0) ? &net->input : &net->layers[i - 1].out;
+
+	return (size_t) s->h * s->w * s->c;
+}
+
+/* floats of the im2col buffer of a conv layer for B images; 0 for 1x1 */
+static size_t
+col_elems(const nn_layer *L, int B)
+{
+	if (L->kind != NN_CONV)
+		return 0;
+	if (L->kernel == 1 && L->stride == 1 && L->pad == 0)
+		return 0;
+	return (size_t) L->in.c * L->kernel * L->kernel * B * L->out.h * L->out.w;
+}
+
+/* Does layer i need the gradient of its input (is there a parameter upstream)? */
+static int
+needs_dinp(const nn_net *net, int i)
+{
+	for (int j = 0; j < i; j++)
+		if (net->layers[j].w_len > 0)
+			return 1;
+	return 0;
+}
+
+/* One allocation of n elements of size sz, counted in w->bytes. */
+static void *
+work_take(nn_work *w, const nn_allocator *a, size_t n, size_t sz, int *failed)
+{
+	void	   *p;
+
+	if (n == 0 || *failed)
+		return NULL;
+	p = nn_calloc(a, n, sz);
+	if (p == NULL)
+		*failed = 1;
+	else
+		w->bytes += n * sz;
+	return p;
+}
+
+/* Bytes nn_work_alloc would take. */
+size_t
+nn_work_bytes(const nn_net *net, int B, int train)
+{
+	size_t		total = 0,
+				maxcol = 0;
+
+	for (int i = 0; i <= net->nlayers; i++)
+		total += boundary_elems(net, i) * B * sizeof(float) * (train && i > 0 ? 2 : 1);
+	for (int i = 0; i < net->nlayers; i++)
+	{
+		const nn_layer *L = &net->layers[i];
+		size_t		c = col_elems(L, B);
+
+		total += c * sizeof(float);
+		if (c > maxcol && needs_dinp(net, i))
+			maxcol = c;
+		if (L->kind == NN_MAXPOOL)
+			total += boundary_elems(net, i + 1) * B * sizeof(int32_t);
+		if (L->kind == NN_DROPOUT && train)
+			total += boundary_elems(net, i + 1) * B * sizeof(float);
+	}
+	if (train)
+		total += maxcol * sizeof(float);
+	total += (size_t) B * net->classes * sizeof(float) + (size_t) B * sizeof(int32_t);
+	return total;
+}
+
+/* Allocate the buffers a batch of up to B images needs. */
+int
+nn_work_alloc(nn_work *w, const nn_net *net, int B, int train,
+			  const nn_allocator *a, nn_status *st)
+{
+	int			failed = 0;
+	size_t		maxcol = 0;
+
+	memset(w, 0, sizeof(*w));
+	w->B = B;
+	w->train = train;
+	for (int i = 0; i <= net->nlayers; i++)
+	{
+		w->act[i] = work_take(w, a, boundary_elems(net, i) * B, sizeof(float), &failed);
+		if (train && i > 0)
+			w->dact[i] = work_take(w, a, boundary_elems(net, i) * B, sizeof(float), &failed);
+	}
+	for (int i = 0; i < net->nlayers; i++)
+	{
+		const nn_layer *L = &net->layers[i];
+		size_t		c = col_elems(L, B);
+
+		w->col[i] = work_take(w, a, c, sizeof(float), &failed);
+		if (c > maxcol && needs_dinp(net, i))
+			maxcol = c;
+		if (L->kind == NN_MAXPOOL)
+			w->argmax[i] = work_take(w, a, boundary_elems(net, i + 1) * B, sizeof(int32_t), &failed);
+		if (L->kind == NN_DROPOUT && train)
+			w->mask[i] = work_take(w, a, boundary_elems(net, i + 1) * B, sizeof(float), &failed);
+	}
+	if (train)
+		w->dcol = work_take(w, a, maxcol, sizeof(float), &failed);
+	w->probs = work_take(w, a, (size_t) B * net->classes, sizeof(float), &failed);
+	w->labels = work_take(w, a, (size_t) B, sizeof(int32_t), &failed);
+	if (failed)
+	{
+		nn_work_free(w, a);
+		return nn_fail(st, NN_ERR_NOMEM, "out of memory allocating %zu bytes of working memory for a batch of %d",
+					   nn_work_bytes(net, B, train), B);
+	}
+	return NN_OK;
+}
+
+/* Release every buffer of w. */
+void
+nn_work_free(nn_work *w, const nn_allocator *a)
+{
+	for (int i = 0; i <= NN_MAX_LAYERS; i++)
+	{
+		nn_free(a, w->act[i]);
+		nn_free(a, w->dact[i]);
+	}
+	for (int i = 0; i < NN_MAX_LAYERS; i++)
+	{
+		nn_free(a, w->col[i]);
+		nn_free(a, w->argmax[i]);
+		nn_free(a, w->mask[i]);
+	}
+	nn_free(a, w->dcol);
+	nn_free(a, w->probs);
+	nn_free(a, w->labels);
+	memset(w, 0, sizeof(*w));
+}
+
+/* He-normal weights (std sqrt(2/fan_in)) and zero biases. */
+void
+nn_net_init_params(const nn_net *net, float *params, nn_rng *rng)
+{
+	memset(params, 0, net->nparams * sizeof(float));
+	for (int i = 0; i < net->nlayers; i++)
+	{
+		const nn_layer *L = &net->layers[i];
+		double		fan_in;
+		float		std;
+
+		if (L->w_len == 0)
+			continue;
+		fan_in = (double) L->w_len / L->units;
+		std = (float) sqrt(2.0 / fan_in);
+		for (size_t k = 0; k < L->w_len; k++)
+			params[L->w_off + k] = std * nn_rng_normal(rng);
+	}
+}
+
+/* Convert B images of HWC bytes into (C,B,H,W) floats, normalised. */
+void
+nn_load_pixels(float *dst, const uint8_t *const *rows, int B, nn_shape in,
+			   const nn_norm *norm)
+{
+	float		lut[256];
+	size_t		hw = (size_t) in.h * in.w;
+
+	for (int v = 0; v < 256; v++)
+	{
+		switch (norm->mode)
+		{
+			case NN_NORM_MINMAX:
+				lut[v] = (float) v / 255.0f;
+				break;
+			case NN_NORM_ZSCORE:
+				lut[v] = ((float) v / 255.0f - norm->mean) / norm->std;
+				break;
+			default:
+				lut[v] = (float) v;
+				break;
+		}
+	}
+	for (int b = 0; b < B; b++)
+	{
+		const uint8_t *src = rows[b];
+
+		if (in.c == 1)
+		{
+			float	   *d = dst + (size_t) b * hw;
+
+			for (size_t p = 0; p < hw; p++)
+				d[p] = lut[src[p]];
+			continue;
+		}
+		for (int c = 0; c < in.c; c++)
+		{
+			float	   *d = dst + ((size_t) c * B + b) * hw;
+
+			for (size_t p = 0; p < hw; p++)
+				d[p] = lut[src[p * in.c + c]];
+		}
+	}
+}
+
+/* Forward pass of B images in w->act[0]; logits end in w->act[nlayers]. */
+void
+nn_net_forward(const nn_net *net, const float *params, nn_work *w, int B,
+			   int train, nn_rng *rng, nn_timing *t)
+{
+	double		t0 = nn_now();
+
+	w->dropout_active = train && rng != NULL;
+	for (int i = 0; i < net->nlayers; i++)
+	{
+		const nn_layer *L = &net->layers[i];
+		const float *in = w->act[i];
+		float	   *out = w->act[i + 1];
+		size_t		n = boundary_elems(net, i + 1) * B;
+		double		tl = t ? nn_now() : 0;
+
+		switch (L->kind)
+		{
+			case NN_CONV:
+				nn_conv2d_forward(out, w->col[i], in, params + L->w_off, params + L->b_off, L, B);
+				break;
+			case NN_MAXPOOL:
+				nn_maxpool_forward(out, w->argmax[i], in, L, B);
+				break;
+			case NN_RELU:
+				nn_relu_forward(out, in, n);
+				break;
+			case NN_DENSE:
+				nn_dense_forward(out, in, params + L->w_off, params + L->b_off,
+								 B, L->in.c * L->in.h * L->in.w, L->units);
+				break;
+			case NN_DROPOUT:
+				if (w->dropout_active && w->mask[i] && L->rate > 0)
+					nn_dropout_forward(out, w->mask[i], in, n, L->rate, rng);
+				else
+					memcpy(out, in, n * sizeof(float));
+				break;
+			case NN_FLATTEN:
+				nn_flatten_forward(out, in, B, L->in.c, L->in.h, L->in.w);
+				break;
+		}
+		if (t)
+			t->layer_fwd_s[i] += nn_now() - tl;
+	}
+	if (t)
+		t->forward_s += nn_now() - t0;
+}
+
+/* Softmax cross-entropy of the logits; returns the summed loss, counts hits. */
+double
+nn_net_loss(const nn_net *net, nn_work *w, const int32_t *labels, int B,
+			int64_t *correct, nn_timing *t)
+{
+	double		t0 = nn_now();
+	const float *logits = w->act[net->nlayers];
+	int			K = net->classes;
+	double		loss;
+
+	if (labels != w->labels)
+		memcpy(w->labels, labels, (size_t) B * sizeof(int32_t));
+	loss = nn_softmax_xent_forward(w->probs, logits, labels, B, K);
+
+	if (correct)
+	{
+		for (int b = 0; b < B; b++)
+		{
+			const float *row = logits + (size_t) b * K;
+			int			best = 0;
+
+			for (int k = 1; k < K; k++)
+				if (row[k] > row[best])
+					best = k;
+			if (best == labels[b])
+				(*correct)++;
+		}
+	}
+	if (t)
+		t->loss_s += nn_now() - t0;
+	return loss;
+}
+
+/* Backward pass: grads += d(scale * summed loss)/d(params). */
+void
+nn_net_backward(const nn_net *net, const float *params, float *grads,
+				nn_work *w, int B, float scale, nn_timing *t)
+{
+	double		t0 = nn_now();
+	int			last = net->nlayers;
+
+	memset(w->dact[last], 0, boundary_elems(net, last) * B * sizeof(float));
+	nn_softmax_xent_backward(w->dact[last], w->probs, w->labels, B, net->classes, scale);
+
+	for (int i = net->nlayers - 1; i >= 0; i--)
+	{
+		const nn_layer *L = &net->layers[i];
+		const float *dout = w->dact[i + 1];
+		int			want = (i > 0) && needs_dinp(net, i);
+		float	   *dinp = want ? w->dact[i] : NULL;
+		size_t		nin = boundary_elems(net, i) * B;
+		size_t		nout = boundary_elems(net, i + 1) * B;
+		double		tl = t ? nn_now() : 0;
+
+		if (dinp)
+			memset(dinp, 0, nin * sizeof(float));
+		switch (L->kind)
+		{
+			case NN_CONV:
+				nn_conv2d_backward(dinp, grads + L->w_off, grads + L->b_off, w->dcol, dout,
+								   w->col[i] ? w->col[i] : w->act[i],
+								   params + L->w_off, L, B);
+				break;
+			case NN_MAXPOOL:
+				if (dinp)
+					nn_maxpool_backward(dinp, dout, w->argmax[i], L, B);
+				break;
+			case NN_RELU:
+				if (dinp)
+					nn_relu_backward(dinp, dout, w->act[i + 1], nout);
+				break;
+			case NN_DENSE:
+				nn_dense_backward(dinp, grads + L->w_off, grads + L->b_off, dout, w->act[i],
+								  params + L->w_off, B, L->in.c * L->in.h * L->in.w, L->units);
+				break;
+			case NN_DROPOUT:
+				if (dinp)
+				{
+					if (w->dropout_active && w->mask[i] && L->rate > 0)
+						nn_dropout_backward(dinp, dout, w->mask[i], nout);
+					else
+						for (size_t k = 0; k < nout; k++)
+							dinp[k] += dout[k];
+				}
+				break;
+			case NN_FLATTEN:
+				if (dinp)
+					nn_flatten_backward(dinp, dout, B, L->in.c, L->in.h, L->in.w);
+				break;
+		}
+		if (t)
+			t->layer_bwd_s[i] += nn_now() - tl;
+	}
+	if (t)
+		t->backward_s += nn_now() - t0;
+}

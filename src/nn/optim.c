@@ -1,0 +1,95 @@
+/*
+ * optim.c: the optimizers (sgd, momentum, adam with bias correction, all
+ * with L2 weight decay added to the gradient, as PyTorch does) and the
+ * learning-rate schedules. Parameters, gradients and moments share one
+ * layout, so every step is one flat loop.
+ */
+#include <math.h>
+
+#include "nn.h"
+
+/* One optimizer step over n parameters with learning rate lr. */
+void
+nn_optim_step(nn_optim *o, float *restrict params, const float *restrict grads,
+			  size_t n, float lr)
+{
+	float		wd = o->weight_decay;
+
+	o->t++;
+	switch (o->kind)
+	{
+		case NN_OPT_SGD:
+			for (size_t i = 0; i < n; i++)
+				params[i] -= lr * (grads[i] + wd * params[i]);
+			break;
+		case NN_OPT_MOMENTUM:
+			{
+				float		mu = o->momentum;
+				float	   *restrict m = o->m;
+
+				for (size_t i = 0; i < n; i++)
+				{
+					float		g = grads[i] + wd * params[i];
+
+					m[i] = (o->t == 1) ? g : mu * m[i] + g;
+					params[i] -= lr * m[i];
+				}
+				break;
+			}
+		case NN_OPT_ADAM:
+			{
+				float		b1 = o->momentum,
+							b2 = o->beta2,
+							eps = o->eps;
+				float		bc1 = 1.0f - (float) pow(b1, (double) o->t);
+				float		bc2 = 1.0f - (float) pow(b2, (double) o->t);
+				float		step = lr / bc1;
+				float		rbc2 = 1.0f / sqrtf(bc2);
+				float	   *restrict m = o->m;
+				float	   *restrict v = o->v;
+
+				for (size_t i = 0; i < n; i++)
+				{
+					float		g = grads[i] + wd * params[i];
+
+					m[i] = b1 * m[i] + (1.0f - b1) * g;
+					v[i] = b2 * v[i] + (1.0f - b2) * g * g;
+					params[i] -= step * m[i] / (sqrtf(v[i]) * rbc2 + eps);
+				}
+				break;
+			}
+	}
+}
+
+/*
+ * Learning rate at a step. step: x0.1 at 50% and again at 75% of the steps;
+ * cosine: half a cosine from lr to 0; onecycle: PyTorch's OneCycleLR
+ * defaults (30% cosine warm-up from lr/25 to lr, then cosine down to
+ * lr/25/1e4).
+ */
+float
+nn_lr_at(int32_t schedule, float base_lr, int64_t step, int64_t total_steps,
+		 int64_t steps_per_epoch)
+{
+	double		p = total_steps > 1 ? (double) step / (double) (total_steps - 1) : 0.0;
+
+	switch (schedule)
+	{
+		case NN_LR_STEP:
+			return base_lr * (p >= 0.75 ? 0.01f : p >= 0.5 ? 0.1f : 1.0f);
+		case NN_LR_COSINE:
+			return (float) (base_lr * 0.5 * (1.0 + cos(M_PI * p)));
+		case NN_LR_ONECYCLE:
+			{
+				double		lo = base_lr / 25.0,
+							end = lo / 1e4,
+							up = 0.3;
+
+				if (p < up)
+					return (float) (lo + (base_lr - lo) * 0.5 * (1.0 - cos(M_PI * p / up)));
+				return (float) (end + (base_lr - end) * 0.5 * (1.0 + cos(M_PI * (p - up) / (1.0 - up))));
+			}
+		default:
+			return base_lr;
+	}
+}

@@ -1,0 +1,547 @@
+/*
+ * train.c: buffered rows and the training loop.
+ *
+ * Determinism is designed in, not tested in afterwards: rows are first put
+ * into a canonical order (by pixel bytes, then label), so the order in
+ * which a scan or a set of parallel workers delivered them does not matter;
+ * every random choice (initial weights, hold-out split, epoch shuffles,
+ * dropout masks) comes from its own seeded nn_rng stream; and the loop does
+ * the same floating-point operations in the same order for the same input.
+ * The same rows, options and seed therefore give the same model bytes.
+ *
+ * Pixels stay as bytes (one per pixel) until a batch is assembled, so the
+ * memory of training is the rows plus one batch of activations plus the
+ * parameters with their gradients and optimizer moments.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train.h"
+
+/* --------------------------------------------------------------- rows */
+
+/* bytes one stored row takes: pixels then an int32 label */
+static inline size_t
+row_stride(const nn_rows *r)
+{
+	return (size_t) r->row_bytes + sizeof(int32_t);
+}
+
+/* Start an empty row store for rows of row_bytes pixels. */
+void
+nn_rows_init(nn_rows *r, int32_t row_bytes)
+{
+	memset(r, 0, sizeof(*r));
+	r->row_bytes = row_bytes;
+}
+
+/* Make room for one more chunk pointer. */
+static int
+grow_chunks(nn_rows *r, const nn_allocator *a, nn_status *st)
+{
+	int64_t		cap = r->chunk_cap ? r->chunk_cap * 2 : 16;
+	uint8_t   **c = nn_calloc(a, (size_t) cap, sizeof(uint8_t *));
+
+	if (c == NULL)
+		return nn_fail(st, NN_ERR_NOMEM, "out of memory buffering training rows");
+	if (r->chunks)
+	{
+		memcpy(c, r->chunks, (size_t) r->nchunks * sizeof(uint8_t *));
+		nn_free(a, r->chunks);
+	}
+	r->bytes += (size_t) (cap - r->chunk_cap) * sizeof(uint8_t *);
+	r->chunks = c;
+	r->chunk_cap = cap;
+	return NN_OK;
+}
+
+/* Append one row. */
+int
+nn_rows_append(nn_rows *r, const uint8_t *pixels, int32_t label,
+			   const nn_allocator *a, nn_status *st)
+{
+	int64_t		slot = r->n % NN_ROWS_PER_CHUNK;
+	uint8_t    *dst;
+
+	if (slot == 0 && r->n / NN_ROWS_PER_CHUNK >= r->nchunks)
+	{
+		size_t		bytes = NN_ROWS_PER_CHUNK * row_stride(r);
+
+		if (r->nchunks == r->chunk_cap && grow_chunks(r, a, st) != NN_OK)
+			return st->code;
+		r->chunks[r->nchunks] = nn_alloc(a, bytes);
+		if (r->chunks[r->nchunks] == NULL)
+			return nn_fail(st, NN_ERR_NOMEM, "out of memory buffering %lld training rows",
+						   (long long) r->n + 1);
+		r->nchunks++;
+		r->bytes += bytes;
+	}
+	dst = r->chunks[r->n / NN_ROWS_PER_CHUNK] + (size_t) slot * row_stride(r);
+	memcpy(dst, pixels, (size_t) r->row_bytes);
+	memcpy(dst + r->row_bytes, &label, sizeof(int32_t));
+	r->n++;
+	return NN_OK;
+}
+
+/* Pixels of row i. */
+const uint8_t *
+nn_rows_pixels(const nn_rows *r, int64_t i)
+{
+	return r->chunks[i / NN_ROWS_PER_CHUNK] + (size_t) (i % NN_ROWS_PER_CHUNK) * row_stride(r);
+}
+
+/* Label of row i. */
+int32_t
+nn_rows_label(const nn_rows *r, int64_t i)
+{
+	int32_t		label;
+
+	memcpy(&label, nn_rows_pixels(r, i) + r->row_bytes, sizeof(int32_t));
+	return label;
+}
+
+/* Append every row of src to dst; src is left as it was (its owner frees it). */
+int
+nn_rows_merge(nn_rows *dst, const nn_rows *src, const nn_allocator *a, nn_status *st)
+{
+	if (src->n > 0 && dst->n > 0 && src->row_bytes != dst->row_bytes)
+		return nn_fail(st, NN_ERR_SHAPE, "pixels have %d bytes in one row but %d in another",
+					   src->row_bytes, dst->row_bytes);
+	if (dst->n == 0 && src->n > 0)
+		dst->row_bytes = src->row_bytes;
+	for (int64_t i = 0; i < src->n; i++)
+		if (nn_rows_append(dst, nn_rows_pixels(src, i), nn_rows_label(src, i), a, st) != NN_OK)
+			return st->code;
+	dst->skipped += src->skipped;
+	return NN_OK;
+}
+
+/* Release the row store. */
+void
+nn_rows_free(nn_rows *r, const nn_allocator *a)
+{
+	for (int64_t i = 0; i < r->nchunks; i++)
+		nn_free(a, r->chunks[i]);
+	nn_free(a, r->chunks);
+	r->chunks = NULL;
+	r->nchunks = r->chunk_cap = 0;
+	r->n = 0;
+	r->bytes = 0;
+}
+
+/* Serialised size: header then the rows back to back. */
+size_t
+nn_rows_serial_size(const nn_rows *r)
+{
+	return 20 + (size_t) r->n * row_stride(r);
+}
+
+/* Serialise (little-endian host layout for labels; checked on read). */
+void
+nn_rows_serialize(const nn_rows *r, uint8_t *buf)
+{
+	uint32_t	rb = (uint32_t) r->row_bytes;
+	uint64_t	n = (uint64_t) r->n,
+				sk = (uint64_t) r->skipped;
+	size_t		stride = row_stride(r);
+
+	memcpy(buf, &rb, 4);
+	memcpy(buf + 4, &n, 8);
+	memcpy(buf + 12, &sk, 8);
+	buf += 20;
+	for (int64_t c = 0; c < r->nchunks; c++)
+	{
+		int64_t		rows = r->n - c * NN_ROWS_PER_CHUNK;
+
+		if (rows > NN_ROWS_PER_CHUNK)
+			rows = NN_ROWS_PER_CHUNK;
+		memcpy(buf, r->chunks[c], (size_t) rows * stride);
+		buf += (size_t) rows * stride;
+	}
+}
+
+/* Rebuild a row store from nn_rows_serialize output, checking every length. */
+int
+nn_rows_deserialize(nn_rows *r, const uint8_t *buf, size_t len,
+					const nn_allocator *a, nn_status *st)
+{
+	uint32_t	rb;
+	uint64_t	n,
+				sk;
+
+	if (len < 20)
+		return nn_fail(st, NN_ERR_CORRUPT, "deserialized training state is truncated");
+	memcpy(&rb, buf, 4);
+	memcpy(&n, buf + 4, 8);
+	memcpy(&sk, buf + 12, 8);
+	if (rb > (1u << 24) || sk > (uint64_t) INT64_MAX ||
+		n > (len - 20) / ((uint64_t) rb + 4) || (len - 20) != n * ((uint64_t) rb + 4))
+		return nn_fail(st, NN_ERR_CORRUPT, "deserialized training state is truncated or corrupt");
+	nn_rows_init(r, (int32_t) rb);
+	r->skipped = (int64_t) sk;
+	buf += 20;
+	for (uint64_t i = 0; i < n; i++)
+	{
+		int32_t		label;
+
+		memcpy(&label, buf + rb, 4);
+		if (nn_rows_append(r, buf, label, a, st) != NN_OK)
+			return st->code;
+		buf += rb + 4;
+	}
+	return NN_OK;
+}
+
+/* --------------------------------------------------------------- sorting */
+
+/* qsort_r is not portable; the comparator's context lives here. */
+static const nn_rows *sort_rows;
+
+/* Canonical order: pixel bytes, then label, then position (total order). */
+static int
+cmp_rows(const void *pa, const void *pb)
+{
+	int64_t		a = *(const int64_t *) pa,
+				b = *(const int64_t *) pb;
+	int			c = memcmp(nn_rows_pixels(sort_rows, a), nn_rows_pixels(sort_rows, b),
+						   (size_t) sort_rows->row_bytes);
+
+	if (c != 0)
+		return c;
+	if (nn_rows_label(sort_rows, a) != nn_rows_label(sort_rows, b))
+		return nn_rows_label(sort_rows, a) < nn_rows_label(sort_rows, b) ? -1 : 1;
+	return (a > b) - (a < b);
+}
+
+/* Fisher-Yates shuffle of idx[0..n) from rng. */
+static void
+shuffle(int64_t *idx, int64_t n, nn_rng *rng)
+{
+	for (int64_t i = n - 1; i > 0; i--)
+	{
+		int64_t		j = (int64_t) nn_rng_below(rng, (uint32_t) (i + 1));
+		int64_t		t = idx[i];
+
+		idx[i] = idx[j];
+		idx[j] = t;
+	}
+}
+
+/* --------------------------------------------------------------- training */
+
+/* Bytes of working memory nn_train takes beyond the rows. */
+size_t
+nn_train_work_bytes(const nn_net *net, const nn_options *opt)
+{
+	/* params, grads, two moments (out model params counted too) */
+	return nn_work_bytes(net, opt->batch_size, 1) + 5 * net->nparams * sizeof(float);
+}
+
+/* Everything nn_train allocates, so one cleanup frees it. */
+typedef struct train_mem
+{
+	nn_work		w;
+	int64_t    *idx;
+	float	   *grads;
+	float	   *m;
+	float	   *v;
+	const uint8_t **batch;
+} train_mem;
+
+/* free a train_mem */
+static void
+train_mem_free(train_mem *tm, const nn_allocator *a)
+{
+	nn_work_free(&tm->w, a);
+	nn_free(a, tm->idx);
+	nn_free(a, tm->grads);
+	nn_free(a, tm->m);
+	nn_free(a, tm->v);
+	nn_free(a, tm->batch);
+}
+
+/* z-score statistics of pixel/255 over the given rows (double sums, fixed order) */
+static void
+zscore_stats(nn_norm *norm, const nn_rows *rows, const int64_t *idx, int64_t n)
+{
+	double		sum = 0,
+				sq = 0,
+				count = (double) n * rows->row_bytes;
+
+	for (int64_t i = 0; i < n; i++)
+	{
+		const uint8_t *p = nn_rows_pixels(rows, idx[i]);
+		uint64_t	s = 0,
+					q = 0;
+
+		for (int32_t k = 0; k < rows->row_bytes; k++)
+		{
+			s += p[k];
+			q += (uint64_t) p[k] * p[k];
+		}
+		sum += (double) s;
+		sq += (double) q;
+	}
+	sum /= 255.0;
+	sq /= 255.0 * 255.0;
+	norm->mode = NN_NORM_ZSCORE;
+	norm->mean = (float) (sum / count);
+	norm->std = (float) sqrt(fmax(sq / count - (sum / count) * (sum / count), 0.0));
+	if (!(norm->std > 1e-6f))
+		norm->std = 1.0f;
+}
+
+/* Accuracy of params over idx[0..n) rows, inference mode. */
+static double
+accuracy(const nn_net *net, const float *params, const nn_norm *norm, nn_work *w,
+		 const nn_rows *rows, const int64_t *idx, int64_t n, const uint8_t **batch,
+		 const nn_train_hooks *hooks)
+{
+	int64_t		correct = 0;
+
+	for (int64_t s = 0; s < n; s += w->B)
+	{
+		int			B = (int) ((n - s) < w->B ? (n - s) : w->B);
+
+		for (int b = 0; b < B; b++)
+		{
+			batch[b] = nn_rows_pixels(rows, idx[s + b]);
+			w->labels[b] = nn_rows_label(rows, idx[s + b]);
+		}
+		nn_load_pixels(w->act[0], batch, B, net->input, norm);
+		nn_net_forward(net, params, w, B, 0, NULL, NULL);
+		nn_net_loss(net, w, w->labels, B, &correct, NULL);
+		if (hooks && hooks->on_batch && hooks->on_batch(hooks->ctx))
+			return NAN;
+	}
+	return n ? (double) correct / (double) n : NAN;
+}
+
+/* Train a model on rows with opt (see train.h). */
+int
+nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
+		 const nn_model *init, const nn_train_hooks *hooks,
+		 nn_timing *timing, const nn_allocator *a, nn_status *st)
+{
+	train_mem	tm;
+	nn_net		net;
+	nn_shape	in;
+	char		spec[NN_MAX_SPEC];
+	int64_t		n = rows->n,
+				nval,
+				ntrain,
+				steps_per_epoch,
+				total_steps,
+				step = 0;
+	nn_rng		rng_init,
+				rng_split,
+				rng_shuffle,
+				rng_drop;
+	nn_optim	optim;
+	double		t_start = nn_now();
+	int			B = opt->batch_size;
+
+	memset(&tm, 0, sizeof(tm));
+	memset(out, 0, sizeof(*out));
+
+	/* the network */
+	if (n == 0)
+		return nn_fail(st, NN_ERR_INVALID, "no training rows: every row was NULL or the input was empty");
+	if (opt->input.h > 0)
+	{
+		in = opt->input;
+		if ((int64_t) in.h * in.w * in.c != rows->row_bytes)
+			return nn_fail(st, NN_ERR_SHAPE, "pixels have %d bytes but input [%d, %d, %d] needs %lld",
+						   rows->row_bytes, in.h, in.w, in.c, (long long) in.h * in.w * in.c);
+	}
+	else if (nn_infer_input(&in, rows->row_bytes, st) != NN_OK)
+		return st->code;
+	nn_options_spec(opt, spec, sizeof(spec));
+	if (nn_net_build(&net, spec, in, opt->classes, st) != NN_OK)
+		return st->code;
+	if (init)
+	{
+		if (init->kind != NN_BLOB_MODEL)
+			return nn_fail(st, NN_ERR_INVALID, "the initial model is a gradient blob, not a model");
+		if (strcmp(init->net.spec, net.spec) != 0 ||
+			init->net.input.h != in.h || init->net.input.w != in.w || init->net.input.c != in.c ||
+			init->net.classes != net.classes)
+			return nn_fail(st, NN_ERR_SHAPE,
+						   "the initial model's architecture (%s on %dx%dx%d, %d classes) differs from the options' (%s on %dx%dx%d, %d classes)",
+						   init->net.spec, init->net.input.h, init->net.input.w, init->net.input.c,
+						   init->net.classes, net.spec, in.h, in.w, in.c, net.classes);
+	}
+
+	/* the split */
+	nval = (int64_t) floor((double) n * opt->validation_fraction);
+	ntrain = n - nval;
+	if (ntrain < 1)
+		return nn_fail(st, NN_ERR_INVALID, "validation_fraction %g leaves no training rows of %lld",
+					   opt->validation_fraction, (long long) n);
+	if (B > ntrain)
+		return nn_fail(st, NN_ERR_INVALID, "batch_size %d is larger than the %lld training rows",
+					   B, (long long) ntrain);
+	steps_per_epoch = (ntrain + B - 1) / B;
+	total_steps = steps_per_epoch * opt->epochs;
+
+	/* memory */
+	if (nn_work_alloc(&tm.w, &net, B, 1, a, st) != NN_OK)
+		return st->code;
+	tm.idx = nn_calloc(a, (size_t) n, sizeof(int64_t));
+	tm.grads = nn_calloc(a, net.nparams, sizeof(float));
+	tm.batch = nn_calloc(a, (size_t) B, sizeof(uint8_t *));
+	out->params = nn_calloc(a, net.nparams, sizeof(float));
+	out->history = nn_calloc(a, (size_t) opt->epochs, sizeof(nn_epoch));
+	if (opt->optimizer != NN_OPT_SGD)
+		tm.m = nn_calloc(a, net.nparams, sizeof(float));
+	if (opt->optimizer == NN_OPT_ADAM)
+		tm.v = nn_calloc(a, net.nparams, sizeof(float));
+	if (!tm.idx || !tm.grads || !tm.batch || !out->params || !out->history ||
+		(opt->optimizer != NN_OPT_SGD && !tm.m) || (opt->optimizer == NN_OPT_ADAM && !tm.v))
+	{
+		nn_fail(st, NN_ERR_NOMEM, "out of memory setting up training of %zu parameters", net.nparams);
+		goto fail;
+	}
+
+	/* canonical order, then the seeded split */
+	for (int64_t i = 0; i < n; i++)
+		tm.idx[i] = i;
+	sort_rows = rows;
+	qsort(tm.idx, (size_t) n, sizeof(int64_t), cmp_rows);
+	sort_rows = NULL;
+	nn_rng_seed(&rng_init, opt->seed);
+	nn_rng_seed(&rng_split, opt->seed ^ 0x5bd1e9955bd1e995ULL);
+	nn_rng_seed(&rng_shuffle, opt->seed ^ 0x9e3779b97f4a7c15ULL);
+	nn_rng_seed(&rng_drop, opt->seed ^ 0xc2b2ae3d27d4eb4fULL);
+	if (nval > 0)
+		shuffle(tm.idx, n, &rng_split);
+	/* validation rows are idx[0..nval), training rows idx[nval..n) */
+
+	/* model, normalisation, parameters */
+	out->kind = NN_BLOB_MODEL;
+	out->net = net;
+	out->options = *opt;
+	snprintf(out->options.layers, sizeof(out->options.layers), "%s", net.spec);
+	out->options.input = in;
+	if (init)
+	{
+		out->norm = init->norm;
+		memcpy(out->params, init->params, net.nparams * sizeof(float));
+	}
+	else
+	{
+		out->norm.mode = opt->normalize;
+		out->norm.mean = 0;
+		out->norm.std = 1;
+		if (opt->normalize == NN_NORM_ZSCORE)
+			zscore_stats(&out->norm, rows, tm.idx + nval, ntrain);
+		nn_net_init_params(&net, out->params, &rng_init);
+	}
+	out->options.normalize = out->norm.mode;
+	out->rows_trained = n;
+	out->rows_skipped = rows->skipped;
+
+	memset(&optim, 0, sizeof(optim));
+	optim.kind = opt->optimizer;
+	optim.lr = opt->learning_rate;
+	optim.momentum = opt->optimizer == NN_OPT_ADAM ? 0.9f : opt->momentum;
+	optim.beta2 = 0.999f;
+	optim.eps = 1e-8f;
+	optim.weight_decay = opt->weight_decay;
+	optim.m = tm.m;
+	optim.v = tm.v;
+
+	if (hooks && hooks->set_threads)
+		hooks->set_threads(hooks->ctx, opt->threads);
+
+	for (int32_t epoch = 0; epoch < opt->epochs; epoch++)
+	{
+		double		t_epoch = nn_now(),
+					loss_sum = 0,
+					secs;
+		int64_t		correct = 0;
+		int64_t    *train_idx = tm.idx + nval;
+		nn_epoch   *e = &out->history[epoch];
+
+		shuffle(train_idx, ntrain, &rng_shuffle);
+		for (int64_t s = 0; s < ntrain; s += B)
+		{
+			int			b_n = (int) ((ntrain - s) < B ? (ntrain - s) : B);
+			float		lr = nn_lr_at(opt->lr_schedule, opt->learning_rate, step, total_steps,
+									  steps_per_epoch);
+			double		t_upd;
+
+			for (int b = 0; b < b_n; b++)
+			{
+				tm.batch[b] = nn_rows_pixels(rows, train_idx[s + b]);
+				tm.w.labels[b] = nn_rows_label(rows, train_idx[s + b]);
+			}
+			nn_load_pixels(tm.w.act[0], tm.batch, b_n, in, &out->norm);
+			nn_net_forward(&net, out->params, &tm.w, b_n, 1, &rng_drop, timing);
+			loss_sum += nn_net_loss(&net, &tm.w, tm.w.labels, b_n, &correct, timing);
+			memset(tm.grads, 0, net.nparams * sizeof(float));
+			nn_net_backward(&net, out->params, tm.grads, &tm.w, b_n, 1.0f / (float) b_n, timing);
+			t_upd = nn_now();
+			nn_optim_step(&optim, out->params, tm.grads, net.nparams, lr);
+			if (timing)
+			{
+				timing->update_s += nn_now() - t_upd;
+				timing->batches++;
+				timing->images += b_n;
+			}
+			step++;
+			if (hooks && hooks->on_batch && hooks->on_batch(hooks->ctx))
+			{
+				nn_fail(st, NN_ERR_CANCELLED, "training was cancelled");
+				goto fail;
+			}
+		}
+		if (!isfinite(loss_sum))
+		{
+			nn_fail(st, NN_ERR_DATA,
+					"training diverged in epoch %d: the loss is not finite; lower the learning_rate",
+					epoch + 1);
+			goto fail;
+		}
+		e->loss = (float) (loss_sum / (double) ntrain);
+		e->train_acc = (float) ((double) correct / (double) ntrain);
+		e->val_acc = NAN;
+		if (nval > 0)
+		{
+			e->val_acc = (float) accuracy(&net, out->params, &out->norm, &tm.w, rows,
+										  tm.idx, nval, tm.batch, hooks);
+			if (isnan(e->val_acc))
+			{
+				nn_fail(st, NN_ERR_CANCELLED, "training was cancelled");
+				goto fail;
+			}
+		}
+		secs = nn_now() - t_epoch;
+		e->seconds = opt->record_times ? (float) secs : 0.0f;
+		out->nepochs = epoch + 1;
+		if (hooks && hooks->on_epoch)
+		{
+			double		elapsed = nn_now() - t_start;
+
+			hooks->on_epoch(hooks->ctx, epoch + 1, opt->epochs, e,
+							(double) ntrain / (secs > 0 ? secs : 1e-9),
+							elapsed / (epoch + 1) * (opt->epochs - epoch - 1));
+		}
+	}
+	out->train_seconds = opt->record_times ? nn_now() - t_start : 0.0;
+	if (!opt->record_times)
+		for (int i = 0; i < out->nepochs; i++)
+			out->history[i].seconds = 0;
+	train_mem_free(&tm, a);
+	return NN_OK;
+
+fail:
+	train_mem_free(&tm, a);
+	nn_free(a, out->params);
+	nn_free(a, out->history);
+	out->params = NULL;
+	out->history = NULL;
+	return st->code;
+}

@@ -1,0 +1,137 @@
+/*
+ * predict.c: the per-row inference functions: predict, predict_proba,
+ * forward_pass and calculate_loss. Each reuses the model decoded for its
+ * call site (model_cache.c), so its per-row cost is one forward pass.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "compat.h"
+#include "mlcnn_pg.h"
+
+PG_FUNCTION_INFO_V1(predict);
+PG_FUNCTION_INFO_V1(predict_proba);
+PG_FUNCTION_INFO_V1(forward_pass);
+PG_FUNCTION_INFO_V1(calculate_loss);
+
+/* Run one row through the model of argument 0; returns the logits. */
+static const float *
+forward_one(FunctionCallInfo fcinfo, MlcnnModel **out, nn_timing *t)
+{
+	bytea	   *pixels = PG_GETARG_BYTEA_PP(1);
+	MlcnnModel *mm = MlcnnModelForCall(fcinfo, 0, 1);
+	const uint8_t *row = (const uint8_t *) VARDATA_ANY(pixels);
+
+	MlcnnCheckPixels(&mm->model, VARSIZE_ANY_EXHDR(pixels));
+	MlcnnModelForward(mm, &row, 1, t);
+	*out = mm;
+	return mm->work.act[mm->model.net.nlayers];
+}
+
+/* A real[] of n floats. */
+static ArrayType *
+float_array(const float *v, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * n);
+
+	for (int i = 0; i < n; i++)
+		d[i] = Float4GetDatum(v[i]);
+	return construct_array(d, n, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT);
+}
+
+/* softmax of logits into probs (stable) */
+static void
+softmax(float *probs, const float *logits, int K)
+{
+	float		max = logits[0];
+	double		sum = 0;
+
+	for (int k = 1; k < K; k++)
+		if (logits[k] > max)
+			max = logits[k];
+	for (int k = 0; k < K; k++)
+	{
+		probs[k] = expf(logits[k] - max);
+		sum += probs[k];
+	}
+	for (int k = 0; k < K; k++)
+		probs[k] = (float) (probs[k] / sum);
+}
+
+/* predict(model, pixels): the class with the largest logit. */
+Datum
+predict(PG_FUNCTION_ARGS)
+{
+	double		t0 = nn_now();
+	nn_timing	t = {0};
+	MlcnnModel *mm;
+	const float *logits = forward_one(fcinfo, &mm, &t);
+	int			best = 0;
+
+	for (int k = 1; k < mm->model.net.classes; k++)
+		if (logits[k] > logits[best])
+			best = k;
+	MlcnnStatsAdd(MLCNN_FN_PREDICT, 1, 1, nn_now() - t0, &t, 0, mm->work.bytes);
+	PG_RETURN_INT32(best);
+}
+
+/* predict_proba(model, pixels): softmax probabilities per class. */
+Datum
+predict_proba(PG_FUNCTION_ARGS)
+{
+	double		t0 = nn_now();
+	nn_timing	t = {0};
+	MlcnnModel *mm;
+	const float *logits = forward_one(fcinfo, &mm, &t);
+	int			K = mm->model.net.classes;
+	float	   *probs = palloc(sizeof(float) * K);
+	ArrayType  *result;
+
+	softmax(probs, logits, K);
+	result = float_array(probs, K);
+	MlcnnStatsAdd(MLCNN_FN_PREDICT_PROBA, 1, 1, nn_now() - t0, &t, 0, mm->work.bytes);
+	PG_RETURN_ARRAYTYPE_P(result);
+}
+
+/* forward_pass(model, pixels): the output logits, before softmax. */
+Datum
+forward_pass(PG_FUNCTION_ARGS)
+{
+	double		t0 = nn_now();
+	nn_timing	t = {0};
+	MlcnnModel *mm;
+	const float *logits = forward_one(fcinfo, &mm, &t);
+	ArrayType  *result = float_array(logits, mm->model.net.classes);
+
+	MlcnnStatsAdd(MLCNN_FN_FORWARD_PASS, 1, 1, nn_now() - t0, &t, 0, mm->work.bytes);
+	PG_RETURN_ARRAYTYPE_P(result);
+}
+
+/* calculate_loss(model, pixels, label): cross-entropy of one row. */
+Datum
+calculate_loss(PG_FUNCTION_ARGS)
+{
+	double		t0 = nn_now();
+	nn_timing	t = {0};
+	int32		label = PG_GETARG_INT32(2);
+	MlcnnModel *mm;
+	const float *logits;
+	double		loss;
+
+	/* the model is decoded before the label check so the class count is known */
+	logits = forward_one(fcinfo, &mm, &t);
+	if (label < 0 || label >= mm->model.net.classes)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("label %d is outside the model's classes 0..%d",
+						label, mm->model.net.classes - 1)));
+	(void) logits;
+	loss = nn_net_loss(&mm->model.net, &mm->work, &label, 1, NULL, &t);
+	MlcnnStatsAdd(MLCNN_FN_CALCULATE_LOSS, 1, 1, nn_now() - t0, &t, 0, mm->work.bytes);
+	PG_RETURN_FLOAT8(loss);
+}

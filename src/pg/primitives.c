@@ -1,0 +1,441 @@
+/*
+ * primitives.c: the building blocks exposed to SQL — compute_gradients
+ * (aggregate), update_weights, evaluate (aggregate), model_info and
+ * model_weights. With them a training loop can be written in PL/pgSQL; the
+ * train_conv2d aggregate is the fast path that does the same inside C.
+ *
+ * The two aggregates push rows through the network in batches of
+ * AGG_BATCH, copying each row's pixels into a batch buffer, because one
+ * forward pass over 64 images costs far less than 64 passes over one.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "compat.h"
+#include "mlcnn_pg.h"
+
+PG_FUNCTION_INFO_V1(mlcnn_gradients_transfn);
+PG_FUNCTION_INFO_V1(mlcnn_gradients_finalfn);
+PG_FUNCTION_INFO_V1(mlcnn_evaluate_transfn);
+PG_FUNCTION_INFO_V1(mlcnn_evaluate_finalfn);
+PG_FUNCTION_INFO_V1(update_weights);
+PG_FUNCTION_INFO_V1(model_info);
+PG_FUNCTION_INFO_V1(model_weights);
+
+#define AGG_BATCH 64
+
+/* State shared by compute_gradients and evaluate. */
+typedef struct BatchState
+{
+	MemoryContext cxt;
+	MlcnnAlloc	alloc;
+	MlcnnModel *mm;				/* the model, decoded once */
+	uint64		generation;		/* mm->generation when first seen */
+	int			nb;				/* rows waiting in the batch */
+	uint8	   *pix;			/* AGG_BATCH * row_bytes */
+	const uint8_t *rows[AGG_BATCH];
+	int32		labels[AGG_BATCH];
+	int64		n;				/* rows processed */
+	int64		skipped;		/* NULL pixels or label */
+	nn_timing	t;
+	double		seconds;
+	/* compute_gradients */
+	nn_work		work;			/* training buffers */
+	float	   *grads;			/* summed gradients */
+	/* evaluate */
+	int64		correct;
+	double		loss;
+	int64	   *confusion;		/* classes x classes, [true][predicted] */
+} BatchState;
+
+/* Get or create the state, decode the model (arg 1), and check it is the same. */
+static BatchState *
+batch_state(FunctionCallInfo fcinfo, bool gradients)
+{
+	MemoryContext aggcxt,
+				old;
+	BatchState *s;
+	MlcnnModel *mm;
+	int			K;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "mlcnn aggregate function called in non-aggregate context");
+	if (!PG_ARGISNULL(0))
+		s = (BatchState *) PG_GETARG_POINTER(0);
+	else
+	{
+		s = MemoryContextAllocZero(aggcxt, sizeof(BatchState));
+		s->cxt = AllocSetContextCreate(aggcxt, "mlcnn batch state", ALLOCSET_DEFAULT_SIZES);
+		MlcnnAllocInit(&s->alloc, s->cxt);
+	}
+	if (PG_ARGISNULL(1))
+		return s;
+	mm = MlcnnModelGet(&s->mm, s->cxt, PG_GETARG_DATUM(1), AGG_BATCH);
+	if (s->pix == NULL)
+	{
+		nn_status	st;
+		const nn_net *net = &mm->model.net;
+
+		s->generation = mm->generation;
+		K = net->classes;
+		old = MemoryContextSwitchTo(s->cxt);
+		s->pix = palloc((Size) AGG_BATCH * net->input.h * net->input.w * net->input.c);
+		if (gradients)
+		{
+			s->grads = palloc0(sizeof(float) * net->nparams);
+			if (nn_work_alloc(&s->work, net, AGG_BATCH, 1, &s->alloc.a, &st) != NN_OK)
+				MlcnnReportStatus(&st);
+		}
+		else
+			s->confusion = palloc0(sizeof(int64) * K * K);
+		MemoryContextSwitchTo(old);
+	}
+	else if (mm->generation != s->generation)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the model must be the same for every row of one aggregate call")));
+	return s;
+}
+
+/* Queue one row (pixels arg 2, label arg 3); returns true when the batch is full. */
+static bool
+queue_row(FunctionCallInfo fcinfo, BatchState *s)
+{
+	bytea	   *pixels;
+	int32		label;
+	const nn_net *net;
+	Size		rb;
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+	{
+		s->skipped++;
+		return false;
+	}
+	net = &s->mm->model.net;
+	pixels = PG_GETARG_BYTEA_PP(2);
+	label = PG_GETARG_INT32(3);
+	MlcnnCheckPixels(&s->mm->model, VARSIZE_ANY_EXHDR(pixels));
+	if (label < 0 || label >= net->classes)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("label %d is outside the model's classes 0..%d", label, net->classes - 1)));
+	rb = VARSIZE_ANY_EXHDR(pixels);
+	memcpy(s->pix + s->nb * rb, VARDATA_ANY(pixels), rb);
+	s->rows[s->nb] = s->pix + s->nb * rb;
+	s->labels[s->nb] = label;
+	s->nb++;
+	return s->nb == AGG_BATCH;
+}
+
+/* Run the queued rows: gradients accumulate, or evaluation counts. */
+static void
+flush(BatchState *s, bool gradients)
+{
+	MlcnnModel *mm = s->mm;
+	const nn_net *net;
+	int			B = s->nb;
+	double		t0 = nn_now();
+
+	if (B == 0)
+		return;
+	net = &mm->model.net;
+	MlcnnSetThreads(0);
+	if (gradients)
+	{
+		nn_load_pixels(s->work.act[0], s->rows, B, net->input, &mm->model.norm);
+		nn_net_forward(net, mm->model.params, &s->work, B, 0, NULL, &s->t);
+		nn_net_loss(net, &s->work, s->labels, B, NULL, &s->t);
+		nn_net_backward(net, mm->model.params, s->grads, &s->work, B, 1.0f, &s->t);
+	}
+	else
+	{
+		const float *logits;
+		int			K = net->classes;
+
+		MlcnnModelForward(mm, s->rows, B, &s->t);
+		s->loss += nn_net_loss(net, &mm->work, s->labels, B, &s->correct, &s->t);
+		logits = mm->work.act[net->nlayers];
+		for (int b = 0; b < B; b++)
+		{
+			const float *row = logits + (Size) b * K;
+			int			best = 0;
+
+			for (int k = 1; k < K; k++)
+				if (row[k] > row[best])
+					best = k;
+			s->confusion[s->labels[b] * K + best]++;
+		}
+	}
+	s->n += B;
+	s->nb = 0;
+	s->t.batches++;
+	s->t.images += B;
+	s->seconds += nn_now() - t0;
+}
+
+/* compute_gradients transition: queue the row, run a full batch. */
+Datum
+mlcnn_gradients_transfn(PG_FUNCTION_ARGS)
+{
+	BatchState *s = batch_state(fcinfo, true);
+
+	if (queue_row(fcinfo, s))
+		flush(s, true);
+	PG_RETURN_POINTER(s);
+}
+
+/* compute_gradients final: the mean gradient as a gradient blob. */
+Datum
+mlcnn_gradients_finalfn(PG_FUNCTION_ARGS)
+{
+	BatchState *s;
+	nn_model	g;
+	bytea	   *out;
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		elog(ERROR, "mlcnn_gradients_finalfn called in non-aggregate context");
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	s = (BatchState *) PG_GETARG_POINTER(0);
+	if (s->mm == NULL)
+		PG_RETURN_NULL();
+	flush(s, true);
+	if (s->n == 0)
+		PG_RETURN_NULL();
+
+	memset(&g, 0, sizeof(g));
+	g.kind = NN_BLOB_GRADIENTS;
+	g.net = s->mm->model.net;
+	g.norm = s->mm->model.norm;
+	nn_options_default(&g.options);
+	g.grad_rows = s->n;
+	g.rows_skipped = s->skipped;
+	g.params = palloc(sizeof(float) * g.net.nparams);
+	for (Size i = 0; i < g.net.nparams; i++)
+		g.params[i] = s->grads[i] / (float) s->n;
+	out = MlcnnModelToBytea(&g);
+	pfree(g.params);
+	MlcnnStatsAdd(MLCNN_FN_COMPUTE_GRADIENTS, 1, s->n + s->skipped, s->seconds, &s->t, 0,
+				  s->alloc.peak + s->mm->alloc.peak);
+	/* the sums stay in the state, so a second final call gives the same */
+	PG_RETURN_BYTEA_P(out);
+}
+
+/* evaluate transition: queue the row, run a full batch. */
+Datum
+mlcnn_evaluate_transfn(PG_FUNCTION_ARGS)
+{
+	BatchState *s = batch_state(fcinfo, false);
+
+	if (queue_row(fcinfo, s))
+		flush(s, false);
+	PG_RETURN_POINTER(s);
+}
+
+/* evaluate final: rows, accuracy, loss, confusion matrix, precision, recall. */
+Datum
+mlcnn_evaluate_finalfn(PG_FUNCTION_ARGS)
+{
+	BatchState *s;
+	StringInfoData buf;
+	int			K;
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		elog(ERROR, "mlcnn_evaluate_finalfn called in non-aggregate context");
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	s = (BatchState *) PG_GETARG_POINTER(0);
+	if (s->mm == NULL)
+		PG_RETURN_NULL();
+	flush(s, false);
+	K = s->mm->model.net.classes;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"rows\": " INT64_FORMAT ", \"skipped\": " INT64_FORMAT ", \"correct\": " INT64_FORMAT,
+					 s->n, s->skipped, s->correct);
+	if (s->n > 0)
+		appendStringInfo(&buf, ", \"accuracy\": %.6f, \"loss\": %.6f",
+						 (double) s->correct / s->n, s->loss / s->n);
+	else
+		appendStringInfoString(&buf, ", \"accuracy\": null, \"loss\": null");
+	appendStringInfoString(&buf, ", \"confusion_matrix\": [");
+	for (int i = 0; i < K; i++)
+	{
+		appendStringInfoString(&buf, i ? ", [" : "[");
+		for (int j = 0; j < K; j++)
+			appendStringInfo(&buf, "%s" INT64_FORMAT, j ? ", " : "", s->confusion[i * K + j]);
+		appendStringInfoChar(&buf, ']');
+	}
+	for (int pass = 0; pass < 2; pass++)
+	{
+		appendStringInfo(&buf, "], \"%s\": [", pass == 0 ? "precision" : "recall");
+		for (int k = 0; k < K; k++)
+		{
+			int64		hit = s->confusion[k * K + k],
+						total = 0;
+
+			for (int j = 0; j < K; j++)
+				total += pass == 0 ? s->confusion[j * K + k] : s->confusion[k * K + j];
+			if (k)
+				appendStringInfoString(&buf, ", ");
+			if (total > 0)
+				appendStringInfo(&buf, "%.6f", (double) hit / total);
+			else
+				appendStringInfoString(&buf, "null");
+		}
+	}
+	appendStringInfoString(&buf, "]}");
+	MlcnnStatsAdd(MLCNN_FN_EVALUATE, 1, s->n + s->skipped, s->seconds, &s->t, 0,
+				  s->alloc.peak + s->mm->alloc.peak);
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/* Decode a blob for a one-shot function, in the current context. */
+static void
+decode_any(nn_model *m, bytea *blob, MlcnnAlloc *alloc)
+{
+	nn_status	st;
+
+	MlcnnAllocInit(alloc, CurrentMemoryContext);
+	if (nn_model_read(m, (const uint8_t *) VARDATA_ANY(blob), VARSIZE_ANY_EXHDR(blob), &alloc->a, &st) != NN_OK)
+		MlcnnReportStatus(&st);
+}
+
+/* update_weights(model, gradients, learning_rate): one plain SGD step. */
+Datum
+update_weights(PG_FUNCTION_ARGS)
+{
+	double		t0 = nn_now();
+	bytea	   *mb = PG_GETARG_BYTEA_PP(0);
+	bytea	   *gb = PG_GETARG_BYTEA_PP(1);
+	float4		lr = PG_GETARG_FLOAT4(2);
+	nn_model	m,
+				g;
+	MlcnnAlloc	alloc;
+	bytea	   *out;
+
+	if (!isfinite(lr) || lr < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("learning_rate must be a finite number >= 0, not %g", (double) lr)));
+	decode_any(&m, mb, &alloc);
+	if (m.kind != NN_BLOB_MODEL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the first argument of update_weights must be a model, not gradients")));
+	decode_any(&g, gb, &alloc);
+	if (g.kind != NN_BLOB_GRADIENTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the second argument of update_weights must be gradients from compute_gradients, not a model")));
+	if (strcmp(m.net.spec, g.net.spec) != 0 || m.net.classes != g.net.classes ||
+		m.net.input.h != g.net.input.h || m.net.input.w != g.net.input.w ||
+		m.net.input.c != g.net.input.c)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("gradients of another architecture"),
+				 errdetail("The model is %s on %dx%dx%d; the gradients are for %s on %dx%dx%d.",
+						   m.net.spec, m.net.input.h, m.net.input.w, m.net.input.c,
+						   g.net.spec, g.net.input.h, g.net.input.w, g.net.input.c)));
+	for (Size i = 0; i < m.net.nparams; i++)
+		m.params[i] -= lr * g.params[i];
+	out = MlcnnModelToBytea(&m);
+	MlcnnStatsAdd(MLCNN_FN_UPDATE_WEIGHTS, 1, 1, nn_now() - t0, NULL, 0, alloc.peak);
+	PG_RETURN_BYTEA_P(out);
+}
+
+/* model_info(model): everything the blob says about itself, as jsonb. */
+Datum
+model_info(PG_FUNCTION_ARGS)
+{
+	bytea	   *mb = PG_GETARG_BYTEA_PP(0);
+	nn_model	m;
+	MlcnnAlloc	alloc;
+	Size		len;
+	char	   *buf;
+
+	decode_any(&m, mb, &alloc);
+	len = nn_model_info_size(&m);
+	buf = palloc(len);
+	if (nn_model_info_json(&m, VARSIZE_ANY_EXHDR(mb), buf, len) < 0)
+		elog(ERROR, "model_info text does not fit %zu bytes. Please report a bug.", len);
+	MlcnnStatsAdd(MLCNN_FN_MODEL_INFO, 1, 1, 0, NULL, 0, alloc.peak);
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf)));
+}
+
+/* One row of model_weights. */
+static void
+weights_row(ReturnSetInfo *rsinfo, int layer, const char *name, const int *shape,
+			int ndims, const float *w, Size n)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	Datum	   *sd = palloc(sizeof(Datum) * ndims);
+	Datum	   *wd = palloc(sizeof(Datum) * n);
+
+	for (int i = 0; i < ndims; i++)
+		sd[i] = Int32GetDatum(shape[i]);
+	for (Size i = 0; i < n; i++)
+		wd[i] = Float4GetDatum(w[i]);
+	values[0] = Int32GetDatum(layer);
+	values[1] = CStringGetTextDatum(name);
+	values[2] = PointerGetDatum(construct_array(sd, ndims, INT4OID, 4, true, TYPALIGN_INT));
+	values[3] = PointerGetDatum(construct_array(wd, (int) n, FLOAT4OID, 4, true, TYPALIGN_INT));
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	pfree(sd);
+	pfree(wd);
+}
+
+/*
+ * model_weights(model): every parameter tensor in PyTorch's layout and
+ * order, named as a torch.nn.Sequential of the same layers names them.
+ */
+Datum
+model_weights(PG_FUNCTION_ARGS)
+{
+	bytea	   *mb = PG_GETARG_BYTEA_PP(0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	nn_model	m;
+	MlcnnAlloc	alloc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	decode_any(&m, mb, &alloc);
+	for (int i = 0; i < m.net.nlayers; i++)
+	{
+		const nn_layer *L = &m.net.layers[i];
+		char		name[32];
+		int			shape[4];
+
+		if (L->w_len == 0)
+			continue;
+		snprintf(name, sizeof(name), "%d.weight", i);
+		if (L->kind == NN_CONV)
+		{
+			shape[0] = L->units;
+			shape[1] = L->in.c;
+			shape[2] = L->kernel;
+			shape[3] = L->kernel;
+			weights_row(rsinfo, i, name, shape, 4, m.params + L->w_off, L->w_len);
+		}
+		else
+		{
+			shape[0] = L->units;
+			shape[1] = (int) (L->w_len / L->units);
+			weights_row(rsinfo, i, name, shape, 2, m.params + L->w_off, L->w_len);
+		}
+		snprintf(name, sizeof(name), "%d.bias", i);
+		shape[0] = (int) L->b_len;
+		weights_row(rsinfo, i, name, shape, 1, m.params + L->b_off, L->b_len);
+	}
+	MlcnnStatsAdd(MLCNN_FN_MODEL_WEIGHTS, 1, 1, 0, NULL, 0, alloc.peak);
+	return (Datum) 0;
+}

@@ -1,0 +1,435 @@
+/*
+ * train_agg.c: the train_conv2d aggregate.
+ *
+ * The transition function only buffers: each row's pixels (one byte per
+ * pixel) and label go into an nn_rows store in a memory context of its
+ * own, after the options have been parsed once (from the first row that
+ * carries them) so that a bad pixel length or label fails at that row. All
+ * the learning happens in the final function, which hands the rows to
+ * nn_train(). Parallel plans work: each worker buffers its share, the
+ * states travel serialised, the leader merges them, and nn_train() puts
+ * the rows into a canonical order before its seeded shuffle, so the model
+ * is the same, byte for byte, whichever plan ran.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "compat.h"
+#include "mlcnn_pg.h"
+
+PG_FUNCTION_INFO_V1(mlcnn_train_transfn);
+PG_FUNCTION_INFO_V1(mlcnn_train_combinefn);
+PG_FUNCTION_INFO_V1(mlcnn_train_serialfn);
+PG_FUNCTION_INFO_V1(mlcnn_train_deserialfn);
+PG_FUNCTION_INFO_V1(mlcnn_train_finalfn);
+
+typedef struct TrainState
+{
+	MemoryContext cxt;			/* "mlcnn training rows": everything below */
+	MlcnnAlloc	alloc;
+	nn_rows		rows;
+	bool		sized;			/* rows.row_bytes is known */
+	bool		configured;		/* opt is parsed */
+	nn_options	opt;
+	char	   *opt_raw;		/* the options jsonb as given, for equality */
+	Size		opt_len;
+	Pointer		opt_last;		/* last options datum seen (fast path) */
+	bytea	   *init;			/* continue from this model, or NULL */
+	bytea	   *result;			/* cached final result */
+	int64		result_rows;
+} TrainState;
+
+/* A new, empty state in the aggregate's context. */
+static TrainState *
+state_create(MemoryContext aggcxt)
+{
+	TrainState *s = MemoryContextAllocZero(aggcxt, sizeof(TrainState));
+
+	s->cxt = AllocSetContextCreate(aggcxt, "mlcnn training rows", ALLOCSET_DEFAULT_SIZES);
+	MlcnnAllocInit(&s->alloc, s->cxt);
+	nn_rows_init(&s->rows, 0);
+	nn_options_default(&s->opt);
+	return s;
+}
+
+/* Parse an options jsonb (NULL = defaults) into s->opt and remember its bytes. */
+static void
+state_configure(TrainState *s, Jsonb *jb)
+{
+	nn_status	st;
+
+	nn_options_default(&s->opt);
+	if (jb != NULL)
+	{
+		char	   *text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+
+		if (nn_options_parse(&s->opt, text, strlen(text), &st) != NN_OK)
+			MlcnnReportStatus(&st);
+		s->opt_len = VARSIZE(jb);
+		s->opt_raw = MemoryContextAlloc(s->cxt, s->opt_len);
+		memcpy(s->opt_raw, jb, s->opt_len);
+		pfree(text);
+	}
+	s->configured = true;
+}
+
+/* Error unless two states were given the same options. */
+static void
+check_same_options(const char *raw1, Size len1, const char *raw2, Size len2)
+{
+	if (len1 != len2 || (len1 > 0 && memcmp(raw1, raw2, len1) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("train_conv2d options must be the same for every row")));
+}
+
+/* Budget check: rows plus the estimated training memory. */
+static void
+check_budget(const TrainState *s, Size extra)
+{
+	Size		limit = (Size) mlcnn_max_train_memory_kb * 1024;
+	Size		need = s->rows.bytes + extra;
+
+	if (mlcnn_max_train_memory_kb > 0 && need > limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training needs %zu kB, more than mlcnn.max_train_memory (%d kB)",
+						need / 1024, mlcnn_max_train_memory_kb),
+				 errdetail("%lld buffered rows of %d bytes take %zu kB.",
+						   (long long) s->rows.n, s->rows.row_bytes, s->rows.bytes / 1024),
+				 errhint("Raise mlcnn.max_train_memory, or train on fewer rows.")));
+}
+
+/* train_conv2d transition: buffer one row (pixels, label[, options[, init_model]]). */
+Datum
+mlcnn_train_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	TrainState *s;
+	bytea	   *pixels;
+	int32		label;
+	Size		len;
+	nn_status	st;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "mlcnn_train_transfn called in non-aggregate context");
+	s = PG_ARGISNULL(0) ? state_create(aggcxt) : (TrainState *) PG_GETARG_POINTER(0);
+
+	/* options: parsed at the first row, then only compared */
+	if (PG_NARGS() > 3)
+	{
+		Pointer		p = PG_ARGISNULL(3) ? NULL : DatumGetPointer(PG_GETARG_DATUM(3));
+
+		if (!s->configured)
+		{
+			state_configure(s, p ? PG_GETARG_JSONB_P(3) : NULL);
+			s->opt_last = p;
+		}
+		else if (p != s->opt_last)
+		{
+			Jsonb	   *jb = p ? PG_GETARG_JSONB_P(3) : NULL;
+
+			check_same_options(s->opt_raw, s->opt_len, (char *) jb, jb ? VARSIZE(jb) : 0);
+			s->opt_last = p;
+		}
+		if (PG_NARGS() > 4 && !PG_ARGISNULL(4) && s->init == NULL)
+		{
+			bytea	   *init = PG_GETARG_BYTEA_P(4);
+
+			s->init = MemoryContextAlloc(s->cxt, VARSIZE(init));
+			memcpy(s->init, init, VARSIZE(init));
+		}
+	}
+	else if (!s->configured)
+		state_configure(s, NULL);
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+	{
+		s->rows.skipped++;
+		PG_RETURN_POINTER(s);
+	}
+	pixels = PG_GETARG_BYTEA_PP(1);
+	label = PG_GETARG_INT32(2);
+	len = VARSIZE_ANY_EXHDR(pixels);
+
+	if (!s->sized)
+	{
+		nn_shape	in = s->opt.input;
+
+		if (in.h > 0)
+		{
+			if ((Size) in.h * in.w * in.c != len)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("pixels have %zu bytes but input [%d, %d, %d] needs %d",
+								len, in.h, in.w, in.c, in.h * in.w * in.c)));
+		}
+		else if (nn_infer_input(&in, (int32_t) Min(len, PG_INT32_MAX), &st) != NN_OK)
+			MlcnnReportStatus(&st);
+		s->rows.row_bytes = (int32_t) len;
+		s->sized = true;
+	}
+	else if (len != (Size) s->rows.row_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("pixels have %zu bytes but the input shape needs %d",
+						len, s->rows.row_bytes),
+				 errdetail("Every row must have the same number of pixels.")));
+	if (label < 0 || label >= s->opt.classes)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("label %d is outside 0..%d", label, s->opt.classes - 1),
+				 errhint("Set the \"classes\" option to the number of classes.")));
+
+	if ((s->rows.n % NN_ROWS_PER_CHUNK) == 0)
+		check_budget(s, 0);
+	if (nn_rows_append(&s->rows, (const uint8_t *) VARDATA_ANY(pixels), label, &s->alloc.a, &st) != NN_OK)
+		MlcnnReportStatus(&st);
+	PG_RETURN_POINTER(s);
+}
+
+/* Merge two partial states (parallel aggregation). */
+Datum
+mlcnn_train_combinefn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	TrainState *s1,
+			   *s2;
+	nn_status	st;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "mlcnn_train_combinefn called in non-aggregate context");
+	s1 = PG_ARGISNULL(0) ? NULL : (TrainState *) PG_GETARG_POINTER(0);
+	s2 = PG_ARGISNULL(1) ? NULL : (TrainState *) PG_GETARG_POINTER(1);
+	if (s2 == NULL)
+		PG_RETURN_POINTER(s1);
+	if (s1 == NULL)
+	{
+		/* s2 came from the deserializer, in a context under aggcxt */
+		MemoryContextSetParent(s2->cxt, aggcxt);
+		PG_RETURN_POINTER(s2);
+	}
+	if (s1->configured && s2->configured)
+		check_same_options(s1->opt_raw, s1->opt_len, s2->opt_raw, s2->opt_len);
+	if (s1->sized && s2->sized && s1->rows.row_bytes != s2->rows.row_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("pixels have %d bytes but the input shape needs %d",
+						s2->rows.row_bytes, s1->rows.row_bytes)));
+	if (!s1->sized && s2->sized)
+	{
+		s1->rows.row_bytes = s2->rows.row_bytes;
+		s1->sized = true;
+	}
+	if (nn_rows_merge(&s1->rows, &s2->rows, &s1->alloc.a, &st) != NN_OK)
+		MlcnnReportStatus(&st);
+	if (s1->init == NULL && s2->init != NULL)
+	{
+		s1->init = MemoryContextAlloc(s1->cxt, VARSIZE(s2->init));
+		memcpy(s1->init, s2->init, VARSIZE(s2->init));
+	}
+	check_budget(s1, 0);
+	MemoryContextDelete(s2->cxt);
+	PG_RETURN_POINTER(s1);
+}
+
+/*
+ * Serialised state: u8 flags (1 configured, 2 sized), u32 options length
+ * and bytes (jsonb), u32 init length and bytes, then the nn_rows form.
+ */
+Datum
+mlcnn_train_serialfn(PG_FUNCTION_ARGS)
+{
+	TrainState *s;
+	Size		initlen,
+				len;
+	bytea	   *out;
+	char	   *p;
+	uint32		u;
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		elog(ERROR, "mlcnn_train_serialfn called in non-aggregate context");
+	s = (TrainState *) PG_GETARG_POINTER(0);
+	initlen = s->init ? VARSIZE(s->init) : 0;
+	len = 1 + 4 + s->opt_len + 4 + initlen + nn_rows_serial_size(&s->rows);
+	if (len > MaxAllocSize - VARHDRSZ)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many training rows for a parallel worker to hand over (%zu bytes)", len),
+				 errhint("Set max_parallel_workers_per_gather = 0 for this query.")));
+	out = palloc(len + VARHDRSZ);
+	SET_VARSIZE(out, len + VARHDRSZ);
+	p = VARDATA(out);
+	*p++ = (char) ((s->configured ? 1 : 0) | (s->sized ? 2 : 0));
+	u = (uint32) s->opt_len;
+	memcpy(p, &u, 4);
+	p += 4;
+	if (s->opt_len)
+		memcpy(p, s->opt_raw, s->opt_len);
+	p += s->opt_len;
+	u = (uint32) initlen;
+	memcpy(p, &u, 4);
+	p += 4;
+	if (initlen)
+		memcpy(p, s->init, initlen);
+	p += initlen;
+	nn_rows_serialize(&s->rows, (uint8_t *) p);
+	PG_RETURN_BYTEA_P(out);
+}
+
+/* Rebuild a state from mlcnn_train_serialfn output, checking every length. */
+Datum
+mlcnn_train_deserialfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	bytea	   *in = PG_GETARG_BYTEA_PP(0);
+	const char *p = VARDATA_ANY(in);
+	Size		left = VARSIZE_ANY_EXHDR(in);
+	TrainState *s;
+	uint32		optlen,
+				initlen;
+	uint8		flags;
+	nn_status	st;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "mlcnn_train_deserialfn called in non-aggregate context");
+	if (left < 5)
+		elog(ERROR, "deserialized training state is truncated");
+	flags = (uint8) *p++;
+	memcpy(&optlen, p, 4);
+	p += 4;
+	left -= 5;
+	if (optlen > left || left - optlen < 4)
+		elog(ERROR, "deserialized training state is truncated");
+	s = state_create(aggcxt);
+	if (optlen)
+	{
+		Jsonb	   *jb = MemoryContextAlloc(s->cxt, optlen);
+
+		memcpy(jb, p, optlen);
+		if (VARSIZE(jb) != optlen)
+			elog(ERROR, "deserialized training state is corrupt");
+		state_configure(s, jb);
+	}
+	else if (flags & 1)
+		state_configure(s, NULL);
+	p += optlen;
+	left -= optlen;
+	memcpy(&initlen, p, 4);
+	p += 4;
+	left -= 4;
+	if (initlen > left)
+		elog(ERROR, "deserialized training state is truncated");
+	if (initlen)
+	{
+		s->init = MemoryContextAlloc(s->cxt, initlen);
+		memcpy(s->init, p, initlen);
+		if (VARSIZE(s->init) != initlen)
+			elog(ERROR, "deserialized training state is corrupt");
+	}
+	p += initlen;
+	left -= initlen;
+	if (nn_rows_deserialize(&s->rows, (const uint8_t *) p, left, &s->alloc.a, &st) != NN_OK)
+		MlcnnReportStatus(&st);
+	s->sized = (flags & 2) != 0;
+	PG_RETURN_POINTER(s);
+}
+
+/* Training hooks: interrupts, progress, threads. */
+static int
+hook_batch(void *ctx)
+{
+	CHECK_FOR_INTERRUPTS();
+	return 0;
+}
+
+/* One NOTICE per epoch when mlcnn.progress is on. */
+static void
+hook_epoch(void *ctx, int32_t epoch, int32_t epochs, const nn_epoch *e,
+		   double images_per_s, double eta_s)
+{
+	char		val[64] = "";
+
+	if (!mlcnn_progress)
+		return;
+	if (!isnan(e->val_acc))
+		snprintf(val, sizeof(val), ", validation accuracy %.4f", e->val_acc);
+	ereport(NOTICE,
+			(errmsg("epoch %d/%d: loss %.4f, accuracy %.4f%s, %.1f s, %.0f images/s, %.0f s left",
+					epoch, epochs, e->loss, e->train_acc, val,
+					(double) e->seconds, images_per_s, eta_s)));
+}
+
+/* set_threads hook */
+static void
+hook_threads(void *ctx, int32_t threads)
+{
+	MlcnnSetThreads(threads);
+}
+
+/* train_conv2d final: train on the buffered rows and return the model. */
+Datum
+mlcnn_train_finalfn(PG_FUNCTION_ARGS)
+{
+	TrainState *s;
+	MemoryContext cxt,
+				old;
+	MlcnnAlloc	alloc;
+	nn_model	model,
+				init;
+	nn_train_hooks hooks = {NULL, hook_batch, hook_epoch, hook_threads};
+	nn_timing	t = {0};
+	nn_status	st;
+	double		t0 = nn_now();
+	bytea	   *result;
+	Size		peak;
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		elog(ERROR, "mlcnn_train_finalfn called in non-aggregate context");
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();		/* no rows at all, like sum() */
+	s = (TrainState *) PG_GETARG_POINTER(0);
+	if (s->result && s->result_rows == s->rows.n)
+		PG_RETURN_BYTEA_P(s->result);
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlcnn training", ALLOCSET_DEFAULT_SIZES);
+	MlcnnAllocInit(&alloc, cxt);
+	if (s->init)
+		MlcnnModelDecode(&init, s->init, &alloc.a);
+	if (s->rows.n > 0)
+	{
+		nn_net		net;
+		nn_shape	in = s->opt.input;
+		char		spec[NN_MAX_SPEC];
+
+		/* fail early, before any allocation, if the budget cannot hold it */
+		if (in.h == 0 && nn_infer_input(&in, s->rows.row_bytes, &st) != NN_OK)
+			MlcnnReportStatus(&st);
+		nn_options_spec(&s->opt, spec, sizeof(spec));
+		if (nn_net_build(&net, spec, in, s->opt.classes, &st) != NN_OK)
+			MlcnnReportStatus(&st);
+		check_budget(s, nn_train_work_bytes(&net, &s->opt) + (Size) s->rows.n * sizeof(int64));
+	}
+	if (nn_train(&model, &s->rows, &s->opt, s->init ? &init : NULL, &hooks, &t, &alloc.a, &st) != NN_OK)
+		MlcnnReportStatus(&st);
+
+	old = MemoryContextSwitchTo(MemoryContextGetParent(s->cxt));
+	result = MlcnnModelToBytea(&model);
+	MemoryContextSwitchTo(old);
+	peak = alloc.peak + s->alloc.peak;
+	MemoryContextDelete(cxt);
+
+	if (s->result)
+		pfree(s->result);
+	s->result = result;
+	s->result_rows = s->rows.n;
+	MlcnnStatsAdd(MLCNN_FN_TRAIN, 1, s->rows.n + s->rows.skipped, nn_now() - t0, &t,
+				  s->opt.epochs, peak);
+	PG_RETURN_BYTEA_P(result);
+}
