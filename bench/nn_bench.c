@@ -8,6 +8,10 @@
  *
  *   bench/nn_bench [--images F --labels F] [--rows N] [--epochs E]
  *                  [--threads T] [--batch B] [--layers SPEC]
+ *                  [--options JSON] [--test-images F --test-labels F]
+ *
+ * --options takes train_conv2d's JSON options (applied after the flags);
+ * with a test set it also prints the test accuracy.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +21,63 @@
 
 #include "idx.h"
 #include "train.h"
+
+/* Read up to max rows of an IDX pair into rows; returns 0 or prints an error. */
+static int
+read_idx(nn_rows *rows, const char *images, const char *labels, long max)
+{
+	nn_idx		x;
+	nn_status	st;
+	uint8_t    *pix;
+	int32_t		label;
+	int			r;
+
+	if (nn_idx_open(&x, images, labels, &st) != NN_OK)
+	{
+		fprintf(stderr, "nn_bench: %s\n", st.msg);
+		return -1;
+	}
+	nn_rows_init(rows, x.row_bytes);
+	pix = malloc(x.row_bytes);
+	while (rows->n < max && (r = nn_idx_next(&x, pix, &label, &st)) == 1)
+		nn_rows_append(rows, pix, label, &nn_malloc_allocator, &st);
+	nn_idx_close(&x);
+	free(pix);
+	if (r < 0)
+	{
+		fprintf(stderr, "nn_bench: %s\n", st.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Test accuracy of model over rows, in batches of 256. */
+static double
+test_accuracy(const nn_model *m, const nn_rows *rows)
+{
+	nn_work		w;
+	nn_status	st;
+	const uint8_t *batch[256];
+	int64_t		correct = 0;
+
+	if (nn_work_alloc(&w, &m->net, 256, 0, &nn_malloc_allocator, &st) != NN_OK)
+		return -1;
+	for (int64_t s = 0; s < rows->n; s += 256)
+	{
+		int			B = (int) (rows->n - s < 256 ? rows->n - s : 256);
+
+		for (int b = 0; b < B; b++)
+		{
+			batch[b] = nn_rows_pixels(rows, s + b);
+			w.labels[b] = nn_rows_label(rows, s + b);
+		}
+		nn_load_pixels(w.act[0], batch, B, m->net.input, &m->norm);
+		nn_net_forward(&m->net, m->params, &w, B, 0, NULL, NULL);
+		nn_net_loss(&m->net, &w, w.labels, B, &correct, NULL);
+	}
+	nn_work_free(&w, &nn_malloc_allocator);
+	return (double) correct / (double) rows->n;
+}
 
 /* multiply-adds of one image's forward pass through layer L */
 static double
@@ -52,7 +113,10 @@ main(int argc, char **argv)
 {
 	const char *images = NULL,
 			   *labels = NULL,
-			   *layers = NN_REFERENCE_SPEC;
+			   *layers = NN_REFERENCE_SPEC,
+			   *options = NULL,
+			   *test_images = NULL,
+			   *test_labels = NULL;
 	long		nrows = 60000;
 	int			epochs = 1,
 				threads = 2,
@@ -85,36 +149,23 @@ main(int argc, char **argv)
 			batch = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--layers"))
 			layers = argv[i + 1];
+		else if (!strcmp(argv[i], "--options"))
+			options = argv[i + 1];
+		else if (!strcmp(argv[i], "--test-images"))
+			test_images = argv[i + 1];
+		else if (!strcmp(argv[i], "--test-labels"))
+			test_labels = argv[i + 1];
 		else
 		{
-			fprintf(stderr, "usage: %s [--images F --labels F] [--rows N] [--epochs E] [--threads T] [--batch B] [--layers SPEC]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--images F --labels F] [--rows N] [--epochs E] [--threads T] [--batch B] [--layers SPEC] [--options JSON] [--test-images F --test-labels F]\n", argv[0]);
 			return 2;
 		}
 	}
 
 	if (images && labels)
 	{
-		nn_idx		x;
-		uint8_t    *pix;
-		int32_t		label;
-		int			r;
-
-		if (nn_idx_open(&x, images, labels, &st) != NN_OK)
-		{
-			fprintf(stderr, "nn_bench: %s\n", st.msg);
+		if (read_idx(&rows, images, labels, nrows) != 0)
 			return 1;
-		}
-		nn_rows_init(&rows, x.row_bytes);
-		pix = malloc(x.row_bytes);
-		while ((r = nn_idx_next(&x, pix, &label, &st)) == 1 && rows.n < nrows)
-			nn_rows_append(&rows, pix, label, a, &st);
-		nn_idx_close(&x);
-		free(pix);
-		if (r < 0)
-		{
-			fprintf(stderr, "nn_bench: %s\n", st.msg);
-			return 1;
-		}
 	}
 	else
 	{
@@ -137,6 +188,14 @@ main(int argc, char **argv)
 	opt.batch_size = batch;
 	opt.threads = threads;
 	opt.lr_schedule = NN_LR_CONSTANT;
+	if (options && nn_options_parse(&opt, options, strlen(options), &st) != NN_OK)
+	{
+		fprintf(stderr, "nn_bench: %s\n", st.msg);
+		return 2;
+	}
+	epochs = opt.epochs;
+	batch = opt.batch_size;
+	threads = opt.threads;
 	memset(&t, 0, sizeof(t));
 	t0 = nn_now();
 	if (nn_train(&model, &rows, &opt, NULL, &hooks, &t, a, &st) != NN_OK)
@@ -173,6 +232,15 @@ main(int argc, char **argv)
 
 		snprintf(desc, sizeof(desc), "%s %dx%dx%d", names[L->kind], L->out.h, L->out.w, L->out.c);
 		printf("%-4d %-14s %12.3f %12.3f\n", i, desc, t.layer_fwd_s[i], t.layer_bwd_s[i]);
+	}
+	if (test_images && test_labels)
+	{
+		nn_rows		test;
+
+		if (read_idx(&test, test_images, test_labels, 1L << 30) != 0)
+			return 1;
+		printf("test accuracy: %.4f on %ld rows\n", test_accuracy(&model, &test), (long) test.n);
+		nn_rows_free(&test, a);
 	}
 	nn_model_free(&model, a);
 	nn_rows_free(&rows, a);

@@ -28,6 +28,10 @@
 #define NN_DEFAULT_SEED 42
 #define NN_MAX_THREADS 256
 #define NN_MAX_OPTIONS_JSON 16384
+#define NN_MAX_JSON_DEPTH 32	/* nesting of arrays and objects */
+
+/* the layer spec used when "layers" is not given; %d is the class count */
+#define NN_DEFAULT_SPEC_FMT "conv(32,3) relu maxpool(2) conv(64,3) relu maxpool(2) dropout(0.25) flatten dense(128) relu dropout(0.5) dense(%d)"
 
 typedef struct nn_options
 {
@@ -61,5 +65,11 @@ int			nn_options_to_json(const nn_options *o, char *buf, size_t len);
 const char *nn_optimizer_name(int32_t v);
 const char *nn_schedule_name(int32_t v);
 const char *nn_norm_name(int32_t v);
+int32_t		nn_optimizer_from_name(const char *name);	/* case-insensitive */
+int32_t		nn_schedule_from_name(const char *name);
+int32_t		nn_norm_from_name(const char *name);
+
+/* the layer spec of o into buf: o->layers, or the default spec for o->classes */
+void		nn_options_spec(const nn_options *o, char *buf, size_t len);
 
 #endif							/* MLCNN_OPTIONS_H */

@@ -4,10 +4,12 @@
  * (id, label, pixels).
  *
  * It is value-per-call: the nn_idx reader stays open across calls in the
- * SRF's multi_call_memory_ctx, so a 60,000-row file never sits in memory and
- * `INSERT ... SELECT * FROM load_idx(...)` or `LIMIT 10` read only what they
- * need. The files are zlib handles outside any memory context; a reset
- * callback on that context closes them when the query ends early or aborts.
+ * SRF's multi_call_memory_ctx and holds one row at a time. Called in the
+ * select list (`SELECT (load_idx(...)).*`), rows stream one by one and a
+ * LIMIT stops the reading; in FROM, PostgreSQL's function scan first collects
+ * the rows in a tuplestore, which spills to disk beyond work_mem. The files
+ * are zlib handles outside any memory context; a reset callback on that
+ * context closes them when the query ends early or aborts.
  *
  * Reading a file on the server is what COPY FROM a file does, and it is
  * allowed to the same roles: superusers and members of pg_read_server_files.

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# test.sh (make test): every test suite of mlcnn, in order
+#   1. setup (apt packages, only when missing), build, install
+#   2. the C unit tests of the core (test/nn_test)
+#   3. test data (build/testdata: synthetic IDX set and malformed files)
+#   4. the embedded cluster (scripts/db.sh), or the server PGHOST/PGPORT name
+#   5. pg_regress (make installcheck: sql/*.sql against expected/*.out)
+#   6. pgTAP (pg_prove over test/pgtap/*.sql in the database mlcnn_test)
+# Each suite's output is shown; the last line is "N passed, N failed" summing
+# unit assertions, pg_regress tests and pgTAP assertions. A suite that cannot
+# run at all counts as one failure. Exit status 1 when anything failed.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT"
+
+PASSED=0
+FAILED=0
+LOGS=$ROOT/build/test-logs
+mkdir -p "$LOGS"
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO=(sudo)
+fi
+
+# add passed and failed counts to the totals
+count() {
+	PASSED=$((PASSED + $1))
+	FAILED=$((FAILED + $2))
+}
+
+banner() {
+	printf '\n======== %s\n' "$*"
+}
+
+# --------------------------------------------------------------- setup, build
+banner "setup"
+if ! bash scripts/setup.sh; then
+	echo "test.sh: scripts/setup.sh failed"
+	count 0 1
+fi
+
+banner "build and install the extension"
+built=1
+if ! make -j"$(nproc)"; then
+	echo "test.sh: make failed"
+	count 0 1
+	built=0
+elif ! "${SUDO[@]}" make install >"$LOGS/install.log" 2>&1; then
+	cat "$LOGS/install.log"
+	echo "test.sh: make install failed"
+	count 0 1
+	built=0
+else
+	echo "installed into $(pg_config --pkglibdir) and $(pg_config --sharedir)/extension"
+fi
+
+# ---------------------------------------------------------------- unit tests
+banner "unit tests (test/nn_test)"
+if make test/nn_test; then
+	set +e
+	./test/nn_test 2>&1 | tee "$LOGS/unit.log"
+	rc=${PIPESTATUS[0]}
+	set -e
+	summary=$(tail -n 1 "$LOGS/unit.log")
+	if [[ $summary =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+		if [ "$rc" -ne 0 ] && [ "${BASH_REMATCH[2]}" -eq 0 ]; then
+			count 0 1
+		fi
+	else
+		# crashed before its summary: count what it printed, plus the crash
+		ok=$(grep -c '^ok ' "$LOGS/unit.log" || true)
+		notok=$(grep -c '^not ok ' "$LOGS/unit.log" || true)
+		echo "test.sh: test/nn_test ended without its summary line (exit status $rc)"
+		count "$ok" $((notok + 1))
+	fi
+else
+	echo "test.sh: test/nn_test does not build"
+	count 0 1
+fi
+
+# ----------------------------------------------------------------- test data
+banner "test data (build/testdata)"
+if make data/idxtool >"$LOGS/idxtool.log" 2>&1 &&
+	rm -rf build/testdata &&
+	data/idxtool synth build/testdata/synth 2000 500 1 &&
+	data/idxtool bad build/testdata/bad; then
+	# the server may run as another OS user: everything readable
+	chmod a+rx build
+	chmod -R a+rX build/testdata
+	ls build/testdata/synth build/testdata/bad
+else
+	cat "$LOGS/idxtool.log"
+	echo "test.sh: could not build data/idxtool or write the test data"
+	count 0 1
+fi
+
+# ----------------------------------------------------------------- database
+banner "database"
+db_ok=1
+if bash scripts/db.sh start; then
+	eval "$(bash scripts/db.sh env)"
+	export PGHOST PGPORT PGUSER PGDATABASE
+	if ! psql -X -q -d postgres -c 'SELECT 1' >/dev/null; then
+		echo "test.sh: cannot connect to the server"
+		db_ok=0
+	fi
+else
+	db_ok=0
+fi
+if [ "$db_ok" -eq 1 ]; then
+	# an existing server: give it the test data link when we can
+	datadir=$(psql -X -At -d postgres -c 'SHOW data_directory' 2>/dev/null || true)
+	if [ -n "$datadir" ] && [ -d "$datadir" ] && [ ! -L "$datadir/mlcnn_test_data" ] &&
+		[ ! -e "$datadir/mlcnn_test_data" ] && [ -w "$datadir" ]; then
+		ln -sfn "$ROOT/build/testdata" "$datadir/mlcnn_test_data"
+	fi
+	if [ -n "$datadir" ] && [ -d "$datadir" ] && [ ! -L "$datadir/mlcnn_test_data" ] &&
+		[ ! -e "$datadir/mlcnn_test_data" ]; then
+		echo "test.sh: note: the SQL tests read mlcnn_test_data/ in the server's data directory;"
+		echo "test.sh: link it there: ln -s $ROOT/build/testdata $datadir/mlcnn_test_data"
+	fi
+fi
+
+# ---------------------------------------------------------------- pg_regress
+banner "pg_regress (make installcheck)"
+if [ "$db_ok" -eq 1 ] && [ "$built" -eq 1 ]; then
+	rm -f regression.diffs regression.out
+	set +e
+	make installcheck 2>&1 | tee "$LOGS/installcheck.log"
+	rc=${PIPESTATUS[0]}
+	set -e
+	ok=$(grep -Ec '^(test | +)?[a-z0-9_]+ +\.\.\. ok' "$LOGS/installcheck.log" || true)
+	bad=$(grep -Ec '\.\.\. (FAILED|failed)' "$LOGS/installcheck.log" || true)
+	count "$ok" "$bad"
+	if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+		echo "test.sh: make installcheck failed without a failing test"
+		count 0 1
+	fi
+	if [ -f regression.diffs ] && [ -s regression.diffs ]; then
+		banner "regression.diffs"
+		cat regression.diffs
+	fi
+else
+	echo "test.sh: skipped: no server or no installed extension"
+	count 0 1
+fi
+
+# ---------------------------------------------------------------------- pgTAP
+banner "pgTAP (pg_prove test/pgtap/*.sql in database mlcnn_test)"
+if [ "$db_ok" -eq 1 ] && [ "$built" -eq 1 ] &&
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres -c 'SET client_min_messages = warning' \
+		-c 'DROP DATABASE IF EXISTS mlcnn_test' -c 'CREATE DATABASE mlcnn_test' &&
+	psql -X -q -v ON_ERROR_STOP=1 -d mlcnn_test \
+		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION mlcnn'; then
+	shopt -s nullglob
+	for f in test/pgtap/*.sql; do
+		log="$LOGS/pgtap-$(basename "$f" .sql).log"
+		set +e
+		pg_prove --verbose --failures -d mlcnn_test "$f" 2>&1 | tee "$log"
+		rc=${PIPESTATUS[0]}
+		set -e
+		ok=$(grep -Ec '^ok [0-9]+' "$log" || true)
+		notok=$(grep -Ec '^not ok [0-9]+' "$log" || true)
+		planned=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
+		planned=${planned:-0}
+		missing=$((planned - ok - notok))
+		[ "$missing" -gt 0 ] || missing=0
+		count "$ok" $((notok + missing))
+		if [ "$rc" -ne 0 ] && [ $((notok + missing)) -eq 0 ]; then
+			echo "test.sh: pg_prove $f failed (exit status $rc)"
+			count 0 1
+		fi
+	done
+	shopt -u nullglob
+else
+	echo "test.sh: skipped: no server, no installed extension, or mlcnn_test could not be made"
+	count 0 1
+fi
+
+banner "summary"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

@@ -1,0 +1,597 @@
+/*
+ * layers.c: the fast layer kernels of the core (forward and backward).
+ *
+ * Convolution is im2col + one sgemm over the whole mini-batch, darknet
+ * style: with activations stored (C,B,H,W), the im2col matrix col is
+ * (C*K*K, B*OH*OW) with row c*K*K+ky*K+kx and column b*OH*OW+oy*OW+ox, and
+ * out (OC, B*OH*OW) = W (OC, C*K*K) x col is already the (OC,B,OH,OW)
+ * output. Backward is dW += dout x col^T, then, only when the input gradient
+ * is wanted, dcol = W^T x dout and col2im. A 1x1 kernel with stride 1 and
+ * no padding needs no im2col at all: the input is its own col.
+ *
+ * Everything that is not a gemm is a plain loop written so that gcc -O3
+ * vectorizes it without -ffast-math: restrict pointers, bounds worked out
+ * once per row instead of per element, no branches on data (max pooling
+ * and relu use selects), float reductions split over 16 independent
+ * partial sums. No loop here is threaded and none uses atomics, so results
+ * are bitwise reproducible for a fixed OpenBLAS thread count.
+ */
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* cblas.h pulls in <complex.h>, whose macro I would eat the dense sizes */
+#undef I
+
+#include "nn.h"
+
+/*
+ * Range [*lo,*hi) of output positions o in [0,on) whose input position
+ * o*S - P + k falls inside [0,n). Empty ranges come back as lo == hi.
+ */
+static inline void
+valid_range(int n, int on, int S, int P, int k, int *lo, int *hi)
+{
+	int			first = P - k;	/* need o*S >= first */
+	int			last = n - 1 + P - k;	/* need o*S <= last */
+	int			l = first <= 0 ? 0 : (first + S - 1) / S;
+	int			h = last < 0 ? 0 : last / S + 1;
+
+	if (h > on)
+		h = on;
+	if (l > h)
+		l = h;
+	*lo = l;
+	*hi = h;
+}
+
+/* Sum of x[0..n) in float with 16 independent partial sums (vectorizes). */
+static float
+sum_floats(const float *restrict x, size_t n)
+{
+	float		acc[16] = {0};
+	double		s = 0.0;
+	size_t		i = 0;
+
+	for (; i + 16 <= n; i += 16)
+		for (int j = 0; j < 16; j++)
+			acc[j] += x[i + j];
+	for (int j = 0; j < 16; j++)
+		s += acc[j];
+	for (; i < n; i++)
+		s += x[i];
+	return (float) s;
+}
+
+/*
+ * im2col: inp (C,B,H,W) -> col (C*K*K, B*OH*OW). Loops run plane by plane
+ * so that the input plane stays in L1 while its K*K rows of col are
+ * written; padding is written as zero runs, the rest as contiguous copies
+ * (stride 1) or a strided gather.
+ */
+static void
+im2col(float *restrict col, const float *restrict inp, int C, int B, int H, int W,
+	   int K, int S, int P, int OH, int OW)
+{
+	size_t		OHW = (size_t) OH * OW;
+	size_t		N = (size_t) B * OHW;
+	size_t		HW = (size_t) H * W;
+
+	for (int c = 0; c < C; c++)
+		for (int b = 0; b < B; b++)
+		{
+			const float *restrict plane = inp + ((size_t) c * B + b) * HW;
+
+			for (int ky = 0; ky < K; ky++)
+			{
+				int			oy0,
+							oy1;
+
+				valid_range(H, OH, S, P, ky, &oy0, &oy1);
+				for (int kx = 0; kx < K; kx++)
+				{
+					float	   *restrict dst = col + ((size_t) (c * K + ky) * K + kx) * N + b * OHW;
+					int			ox0,
+								ox1,
+								y0 = oy0,
+								y1 = oy1,
+								run;
+
+					valid_range(W, OW, S, P, kx, &ox0, &ox1);
+					run = ox1 - ox0;
+					if (run <= 0)
+						y1 = y0;	/* the whole column range is padding */
+
+					memset(dst, 0, sizeof(float) * (size_t) y0 * OW);
+					if (S == 1 && run == OW && OW == W)
+					{
+						/* rows are contiguous in the input: one block copy */
+						memcpy(dst + (size_t) y0 * OW,
+							   plane + (size_t) (y0 - P + ky) * W,
+							   sizeof(float) * (size_t) (y1 - y0) * OW);
+					}
+					else
+					{
+						for (int oy = y0; oy < y1; oy++)
+						{
+							float	   *restrict d = dst + (size_t) oy * OW;
+							const float *restrict s = plane + (size_t) (oy * S - P + ky) * W +
+								(ox0 * S - P + kx);
+
+							for (int ox = 0; ox < ox0; ox++)
+								d[ox] = 0.0f;
+							d += ox0;
+							if (S == 1)
+								for (int i = 0; i < run; i++)
+									d[i] = s[i];
+							else
+								for (int i = 0; i < run; i++)
+									d[i] = s[(size_t) i * S];
+							for (int i = run; i < OW - ox0; i++)
+								d[i] = 0.0f;
+						}
+					}
+					memset(dst + (size_t) y1 * OW, 0, sizeof(float) * (OHW - (size_t) y1 * OW));
+				}
+			}
+		}
+}
+
+/*
+ * col2im: accumulate dcol (C*K*K, B*OH*OW) into dinp (C,B,H,W), the adjoint
+ * of im2col. Padding positions are simply skipped. Plane by plane, so each
+ * input plane is summed into while it sits in L1, in a fixed order.
+ */
+static void
+col2im(float *restrict dinp, const float *restrict dcol, int C, int B, int H, int W,
+	   int K, int S, int P, int OH, int OW)
+{
+	size_t		OHW = (size_t) OH * OW;
+	size_t		N = (size_t) B * OHW;
+	size_t		HW = (size_t) H * W;
+
+	for (int c = 0; c < C; c++)
+		for (int b = 0; b < B; b++)
+		{
+			float	   *restrict plane = dinp + ((size_t) c * B + b) * HW;
+
+			for (int ky = 0; ky < K; ky++)
+			{
+				int			oy0,
+							oy1;
+
+				valid_range(H, OH, S, P, ky, &oy0, &oy1);
+				for (int kx = 0; kx < K; kx++)
+				{
+					const float *restrict src = dcol + ((size_t) (c * K + ky) * K + kx) * N + b * OHW;
+					int			ox0,
+								ox1,
+								run;
+
+					valid_range(W, OW, S, P, kx, &ox0, &ox1);
+					run = ox1 - ox0;
+					if (run <= 0)
+						continue;
+					for (int oy = oy0; oy < oy1; oy++)
+					{
+						float	   *restrict d = plane + (size_t) (oy * S - P + ky) * W +
+							(ox0 * S - P + kx);
+						const float *restrict s = src + (size_t) oy * OW + ox0;
+
+						if (S == 1)
+							for (int i = 0; i < run; i++)
+								d[i] += s[i];
+						else
+							for (int i = 0; i < run; i++)
+								d[(size_t) i * S] += s[i];
+					}
+				}
+			}
+		}
+}
+
+/* floats of stack scratch for the transposed dweight gemm (16 kB) */
+#define DW_SCRATCH 4096
+
+/* true when the conv is 1x1, stride 1, no padding: col is the input itself */
+static inline int
+conv_is_pointwise(const nn_layer *L)
+{
+	return L->kernel == 1 && L->stride == 1 && L->pad == 0;
+}
+
+/*
+ * conv forward: inp (C,B,H,W) -> out (OC,B,OH,OW), leaving the im2col
+ * matrix in col for backward. For a pointwise conv (1x1, stride 1, pad 0)
+ * col would equal inp: forward then copies inp into col unless col is NULL
+ * or col == inp, so a caller may skip the copy by passing the forward's
+ * input as col to backward.
+ */
+void
+nn_conv2d_forward(float *out, float *col, const float *inp,
+				  const float *weight, const float *bias,
+				  const nn_layer *L, int B)
+{
+	int			C = L->in.c,
+				H = L->in.h,
+				W = L->in.w;
+	int			OC = L->out.c,
+				OH = L->out.h,
+				OW = L->out.w;
+	int			K = L->kernel;
+	int			N = B * OH * OW;
+	int			KK = C * K * K;
+	const float *a;
+
+	if (conv_is_pointwise(L))
+	{
+		if (col != NULL && col != inp)
+			memcpy(col, inp, sizeof(float) * (size_t) C * N);
+		a = inp;
+	}
+	else
+	{
+		im2col(col, inp, C, B, H, W, K, L->stride, L->pad, OH, OW);
+		a = col;
+	}
+
+	/* start from the bias and let the gemm add onto it (beta = 1) */
+	for (int oc = 0; oc < OC; oc++)
+	{
+		float	   *restrict o = out + (size_t) oc * N;
+		float		v = bias ? bias[oc] : 0.0f;
+
+		for (int i = 0; i < N; i++)
+			o[i] = v;
+	}
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, N, KK,
+				1.0f, weight, KK, a, N, 1.0f, out, N);
+}
+
+/*
+ * conv backward: dweight += dout x col^T, dbias += row sums of dout, and
+ * when dinp is not NULL dinp += col2im(W^T x dout) (dcol is the scratch for
+ * W^T x dout; a pointwise conv gemms straight into dinp instead).
+ */
+void
+nn_conv2d_backward(float *dinp, float *dweight, float *dbias, float *dcol,
+				   const float *dout, const float *col,
+				   const float *weight, const nn_layer *L, int B)
+{
+	int			C = L->in.c,
+				H = L->in.h,
+				W = L->in.w;
+	int			OC = L->out.c,
+				OH = L->out.h,
+				OW = L->out.w;
+	int			K = L->kernel;
+	int			N = B * OH * OW;
+	int			KK = C * K * K;
+
+	for (int oc = 0; oc < OC; oc++)
+		dbias[oc] += sum_floats(dout + (size_t) oc * N, N);
+
+	if (KK < OC && (size_t) KK * OC <= DW_SCRATCH)
+	{
+		/*
+		 * Few columns per filter (a first layer: C*K*K = 9 for MNIST): the
+		 * gemm with the short side as M is about twice as fast in OpenBLAS,
+		 * so compute dweight^T = col x dout^T and add it transposed.
+		 */
+		float		tmp[DW_SCRATCH];
+
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, KK, OC, N,
+					1.0f, col, N, dout, N, 0.0f, tmp, OC);
+		for (int oc = 0; oc < OC; oc++)
+			for (int r = 0; r < KK; r++)
+				dweight[(size_t) oc * KK + r] += tmp[(size_t) r * OC + oc];
+	}
+	else
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, KK, N,
+					1.0f, dout, N, col, N, 1.0f, dweight, KK);
+
+	if (dinp == NULL)
+		return;
+	if (conv_is_pointwise(L))
+	{
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, N, OC,
+					1.0f, weight, C, dout, N, 1.0f, dinp, N);
+		return;
+	}
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, KK, N, OC,
+				1.0f, weight, KK, dout, N, 0.0f, dcol, N);
+	col2im(dinp, dcol, C, B, H, W, K, L->stride, L->pad, OH, OW);
+}
+
+/*
+ * Better-of-two for max pooling: true when v should replace the running
+ * maximum m, i.e. v > m, or v is NaN and m is not (so the first NaN wins and
+ * propagates, as in PyTorch). Written with && on comparisons only so that
+ * gcc turns it into vector compares and blends.
+ */
+static inline int
+pool_better(float v, float m)
+{
+	return (v > m) || (v != v && m == m);
+}
+
+/* One output row of a 2x2 stride-2 max pool; i0 is the flat index of r0[0]. */
+static inline void
+maxpool_row_2x2(float *restrict o, int32_t *restrict am, const float *restrict r0,
+				const float *restrict r1, int OW, int32_t i0, int32_t W)
+{
+	for (int ox = 0; ox < OW; ox++)
+	{
+		float		m = r0[2 * ox];
+		int32_t		at = i0 + 2 * ox;
+		float		v;
+		int			gt;
+
+		v = r0[2 * ox + 1];
+		gt = pool_better(v, m);
+		m = gt ? v : m;
+		at = gt ? i0 + 2 * ox + 1 : at;
+		v = r1[2 * ox];
+		gt = pool_better(v, m);
+		m = gt ? v : m;
+		at = gt ? i0 + W + 2 * ox : at;
+		v = r1[2 * ox + 1];
+		gt = pool_better(v, m);
+		m = gt ? v : m;
+		at = gt ? i0 + W + 2 * ox + 1 : at;
+		o[ox] = m;
+		am[ox] = at;
+	}
+}
+
+/*
+ * max pooling forward, floor mode (windows never pass the edge). argmax
+ * gets the flat index into inp of each window's maximum, scanning the
+ * window row by row: the first maximum wins ties, a NaN wins over numbers.
+ * The 2x2 stride-2 case has its own vectorized row loop.
+ */
+void
+nn_maxpool_forward(float *out, int32_t *argmax, const float *inp,
+				   const nn_layer *L, int B)
+{
+	int			C = L->in.c,
+				H = L->in.h,
+				W = L->in.w;
+	int			OH = L->out.h,
+				OW = L->out.w;
+	int			K = L->kernel,
+				S = L->stride;
+	size_t		HW = (size_t) H * W;
+	size_t		OHW = (size_t) OH * OW;
+	size_t		planes = (size_t) C * B;
+
+	for (size_t p = 0; p < planes; p++)
+	{
+		const float *in = inp + p * HW;
+		float	   *o = out + p * OHW;
+		int32_t    *am = argmax + p * OHW;
+		int32_t		base = (int32_t) (p * HW);
+
+		for (int oy = 0; oy < OH; oy++)
+		{
+			if (K == 2 && S == 2)
+			{
+				maxpool_row_2x2(o + (size_t) oy * OW, am + (size_t) oy * OW,
+								in + (size_t) (2 * oy) * W, in + (size_t) (2 * oy + 1) * W,
+								OW, base + 2 * oy * W, W);
+				continue;
+			}
+			for (int ox = 0; ox < OW; ox++)
+			{
+				int32_t		first = base + (oy * S) * W + ox * S;
+				float		m = inp[first];
+				int32_t		at = first;
+
+				for (int ky = 0; ky < K; ky++)
+					for (int kx = 0; kx < K; kx++)
+					{
+						int32_t		i = first + ky * W + kx;
+						float		v = inp[i];
+						int			gt = pool_better(v, m);
+
+						m = gt ? v : m;
+						at = gt ? i : at;
+					}
+				o[oy * OW + ox] = m;
+				am[oy * OW + ox] = at;
+			}
+		}
+	}
+}
+
+/* max pooling backward: dinp[argmax[i]] += dout[i], in order */
+void
+nn_maxpool_backward(float *dinp, const float *dout, const int32_t *argmax,
+					const nn_layer *L, int B)
+{
+	size_t		n = (size_t) L->out.c * B * L->out.h * L->out.w;
+
+	for (size_t i = 0; i < n; i++)
+		dinp[argmax[i]] += dout[i];
+}
+
+/* relu forward: x < 0 ? 0 : x (NaN passes through, as in PyTorch) */
+void
+nn_relu_forward(float *out, const float *inp, size_t n)
+{
+	float	   *restrict o = out;
+	const float *restrict x = inp;
+
+	for (size_t i = 0; i < n; i++)
+		o[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+/* relu backward: dinp += dout where the forward output was positive */
+void
+nn_relu_backward(float *dinp, const float *dout, const float *out, size_t n)
+{
+	float	   *restrict d = dinp;
+	const float *restrict g = dout;
+	const float *restrict y = out;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		float		gi = g[i];	/* loaded unconditionally, so it vectorizes */
+
+		d[i] += y[i] > 0.0f ? gi : 0.0f;
+	}
+}
+
+/* dense forward: out (B,N) = inp (B,I) x weight^T (I,N) + bias */
+void
+nn_dense_forward(float *out, const float *inp, const float *weight,
+				 const float *bias, int B, int I, int N)
+{
+	for (int b = 0; b < B; b++)
+	{
+		float	   *restrict o = out + (size_t) b * N;
+
+		if (bias)
+			memcpy(o, bias, sizeof(float) * N);
+		else
+			memset(o, 0, sizeof(float) * N);
+	}
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, I,
+				1.0f, inp, I, weight, I, 1.0f, out, N);
+}
+
+/*
+ * dense backward: dweight (N,I) += dout^T x inp, dbias += column sums of
+ * dout, dinp (B,I) += dout x weight when dinp is not NULL
+ */
+void
+nn_dense_backward(float *dinp, float *dweight, float *dbias,
+				  const float *dout, const float *inp, const float *weight,
+				  int B, int I, int N)
+{
+	float	   *restrict db = dbias;
+
+	for (int b = 0; b < B; b++)
+	{
+		const float *restrict g = dout + (size_t) b * N;
+
+		for (int n = 0; n < N; n++)
+			db[n] += g[n];
+	}
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, I, B,
+				1.0f, dout, N, inp, I, 1.0f, dweight, I);
+	if (dinp != NULL)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, I, N,
+					1.0f, dout, N, weight, I, 1.0f, dinp, I);
+}
+
+/*
+ * inverted dropout: mask[i] = 1/(1-rate) with probability 1-rate (u >= rate
+ * for u uniform in [0,1)), else 0; out = inp * mask. One draw per value.
+ */
+void
+nn_dropout_forward(float *out, float *mask, const float *inp, size_t n,
+				   float rate, nn_rng *rng)
+{
+	float		keep = rate < 1.0f ? 1.0f / (1.0f - rate) : 0.0f;
+
+	for (size_t i = 0; i < n; i++)
+		mask[i] = nn_rng_uniform(rng) >= rate ? keep : 0.0f;
+	for (size_t i = 0; i < n; i++)
+		out[i] = inp[i] * mask[i];
+}
+
+/* dropout backward: dinp += dout * mask */
+void
+nn_dropout_backward(float *dinp, const float *dout, const float *mask, size_t n)
+{
+	float	   *restrict d = dinp;
+	const float *restrict g = dout;
+	const float *restrict m = mask;
+
+	for (size_t i = 0; i < n; i++)
+		d[i] += g[i] * m[i];
+}
+
+/* flatten (C,B,H,W) -> (B, C*H*W): one contiguous plane per (b,c) */
+void
+nn_flatten_forward(float *out, const float *inp, int B, int C, int H, int W)
+{
+	size_t		HW = (size_t) H * W;
+
+	for (int b = 0; b < B; b++)
+		for (int c = 0; c < C; c++)
+			memcpy(out + ((size_t) b * C + c) * HW, inp + ((size_t) c * B + b) * HW,
+				   sizeof(float) * HW);
+}
+
+/* flatten backward: dinp (C,B,H,W) += dout (B, C*H*W) permuted back */
+void
+nn_flatten_backward(float *dinp, const float *dout, int B, int C, int H, int W)
+{
+	size_t		HW = (size_t) H * W;
+
+	for (int c = 0; c < C; c++)
+		for (int b = 0; b < B; b++)
+		{
+			float	   *restrict d = dinp + ((size_t) c * B + b) * HW;
+			const float *restrict g = dout + ((size_t) b * C + c) * HW;
+
+			for (size_t i = 0; i < HW; i++)
+				d[i] += g[i];
+		}
+}
+
+/*
+ * softmax + cross-entropy forward. Each row is shifted by its max before
+ * exp; the loss of a row is log(sum exp(x - max)) - (x[label] - max) in
+ * double, which stays finite even where probs underflow to 0. A label out
+ * of [0,K) makes the loss NaN rather than reading out of bounds.
+ */
+double
+nn_softmax_xent_forward(float *probs, const float *logits,
+						const int32_t *labels, int B, int K)
+{
+	double		loss = 0.0;
+
+	for (int b = 0; b < B; b++)
+	{
+		const float *restrict x = logits + (size_t) b * K;
+		float	   *restrict p = probs + (size_t) b * K;
+		float		mx = x[0];
+		double		sum = 0.0;
+		float		inv;
+
+		for (int k = 1; k < K; k++)
+			mx = x[k] > mx ? x[k] : mx;
+		for (int k = 0; k < K; k++)
+		{
+			p[k] = expf(x[k] - mx);
+			sum += p[k];
+		}
+		inv = (float) (1.0 / sum);
+		for (int k = 0; k < K; k++)
+			p[k] *= inv;
+		if (labels[b] < 0 || labels[b] >= K)
+			loss += NAN;
+		else
+			loss += log(sum) - ((double) x[labels[b]] - mx);
+	}
+	return loss;
+}
+
+/* softmax + cross-entropy backward: dlogits += (probs - onehot) * scale */
+void
+nn_softmax_xent_backward(float *dlogits, const float *probs,
+						 const int32_t *labels, int B, int K, float scale)
+{
+	for (int b = 0; b < B; b++)
+	{
+		float	   *restrict d = dlogits + (size_t) b * K;
+		const float *restrict p = probs + (size_t) b * K;
+		int32_t		y = labels[b];
+
+		for (int k = 0; k < K; k++)
+			d[k] += (p[k] - (k == y ? 1.0f : 0.0f)) * scale;
+	}
+}
