@@ -56,5 +56,59 @@ SELECT 'test', count(*) FROM test;
 SQL
 
 # --- train and evaluate
+# One session, so that the backend's peak resident memory (VmHWM) is the
+# training's. Progress comes as one NOTICE per epoch.
+step "train_conv2d(pixels, label) with the default options, evaluate, predict"
+psql -X -q -v ON_ERROR_STOP=1 -v dataset="$dataset" <<'SQL'
+SET mlcnn.progress = on;
+SET client_min_messages = notice;
+\timing on
+CREATE TABLE models AS
+  SELECT 'default' AS name, train_conv2d(pixels, label) AS model FROM train;
+\timing off
+RESET mlcnn.progress;
 
-step "done: the tables train and test are in database mlcnn_demo (bash scripts/db.sh psql -d mlcnn_demo)"
+CREATE TEMP TABLE result AS
+WITH ev AS (
+  SELECT evaluate(m.model, t.pixels, t.label) AS e FROM test t, models m
+)
+SELECT (model_info(m.model) ->> 'training_seconds')::float8 AS training_s,
+       (SELECT (e ->> 'accuracy')::float8 FROM ev) AS accuracy,
+       (SELECT (e ->> 'rows')::int FROM ev) AS test_rows,
+       jsonb_array_length(model_info(m.model) -> 'history') AS epochs
+FROM models m;
+
+-- time to predict 100 samples: 100 single-row predict() calls, median of 5 runs
+CREATE TEMP TABLE predict_runs (ms float8);
+DO $$
+DECLARE
+  t0 timestamptz;
+BEGIN
+  FOR i IN 1..5 LOOP
+    t0 := clock_timestamp();
+    PERFORM count(predict(m.model, t.pixels))
+      FROM (SELECT pixels FROM test ORDER BY id LIMIT 100) t, models m;
+    INSERT INTO predict_runs VALUES (extract(epoch FROM clock_timestamp() - t0) * 1000);
+  END LOOP;
+END
+$$;
+
+SELECT :'dataset' AS dataset,
+       (SELECT count(*) FROM train) AS train_rows,
+       r.test_rows,
+       r.epochs
+FROM result r;
+
+\echo
+\echo 'mlcnn on this machine, in the layout of the study''s results table:'
+SELECT 'mlcnn (PostgreSQL, CPU)' AS "system",
+       format('%s s', round(r.training_s::numeric, 1)) AS "training time",
+       format('%s %%', round(100 * r.accuracy::numeric, 2)) AS "accuracy",
+       format('%s s', round((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM predict_runs)::numeric / 1000, 4))
+         AS "time to predict 100 samples",
+       format('%s MB', round((substring(pg_read_file('/proc/' || pg_backend_pid() || '/status')
+                                        FROM 'VmHWM:\s+(\d+) kB')::numeric) / 1024)) AS "peak memory"
+FROM result r;
+SQL
+
+step "done: the tables train, test and models are in database mlcnn_demo (bash scripts/db.sh psql -d mlcnn_demo)"
