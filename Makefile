@@ -6,6 +6,7 @@
 #   make test       every test suite; ends with "N passed, N failed"
 #   make bench      the comparative benchmark against PyTorch (bench/)
 #   make fuzz       libFuzzer harnesses under ASan/UBSan
+#   make sanitize   the core's unit tests under ASan/UBSan/LeakSanitizer
 #   make stress     concurrency run on the embedded cluster
 
 EXTENSION = mlcnn
@@ -46,7 +47,7 @@ bench/nn_bench: bench/nn_bench.c $(NN_SRCS) $(wildcard src/nn/*.h)
 data/idxtool: data/idxtool.c $(NN_SRCS) $(wildcard src/nn/*.h)
 	$(NN_CC) $(NN_CFLAGS) -o $@ data/idxtool.c $(NN_SRCS) $(NN_LIBS)
 
-.PHONY: setup test unit demo bench fuzz stress db-start db-stop
+.PHONY: setup test unit demo bench fuzz sanitize stress db-start db-stop
 
 setup:
 	@bash scripts/setup.sh
@@ -65,6 +66,9 @@ bench:
 
 fuzz:
 	@bash test/fuzz/run.sh
+
+sanitize:
+	@bash test/sanitize.sh
 
 stress:
 	@bash test/stress/run.sh

@@ -162,3 +162,38 @@ COMMENT ON AGGREGATE @extschema@.evaluate(bytea, bytea, integer) IS 'rows, accur
 
 -- ======================================================== statistics
 -- (section: stats)
+
+-- The figures of this session's mlcnn calls, since the library was loaded or
+-- mlcnn_stats_reset() last ran: one row per function called.
+-- VOLATILE: the figures change as mlcnn functions run, even within a query.
+-- PARALLEL RESTRICTED: they are backend-local state; a parallel worker has
+-- its own (empty) figures, so the call must stay in the leader.
+CREATE FUNCTION @extschema@.mlcnn_stats(
+    OUT function text,
+    OUT calls bigint,
+    OUT rows bigint,
+    OUT total_ms double precision,
+    OUT forward_ms double precision,
+    OUT backward_ms double precision,
+    OUT update_ms double precision,
+    OUT loss_ms double precision,
+    OUT peak_memory_bytes bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'mlcnn_stats'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 11;
+COMMENT ON FUNCTION @extschema@.mlcnn_stats() IS
+'per mlcnn function, this session''s calls, rows, time by phase (ms) and peak memory of mlcnn''s own allocations (bytes) since the library was loaded or mlcnn_stats_reset()';
+
+CREATE VIEW @extschema@.mlcnn_stats AS
+    SELECT function, calls, rows, total_ms, forward_ms, backward_ms, update_ms,
+           loss_ms, peak_memory_bytes
+    FROM @extschema@.mlcnn_stats();
+COMMENT ON VIEW @extschema@.mlcnn_stats IS
+'this session''s mlcnn calls per function: calls, rows, total/forward/backward/update/loss time in ms, peak memory of mlcnn''s own allocations in bytes';
+
+-- VOLATILE, PARALLEL RESTRICTED: it changes backend-local state, which in a
+-- worker would be the worker's.
+CREATE FUNCTION @extschema@.mlcnn_stats_reset()
+RETURNS void AS 'MODULE_PATHNAME', 'mlcnn_stats_reset'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.mlcnn_stats_reset() IS
+'zeroes this session''s mlcnn_stats figures (EXPLAIN ANALYZE is not affected)';

@@ -65,7 +65,9 @@ nn_optim_step(nn_optim *o, float *restrict params, const float *restrict grads,
  * Learning rate at a step. step: x0.1 at 50% and again at 75% of the steps;
  * cosine: half a cosine from lr to 0; onecycle: PyTorch's OneCycleLR
  * defaults (30% cosine warm-up from lr/25 to lr, then cosine down to
- * lr/25/1e4).
+ * lr/25/1e4), with its step arithmetic: the warm-up ends at step
+ * 0.3 * total - 1 and the second phase starts from there (learning rate
+ * only; mlcnn does not cycle the momentum).
  */
 float
 nn_lr_at(int32_t schedule, float base_lr, int64_t step, int64_t total_steps,
@@ -81,13 +83,17 @@ nn_lr_at(int32_t schedule, float base_lr, int64_t step, int64_t total_steps,
 			return (float) (base_lr * 0.5 * (1.0 + cos(M_PI * p)));
 		case NN_LR_ONECYCLE:
 			{
+				/* torch.optim.lr_scheduler.OneCycleLR's two phases, step for step */
 				double		lo = base_lr / 25.0,
 							end = lo / 1e4,
-							up = 0.3;
+							s = (double) step,
+							up_end = 0.3 * (double) total_steps - 1.0,
+							last = (double) total_steps - 1.0;
 
-				if (p < up)
-					return (float) (lo + (base_lr - lo) * 0.5 * (1.0 - cos(M_PI * p / up)));
-				return (float) (end + (base_lr - end) * 0.5 * (1.0 + cos(M_PI * (p - up) / (1.0 - up))));
+				if (s <= up_end && up_end > 0)
+					return (float) (base_lr + (lo - base_lr) * 0.5 * (1.0 + cos(M_PI * s / up_end)));
+				return (float) (end + (base_lr - end) * 0.5 *
+								(1.0 + cos(M_PI * (s - up_end) / (last - up_end))));
 			}
 		default:
 			return base_lr;

@@ -13,7 +13,7 @@
 #include "nn.h"
 
 /* DEFAULT/MIN/MAX triples */
-#define NN_DEFAULT_EPOCHS 10
+#define NN_DEFAULT_EPOCHS 8
 #define NN_MIN_EPOCHS 1
 #define NN_MAX_EPOCHS 10000
 #define NN_DEFAULT_BATCH 64
@@ -22,7 +22,7 @@
 #define NN_DEFAULT_CLASSES 10
 #define NN_MIN_CLASSES 2
 #define NN_MAX_CLASSES 4096
-#define NN_DEFAULT_LR 0.001f
+#define NN_DEFAULT_LR 0.005f
 #define NN_MAX_LR 10.0f
 #define NN_DEFAULT_MOMENTUM 0.9f
 #define NN_DEFAULT_SEED 42

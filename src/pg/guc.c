@@ -14,7 +14,7 @@
 #include "compat.h"
 #include "mlcnn_pg.h"
 
-int			mlcnn_threads = 1;	/* OpenBLAS threads; 0 = one per core */
+int			mlcnn_threads = 0;	/* OpenBLAS threads; 0 = one per core */
 int			mlcnn_max_train_memory_kb = 1024 * 1024;	/* kB; 0 = no limit */
 bool		mlcnn_progress = false; /* NOTICE per epoch */
 
@@ -26,11 +26,12 @@ MlcnnGucInit(void)
 {
 	DefineCustomIntVariable("mlcnn.threads",
 							"Number of OpenBLAS threads for training and inference.",
-							"Used when the training options do not name a thread count. "
-							"0 means one per core. More threads speed up large batches; "
-							"single-row prediction is fastest with 1.",
+							"Used when the training options do not name a thread count, and "
+							"for batched inference (evaluate, compute_gradients). 0 means one "
+							"per core. Single-row functions such as predict always use one "
+							"thread: for one image, waking threads costs more than it saves.",
 							&mlcnn_threads,
-							1, 0, 256,
+							0, 0, 256,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("mlcnn.max_train_memory",

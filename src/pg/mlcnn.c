@@ -10,9 +10,12 @@
 
 PG_MODULE_MAGIC;
 
+void		_PG_init(void);
+
 /* Load-time set-up: GUCs first, hooks last. */
 void
 _PG_init(void)
 {
 	MlcnnGucInit();
+	MlcnnExplainInit();			/* hooks: keep last */
 }

@@ -97,4 +97,34 @@ typedef enum MlcnnFn
 void		MlcnnStatsAdd(MlcnnFn fn, int64 calls, int64 rows, double seconds,
 						  const nn_timing *t, int64 epochs, Size peak_bytes);
 
+/* the figures of one function; peak_bytes is a high-water mark, not a sum */
+typedef struct MlcnnStat
+{
+	int64		calls;
+	int64		rows;
+	int64		epochs;
+	int64		batches;
+	int64		images;
+	double		total_s;
+	double		forward_s;
+	double		backward_s;
+	double		update_s;
+	double		loss_s;
+	Size		peak_bytes;
+} MlcnnStat;
+
+/* the SQL name of fn */
+const char *MlcnnFnName(MlcnnFn fn);
+/* copy the counters since the library was loaded (never reset) into out[MLCNN_NFN] */
+void		MlcnnStatsSnapshot(MlcnnStat *out);
+/* start a nested peak window: save the running peaks in saved[MLCNN_NFN], zero them */
+void		MlcnnStatsPeakPush(Size *saved);
+/* end it: the window's peaks into out[MLCNN_NFN]; the enclosing window keeps the max */
+void		MlcnnStatsPeakPop(const Size *saved, Size *out);
+
+/* ------------------------------------------------------------ explain.c */
+
+/* install the EXPLAIN and executor hooks (call last in _PG_init) */
+void		MlcnnExplainInit(void);
+
 #endif

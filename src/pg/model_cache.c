@@ -147,7 +147,7 @@ MlcnnCheckPixels(const nn_model *m, Size len)
 void
 MlcnnModelForward(MlcnnModel *mm, const uint8_t *const *rows, int B, nn_timing *t)
 {
-	MlcnnSetThreads(0);
+	MlcnnSetThreads(B == 1 ? 1 : 0);
 	nn_load_pixels(mm->work.act[0], rows, B, mm->model.net.input, &mm->model.norm);
 	nn_net_forward(&mm->model.net, mm->model.params, &mm->work, B, 0, NULL, t);
 }

@@ -39,7 +39,6 @@ typedef struct TrainState
 	nn_options	opt;
 	char	   *opt_raw;		/* the options jsonb as given, for equality */
 	Size		opt_len;
-	Pointer		opt_last;		/* last options datum seen (fast path) */
 	bytea	   *init;			/* continue from this model, or NULL */
 	bytea	   *result;			/* cached final result */
 	int64		result_rows;
@@ -89,6 +88,21 @@ check_same_options(const char *raw1, Size len1, const char *raw2, Size len2)
 				 errmsg("train_conv2d options must be the same for every row")));
 }
 
+/*
+ * Error unless a row's options (jb, possibly with a short header; NULL for
+ * SQL NULL) are the ones s was configured with. Every row is compared: a
+ * datum's address says nothing, since per-row values reuse memory.
+ */
+static void
+check_row_options(const TrainState *s, Jsonb *jb)
+{
+	/* compare the payloads (a jsonb's is never empty, so NULL differs) */
+	check_same_options(s->opt_raw ? VARDATA(s->opt_raw) : NULL,
+					   s->opt_raw ? s->opt_len - VARHDRSZ : 0,
+					   jb ? VARDATA_ANY(jb) : NULL,
+					   jb ? VARSIZE_ANY_EXHDR(jb) : 0);
+}
+
 /* Budget check: rows plus the estimated training memory. */
 static void
 check_budget(const TrainState *s, Size extra)
@@ -124,20 +138,11 @@ mlcnn_train_transfn(PG_FUNCTION_ARGS)
 	/* options: parsed at the first row, then only compared */
 	if (PG_NARGS() > 3)
 	{
-		Pointer		p = PG_ARGISNULL(3) ? NULL : DatumGetPointer(PG_GETARG_DATUM(3));
-
 		if (!s->configured)
-		{
-			state_configure(s, p ? PG_GETARG_JSONB_P(3) : NULL);
-			s->opt_last = p;
-		}
-		else if (p != s->opt_last)
-		{
-			Jsonb	   *jb = p ? PG_GETARG_JSONB_P(3) : NULL;
-
-			check_same_options(s->opt_raw, s->opt_len, (char *) jb, jb ? VARSIZE(jb) : 0);
-			s->opt_last = p;
-		}
+			state_configure(s, PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
+		else
+			check_row_options(s, PG_ARGISNULL(3) ? NULL :
+							  (Jsonb *) PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(3)));
 		if (PG_NARGS() > 4 && !PG_ARGISNULL(4) && s->init == NULL)
 		{
 			bytea	   *init = PG_GETARG_BYTEA_P(4);
@@ -187,8 +192,9 @@ mlcnn_train_transfn(PG_FUNCTION_ARGS)
 				 errmsg("label %d is outside 0..%d", label, s->opt.classes - 1),
 				 errhint("Set the \"classes\" option to the number of classes.")));
 
+	/* a new chunk of NN_ROWS_PER_CHUNK rows is due: check before it is allocated */
 	if ((s->rows.n % NN_ROWS_PER_CHUNK) == 0)
-		check_budget(s, 0);
+		check_budget(s, (Size) NN_ROWS_PER_CHUNK * (s->rows.row_bytes + sizeof(int32)));
 	if (nn_rows_append(&s->rows, (const uint8_t *) VARDATA_ANY(pixels), label, &s->alloc.a, &st) != NN_OK)
 		MlcnnReportStatus(&st);
 	PG_RETURN_POINTER(s);
@@ -341,6 +347,16 @@ mlcnn_train_deserialfn(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(s);
 }
 
+/* A copy of b in the current memory context. */
+static bytea *
+copy_bytea(const bytea *b)
+{
+	bytea	   *c = palloc(VARSIZE(b));
+
+	memcpy(c, b, VARSIZE(b));
+	return c;
+}
+
 /* Training hooks: interrupts, progress, threads. */
 static int
 hook_batch(void *ctx)
@@ -396,7 +412,7 @@ mlcnn_train_finalfn(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();		/* no rows at all, like sum() */
 	s = (TrainState *) PG_GETARG_POINTER(0);
 	if (s->result && s->result_rows == s->rows.n)
-		PG_RETURN_BYTEA_P(s->result);
+		PG_RETURN_BYTEA_P(copy_bytea(s->result));
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlcnn training", ALLOCSET_DEFAULT_SIZES);
 	MlcnnAllocInit(&alloc, cxt);
@@ -431,5 +447,6 @@ mlcnn_train_finalfn(PG_FUNCTION_ARGS)
 	s->result_rows = s->rows.n;
 	MlcnnStatsAdd(MLCNN_FN_TRAIN, 1, s->rows.n + s->rows.skipped, nn_now() - t0, &t,
 				  s->opt.epochs, peak);
-	PG_RETURN_BYTEA_P(result);
+	/* the state keeps the model for a repeated final call; the caller gets a copy */
+	PG_RETURN_BYTEA_P(copy_bytea(result));
 }
