@@ -295,7 +295,7 @@ nn_model_read(nn_model *m, const uint8_t *buf, size_t len,
 	if (!get_i32(&r, &in.h, 1, NN_MAX_DIM, "input height") ||
 		!get_i32(&r, &in.w, 1, NN_MAX_DIM, "input width") ||
 		!get_i32(&r, &in.c, 1, NN_MAX_DIM, "input channels") ||
-		!get_i32(&r, &classes, 1, 4096, "class count"))
+		!get_i32(&r, &classes, NN_MIN_CLASSES, NN_MAX_CLASSES, "class count"))
 		return st->code;
 	if (!get_le(&r, 4, &v, "spec length"))
 		return st->code;

@@ -1,0 +1,252 @@
+#!/usr/bin/python3
+"""make_fixtures.py: PyTorch reference values for mlcnn's unit tests.
+
+Run once with the Python that has torch (on the build machine:
+/usr/bin/python3 test/make_fixtures.py from the repository root); it writes
+test/fixtures/ref_cnn.bin, test/fixtures/layers.bin,
+test/fixtures/schedules.bin and test/fixtures/manifest.txt. Everything is seeded, so running it again gives
+the same inputs and weights (and, on the same torch build, the same bytes).
+test/unit/test_torch.c reads the .bin files; test/fixtures/README.md says
+what each tensor is and why the tolerances are what they are.
+
+File format (all little-endian):
+    8 bytes  magic "MLFX0001"
+    i32      number of tensors
+    then per tensor:
+        48 bytes name, NUL-padded
+        i32 dtype (0 = float32, 1 = int32)
+        i32 ndim (0..4), i32 dims[4] (unused dims 1)
+        the values, row-major, prod(dims) * 4 bytes
+
+Layouts are PyTorch's: activations (B,C,H,W), conv weights (OC,C,K,K),
+dense weights (N,I). mlcnn keeps activations as (C,B,H,W); the C test
+transposes, the fixtures do not.
+"""
+
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn as tnn
+import torch.nn.functional as F
+
+SEED = 20240601
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "fixtures")
+
+# post-step parameter samples: the whole first conv plus every 7th value
+SAMPLE_STRIDE = 7
+SAMPLE_HEAD = 320
+
+
+class FixtureFile:
+    """Collects named tensors and writes them in the MLFX format."""
+
+    def __init__(self, path):
+        self.path = path
+        self.tensors = []
+
+    def add(self, name, value, dtype=np.float32):
+        arr = np.ascontiguousarray(np.asarray(
+            value.detach().cpu().numpy() if torch.is_tensor(value) else value,
+            dtype=dtype))
+        assert len(name.encode()) < 48, name
+        assert arr.ndim <= 4, name
+        self.tensors.append((name, arr))
+
+    def write(self):
+        with open(self.path, "wb") as f:
+            f.write(b"MLFX0001")
+            f.write(struct.pack("<i", len(self.tensors)))
+            for name, arr in self.tensors:
+                dims = list(arr.shape) + [1] * (4 - arr.ndim)
+                f.write(name.encode().ljust(48, b"\0"))
+                f.write(struct.pack("<6i", 0 if arr.dtype == np.float32 else 1,
+                                    arr.ndim, *dims))
+                f.write(arr.astype(arr.dtype.newbyteorder("<")).tobytes())
+
+    def manifest(self):
+        lines = []
+        for name, arr in self.tensors:
+            kind = "f32" if arr.dtype == np.float32 else "i32"
+            lines.append("%s %s %s %s" % (os.path.basename(self.path), name, kind,
+                                          "x".join(str(d) for d in arr.shape) or "scalar"))
+        return lines
+
+
+def flat_params(model):
+    """All parameters in state_dict order, concatenated (mlcnn's buffer)."""
+    return torch.cat([t.detach().reshape(-1) for t in model.state_dict().values()])
+
+
+def sample_index(n):
+    """Indices of the post-step samples: [0, SAMPLE_HEAD) then every SAMPLE_STRIDE-th."""
+    idx = [i for i in range(n) if i < SAMPLE_HEAD or i % SAMPLE_STRIDE == 0]
+    return np.array(idx, dtype=np.int32)
+
+
+def optimizer_steps(model, grads, make_opt, steps):
+    """Parameters after each of `steps` steps of make_opt with the same gradients."""
+    m = [p.detach().clone().requires_grad_(True) for p in model.parameters()]
+    opt = make_opt(m)
+    out = []
+    for _ in range(steps):
+        for p, g in zip(m, grads):
+            p.grad = g.clone()
+        opt.step()
+        out.append(torch.cat([p.detach().reshape(-1) for p in m]))
+    return out
+
+
+def reference_cnn(fx):
+    """The reference CNN on 8 MNIST-sized images: logits, loss, gradients, optimizer steps."""
+    torch.manual_seed(SEED)
+    model = tnn.Sequential(
+        tnn.Conv2d(1, 32, 3), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Conv2d(32, 64, 3), tnn.ReLU(), tnn.MaxPool2d(2),
+        tnn.Flatten(), tnn.Linear(1600, 128), tnn.ReLU(), tnn.Linear(128, 10))
+    B = 8
+    # pixel bytes, so the test can also run them through nn_load_pixels (minmax)
+    pixels = torch.randint(0, 256, (B, 28, 28), dtype=torch.int32)
+    x = (pixels.to(torch.float32) / 255.0).reshape(B, 1, 28, 28)
+    labels = torch.randint(0, 10, (B,), dtype=torch.int64)
+
+    model.zero_grad()
+    logits = model(x)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    grads = [p.grad.detach().clone() for p in model.parameters()]
+    names = list(model.state_dict().keys())
+    assert names == ["0.weight", "0.bias", "3.weight", "3.bias",
+                     "7.weight", "7.bias", "9.weight", "9.bias"], names
+
+    fx.add("pixels", pixels, np.int32)
+    fx.add("input", x)
+    fx.add("labels", labels, np.int32)
+    fx.add("params", flat_params(model))
+    fx.add("logits", logits)
+    fx.add("loss", loss.reshape(1))
+    fx.add("grads", torch.cat([g.reshape(-1) for g in grads]))
+    # per-tensor sizes in state_dict order, so the test checks the layout
+    fx.add("param_sizes", np.array([t.numel() for t in model.state_dict().values()]), np.int32)
+
+    idx = sample_index(sum(p.numel() for p in model.parameters()))
+    fx.add("step_index", idx, np.int32)
+
+    # hyper-parameters stored beside the results: lr, beta1/momentum, beta2, eps, weight decay
+    adam = (1e-3, 0.9, 0.999, 1e-8, 0.0)
+    adam_wd = (1e-3, 0.9, 0.999, 1e-8, 1e-2)
+    momentum = (0.01, 0.9, 0.0, 0.0, 5e-4)
+    sgd = (0.1, 0.0, 0.0, 0.0, 1e-3)
+    runs = [
+        ("adam", adam, 2, lambda m: torch.optim.Adam(m, lr=adam[0], betas=(adam[1], adam[2]),
+                                                     eps=adam[3], weight_decay=adam[4])),
+        ("adam_wd", adam_wd, 1, lambda m: torch.optim.Adam(m, lr=adam_wd[0], betas=(adam_wd[1], adam_wd[2]),
+                                                           eps=adam_wd[3], weight_decay=adam_wd[4])),
+        ("momentum", momentum, 2, lambda m: torch.optim.SGD(m, lr=momentum[0], momentum=momentum[1],
+                                                            weight_decay=momentum[4])),
+        ("sgd", sgd, 1, lambda m: torch.optim.SGD(m, lr=sgd[0], weight_decay=sgd[4])),
+    ]
+    for name, hp, steps, make in runs:
+        fx.add(name + ".hp", np.array(hp, dtype=np.float32))
+        for t, p in enumerate(optimizer_steps(model, grads, make, steps), 1):
+            fx.add("%s.t%d" % (name, t), p.numpy()[idx])
+
+
+def layer_case(fx, name, module, x, with_params=True):
+    """One layer: input, parameters, output, a random upstream gradient and the gradients."""
+    x = x.clone().requires_grad_(True)
+    y = module(x)
+    dout = torch.randn_like(y)
+    y.backward(dout)
+    fx.add(name + ".inp", x)
+    if with_params:
+        fx.add(name + ".weight", module.weight)
+        fx.add(name + ".bias", module.bias)
+    fx.add(name + ".out", y)
+    fx.add(name + ".dout", dout)
+    fx.add(name + ".dinp", x.grad)
+    if with_params:
+        fx.add(name + ".dweight", module.weight.grad)
+        fx.add(name + ".dbias", module.bias.grad)
+
+
+def layers(fx):
+    """Per-layer fixtures for every layer with parameters or shape logic."""
+    torch.manual_seed(SEED + 1)
+    # conv: stride 2, 3 input channels, H != W
+    layer_case(fx, "conv_stride2", tnn.Conv2d(3, 4, 3, stride=2), torch.randn(2, 3, 9, 7))
+    # conv: 'same' padding (1 per side for k = 3), H != W
+    layer_case(fx, "conv_same", tnn.Conv2d(3, 5, 3, padding=1), torch.randn(2, 3, 6, 8))
+    # conv: valid, kernel 5, two channels
+    layer_case(fx, "conv_k5", tnn.Conv2d(2, 3, 5), torch.randn(3, 2, 10, 8))
+    # conv: 1x1 (mlcnn skips im2col for it)
+    layer_case(fx, "conv_1x1", tnn.Conv2d(3, 4, 1), torch.randn(2, 3, 5, 6))
+    # conv: 'same' with kernel 5 (padding 2 per side) on odd sizes
+    layer_case(fx, "conv_same_k5", tnn.Conv2d(2, 3, 5, padding=2), torch.randn(2, 2, 7, 5))
+    # maxpool: 2 (floors odd sizes), and window 3 stride 2
+    layer_case(fx, "maxpool2", tnn.MaxPool2d(2), torch.randn(2, 3, 7, 9), with_params=False)
+    layer_case(fx, "maxpool3s2", tnn.MaxPool2d(3, 2), torch.randn(2, 2, 9, 8), with_params=False)
+    # dense
+    layer_case(fx, "dense", tnn.Linear(12, 5), torch.randn(3, 12))
+    # flatten of (B,C,H,W) in PyTorch's (c,h,w) order
+    layer_case(fx, "flatten", tnn.Flatten(), torch.randn(2, 3, 4, 5), with_params=False)
+    # relu; values kept away from 0 so the kink is not in question
+    r = torch.randn(2, 3, 4, 5)
+    r = torch.where(r.abs() < 0.01, torch.full_like(r, 0.5), r)
+    layer_case(fx, "relu", tnn.ReLU(), r, with_params=False)
+
+    # softmax cross-entropy (mean over the batch), one row with huge logits
+    logits = torch.randn(5, 7) * 3
+    logits[2] += 1000.0
+    logits[3] -= 500.0
+    labels = torch.tensor([0, 6, 3, 2, 5])
+    lg = logits.clone().requires_grad_(True)
+    loss = F.cross_entropy(lg, labels)
+    loss.backward()
+    fx.add("xent.logits", logits)
+    fx.add("xent.labels", labels, np.int32)
+    fx.add("xent.probs", torch.softmax(logits, dim=1))
+    fx.add("xent.loss", loss.detach().reshape(1))
+    fx.add("xent.dlogits", lg.grad)
+
+
+def schedules(fx):
+    """Learning rates per step of PyTorch's OneCycleLR (defaults) and cosine annealing to 0."""
+    for total in (2, 7, 100, 1000):
+        for name in ("onecycle", "cosine"):
+            p = torch.nn.Parameter(torch.zeros(1))
+            opt = torch.optim.SGD([p], lr=0.01, momentum=0.9)
+            if name == "onecycle":
+                sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.01, total_steps=total)
+            else:
+                sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - 1, eta_min=0.0)
+            lrs = []
+            for _ in range(total):
+                lrs.append(opt.param_groups[0]["lr"])
+                opt.step()
+                sched.step()
+            fx.add("lr.%s.%d" % (name, total), np.array(lrs, dtype=np.float32))
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    lines = ["# file tensor dtype shape (written by test/make_fixtures.py, torch %s)" % torch.__version__]
+    for fname, fn in (("ref_cnn.bin", reference_cnn), ("layers.bin", layers),
+                      ("schedules.bin", schedules)):
+        fx = FixtureFile(os.path.join(OUT, fname))
+        fn(fx)
+        fx.write()
+        lines += fx.manifest()
+    with open(os.path.join(OUT, "manifest.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    total = sum(os.path.getsize(os.path.join(OUT, f)) for f in ("ref_cnn.bin", "layers.bin", "schedules.bin"))
+    print("wrote %s (%d bytes)" % (OUT, total), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,449 @@
+/*
+ * test_net.c: whole networks through nn_net_forward / nn_net_loss /
+ * nn_net_backward (src/nn/net.c): finite-difference gradient checks of the
+ * reference CNN and of small nets with stride, 'same' padding, overlapping
+ * pooling and dropout; dropout's inference path, rate and reproducibility;
+ * batch independence of the (C,B,H,W) layout.
+ *
+ * Gradient check. The loss is the mean cross-entropy over the batch, summed
+ * in double by nn_net_loss from float32 logits. For a parameter p the
+ * numerical derivative is (L(p+h) - L(p-h)) / (fl(p+h) - fl(p-h)); the
+ * analytical one is nn_net_backward with scale 1/B. Two errors compete:
+ * rounding of the float32 forward (about 1e-7 * |L| / 2h; it dominates at
+ * h = 1e-4, where the median relative error rises to ~1e-3) and the kinks
+ * of relu and max pooling (a first-layer weight of the reference CNN moves
+ * B*26*26 relu inputs and pool winners; each crossing inside [p-h, p+h]
+ * bends the loss; at h = 1e-2 a fifth of the parameters are hit). h = 1e-3
+ * balances them. A parameter whose one-sided differences (L(p+h)-L(p))/h
+ * and (L(p)-L(p-h))/h differ by more than FD_KINK relative is at a visible
+ * kink and is not judged (at most FD_KINK_SHARE of them); the others must
+ * satisfy |num - ana| <= FD_ATOL + FD_RTOL * max(|num|, |ana|) with atol
+ * 2e-5 and rtol 5e-2 (measured worst: 2.2% on gradients of ~0.05 of the
+ * reference CNN, where several small crossings can hide from the one-sided
+ * test; larger relative errors only on gradients below ~1e-4, inside
+ * atol), and the median relative error of the gradients that are not ~0
+ * must be below 3e-3 (measured 5e-4 on the reference CNN, 1e-4 on the
+ * small nets). Scaling one tensor's analytical gradient by 1.1 fails every
+ * one of the three checks; a wrong index, a transposed weight or a missing
+ * term gives relative errors of order 1.
+ * (PyTorch's exact gradients for the reference CNN are in test_torch.c.)
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn.h"
+#include "t.h"
+
+#define FD_STEP 1e-3f
+#define FD_ATOL 2e-5
+#define FD_RTOL 5e-2
+#define FD_KINK_SHARE 0.10
+#define FD_MEDIAN 3e-3
+#define FD_KINK 0.05			/* one-sided slopes differing by more than 5% mean a kink */
+#define FD_PER_TENSOR 25		/* reference CNN: 25 per tensor, 8 tensors = 200 */
+
+/* a net, its parameters and a batch */
+typedef struct net_case
+{
+	nn_net		net;
+	float	   *params;
+	float	   *input;			/* (C,B,H,W) */
+	int32_t    *labels;
+	int			B;
+	nn_work		w;
+	uint64_t	drop_seed;		/* dropout masks: the same stream for every evaluation */
+	int			train;			/* forward in training mode (dropout active) */
+} net_case;
+
+/* Build spec on in/classes with random parameters and a random batch of B. */
+static int
+case_init(net_case *c, const char *spec, nn_shape in, int classes, int B, uint64_t seed)
+{
+	nn_status	st = {0};
+	nn_rng		rng;
+	size_t		nin;
+
+	memset(c, 0, sizeof(*c));
+	if (!T_OK(nn_net_build(&c->net, spec, in, classes, &st) == NN_OK, "\"%s\" builds: %s", spec, st.msg))
+		return 0;
+	if (!T_OK(nn_work_alloc(&c->w, &c->net, B, 1, &nn_malloc_allocator, &st) == NN_OK,
+			  "work for \"%s\" allocates: %s", spec, st.msg))
+		return 0;
+	nn_rng_seed(&rng, seed);
+	c->B = B;
+	c->params = malloc(sizeof(float) * c->net.nparams);
+	nn_net_init_params(&c->net, c->params, &rng);
+	/* non-zero biases, so that their gradients and layout are exercised */
+	for (int i = 0; i < c->net.nlayers; i++)
+		for (size_t k = 0; k < c->net.layers[i].b_len; k++)
+			c->params[c->net.layers[i].b_off + k] = 0.1f * nn_rng_normal(&rng);
+	nin = (size_t) in.h * in.w * in.c * B;
+	c->input = malloc(sizeof(float) * nin);
+	for (size_t k = 0; k < nin; k++)
+		c->input[k] = nn_rng_uniform(&rng);
+	c->labels = malloc(sizeof(int32_t) * B);
+	for (int b = 0; b < B; b++)
+		c->labels[b] = (int32_t) nn_rng_below(&rng, (uint32_t) classes);
+	c->drop_seed = seed + 1;
+	return 1;
+}
+
+/* free a case */
+static void
+case_free(net_case *c)
+{
+	nn_work_free(&c->w, &nn_malloc_allocator);
+	free(c->params);
+	free(c->input);
+	free(c->labels);
+}
+
+/* Mean loss at the current parameters (dropout masks redrawn from the same seed). */
+static double
+case_loss(net_case *c)
+{
+	nn_rng		rng;
+
+	nn_rng_seed(&rng, c->drop_seed);
+	memcpy(c->w.act[0], c->input, sizeof(float) * (size_t) c->net.input.h * c->net.input.w *
+		   c->net.input.c * c->B);
+	nn_net_forward(&c->net, c->params, &c->w, c->B, c->train, c->train ? &rng : NULL, NULL);
+	return nn_net_loss(&c->net, &c->w, c->labels, c->B, NULL, NULL) / c->B;
+}
+
+/* Analytical gradient of the mean loss into grads (zeroed first). */
+static void
+case_grads(net_case *c, float *grads)
+{
+	case_loss(c);
+	memset(grads, 0, sizeof(float) * c->net.nparams);
+	nn_net_backward(&c->net, c->params, grads, &c->w, c->B, 1.0f / c->B, NULL);
+}
+
+/* compare doubles for qsort */
+static int
+cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Check the gradient at the parameter indices idx[0..n) by central
+ * differences; asserts and prints the largest and median relative errors.
+ * A parameter whose one-sided differences disagree (a kink between p-h and
+ * p+h) is counted as a kink instead of being judged.
+ */
+static void
+grad_check(net_case *c, const size_t *idx, int n, const char *what)
+{
+	float	   *grads = malloc(sizeof(float) * c->net.nparams);
+	double	   *rel = malloc(sizeof(double) * n);
+	int			misses = 0,
+				kinks = 0,
+				judged = 0,
+				nonzero = 0;
+	double		worst = 0,
+				worst_num = 0,
+				worst_ana = 0,
+				l0;
+	size_t		worst_at = 0;
+
+	case_grads(c, grads);
+	l0 = case_loss(c);
+	for (int k = 0; k < n; k++)
+	{
+		size_t		i = idx[k];
+		float		x = c->params[i],
+					xp = x + FD_STEP,
+					xm = x - FD_STEP;
+		double		lp,
+					lm,
+					num,
+					fwd,
+					bwd,
+					ana = grads[i],
+					scale,
+					lim;
+
+		c->params[i] = xp;
+		lp = case_loss(c);
+		c->params[i] = xm;
+		lm = case_loss(c);
+		c->params[i] = x;
+		num = (lp - lm) / ((double) xp - (double) xm);
+		fwd = (lp - l0) / ((double) xp - (double) x);
+		bwd = (l0 - lm) / ((double) x - (double) xm);
+		scale = fmax(fabs(num), fabs(ana));
+		lim = FD_ATOL + FD_RTOL * scale;
+		if (fabs(fwd - bwd) > FD_KINK * fmax(fabs(fwd), fabs(bwd)) + FD_ATOL)
+		{
+			kinks++;
+			continue;
+		}
+		judged++;
+		if (!(fabs(num - ana) <= lim))
+			misses++;
+		if (!(scale > FD_ATOL))
+			continue;			/* both ~0 (dead units, unselected pool inputs) */
+		rel[nonzero++] = fabs(num - ana) / scale;
+		if (rel[nonzero - 1] > worst || isnan(rel[nonzero - 1]))
+		{
+			worst = rel[nonzero - 1];
+			worst_at = i;
+			worst_num = num;
+			worst_ana = ana;
+		}
+	}
+	qsort(rel, nonzero, sizeof(double), cmp_double);
+	printf("# %s: %d parameters, %d skipped at kinks, %d with a gradient above %g; largest relative error %.3g (param %zu: numerical %.6g analytical %.6g), median %.3g\n",
+		   what, n, kinks, nonzero, FD_ATOL, worst, worst_at, worst_num, worst_ana, nonzero ? rel[nonzero / 2] : NAN);
+	T_OK(kinks <= (int) (FD_KINK_SHARE * n), "%s: %d of %d parameters at kinks (at most %d)",
+		 what, kinks, n, (int) (FD_KINK_SHARE * n));
+	T_OK(misses == 0, "%s: all %d smooth gradients within atol %g + rtol %g (%d are not)",
+		 what, judged, FD_ATOL, FD_RTOL, misses);
+	T_OK(nonzero >= n / 4, "%s: %d of %d gradients are not ~0", what, nonzero, n);
+	T_OK(nonzero > 0 && rel[nonzero / 2] < FD_MEDIAN, "%s: median relative error of the non-zero gradients %.3g < %g",
+		 what, nonzero ? rel[nonzero / 2] : NAN, FD_MEDIAN);
+	free(grads);
+	free(rel);
+}
+
+/* Check every parameter of a (small) case. */
+static void
+grad_check_all(net_case *c, const char *what)
+{
+	size_t	   *idx = malloc(sizeof(size_t) * c->net.nparams);
+
+	for (size_t i = 0; i < c->net.nparams; i++)
+		idx[i] = i;
+	grad_check(c, idx, (int) c->net.nparams, what);
+	free(idx);
+}
+
+T_CASE(test_net_gradcheck_reference_cnn)
+{
+	net_case	c;
+	nn_shape	in = {28, 28, 1};
+	size_t		idx[16 * FD_PER_TENSOR];
+	int			n = 0;
+	nn_rng		rng;
+
+	if (case_init(&c, NN_REFERENCE_SPEC, in, 10, 4, 101))
+	{
+		/* FD_PER_TENSOR random entries of every weight and bias tensor */
+		nn_rng_seed(&rng, 7);
+		for (int i = 0; i < c.net.nlayers; i++)
+		{
+			const nn_layer *L = &c.net.layers[i];
+
+			for (int k = 0; L->w_len && k < FD_PER_TENSOR; k++)
+				idx[n++] = L->w_off + nn_rng_below(&rng, (uint32_t) L->w_len);
+			for (int k = 0; L->b_len && k < FD_PER_TENSOR; k++)
+				idx[n++] = L->b_off + nn_rng_below(&rng, (uint32_t) L->b_len);
+		}
+		T_OK(n == 8 * FD_PER_TENSOR, "%d parameters sampled from 8 tensors", n);
+		grad_check(&c, idx, n, "reference CNN");
+	}
+	case_free(&c);
+}
+
+T_CASE(test_net_gradcheck_stride_same_pool)
+{
+	net_case	c;
+	nn_shape	in = {11, 9, 2};
+
+	/* 11x9x2 -> conv stride 2: 5x4x4 -> same: 5x4x6 -> pool 3/2: 2x1x6 -> 12 -> 8 -> 5 */
+	if (case_init(&c, "conv(4,3,2) relu conv(6,3,same) relu maxpool(3,2) flatten dense(8) relu dense(5)",
+				  in, 5, 3, 202))
+	{
+		T_OK(c.net.nparams == 76 + 222 + 104 + 45, "447 parameters (got %zu)", c.net.nparams);
+		grad_check_all(&c, "stride/same/overlapping-pool net");
+	}
+	case_free(&c);
+}
+
+T_CASE(test_net_gradcheck_pointwise_and_dropout)
+{
+	net_case	c;
+	nn_shape	in = {8, 7, 3};
+
+	/*
+	 * 1x1 conv (no im2col, backward reads the input), dropout in training
+	 * mode: every evaluation redraws the same masks from the same seed, so
+	 * the loss is a fixed function of the parameters
+	 */
+	if (case_init(&c, "conv(5,1) relu conv(4,3) relu dropout(0.3) maxpool(2) dense(6) relu dropout(0.5) dense(3)",
+				  in, 3, 4, 303))
+	{
+		c.train = 1;
+		grad_check_all(&c, "1x1 conv + dropout net (training mode)");
+	}
+	case_free(&c);
+}
+
+T_CASE(test_net_backward_accumulates)
+{
+	net_case	c;
+	nn_shape	in = {11, 9, 2};
+
+	if (case_init(&c, "conv(4,3,2) relu conv(6,3,same) relu maxpool(3,2) dense(5)", in, 5, 3, 404))
+	{
+		float	   *g1 = malloc(sizeof(float) * c.net.nparams),
+				   *g2 = malloc(sizeof(float) * c.net.nparams);
+
+		case_grads(&c, g1);
+		case_grads(&c, g2);
+		/* second backward without zeroing: grads += the same values */
+		nn_net_backward(&c.net, c.params, g2, &c.w, c.B, 1.0f / c.B, NULL);
+		for (size_t i = 0; i < c.net.nparams; i++)
+			g1[i] *= 2.0f;
+		T_CLOSE(g2, g1, c.net.nparams, 1e-7, 1e-6, "two backward passes accumulate to twice the gradient");
+		free(g1);
+		free(g2);
+	}
+	case_free(&c);
+}
+
+T_CASE(test_net_batch_independence)
+{
+	net_case	c;
+	nn_shape	in = {12, 10, 3};
+	const int	B = 5;
+
+	if (case_init(&c, "conv(6,3) relu maxpool(2) conv(4,3,same) relu flatten dense(7) relu dense(4)", in, 4, B, 505))
+	{
+		float		all[5 * 4],
+					one[5 * 4];
+		size_t		hw = (size_t) in.h * in.w;
+		nn_work		w1;
+		nn_status	st = {0};
+
+		case_loss(&c);
+		memcpy(all, c.w.act[c.net.nlayers], sizeof(all));
+		/* each image alone, through a work of capacity 1 */
+		if (T_OK(nn_work_alloc(&w1, &c.net, 1, 0, &nn_malloc_allocator, &st) == NN_OK, "work of 1: %s", st.msg))
+		{
+			for (int b = 0; b < B; b++)
+			{
+				for (int ch = 0; ch < in.c; ch++)
+					memcpy(w1.act[0] + ch * hw, c.input + ((size_t) ch * B + b) * hw, sizeof(float) * hw);
+				nn_net_forward(&c.net, c.params, &w1, 1, 0, NULL, NULL);
+				memcpy(one + b * 4, w1.act[c.net.nlayers], sizeof(float) * 4);
+			}
+			T_CLOSE(one, all, (size_t) B * 4, 1e-5, 1e-4,
+					"logits of a batch of 5 in (C,B,H,W) equal the 5 images one at a time");
+			nn_work_free(&w1, &nn_malloc_allocator);
+		}
+	}
+	case_free(&c);
+}
+
+/* ---------------------------------------------------------------- dropout */
+
+T_CASE(test_net_dropout_inference_is_identity)
+{
+	net_case	c,
+				d;
+	nn_shape	in = {10, 10, 2};
+
+	if (case_init(&c, "conv(4,3) relu maxpool(2) dense(6) relu dense(3)", in, 3, 6, 606) &&
+		case_init(&d, "conv(4,3) relu dropout(0.4) maxpool(2) dropout(0.25) dense(6) relu dropout(0.5) dense(3)",
+				  in, 3, 6, 606))
+	{
+		const float *lc,
+				   *ld;
+		double		loss_c,
+					loss_d;
+
+		T_OK(c.net.nparams == d.net.nparams, "dropout adds no parameters (%zu vs %zu)", c.net.nparams, d.net.nparams);
+		memcpy(d.params, c.params, sizeof(float) * c.net.nparams);
+		loss_c = case_loss(&c);
+		loss_d = case_loss(&d);
+		lc = c.w.act[c.net.nlayers];
+		ld = d.w.act[d.net.nlayers];
+		T_CLOSE(ld, lc, 6 * 3, 0, 0, "inference forward with dropout layers equals the net without them (bitwise)");
+		T_OK(loss_c == loss_d, "same loss %.9g vs %.9g", loss_c, loss_d);
+		/* training flag without an rng: dropout stays off too */
+		memcpy(d.w.act[0], d.input, sizeof(float) * 10 * 10 * 2 * 6);
+		nn_net_forward(&d.net, d.params, &d.w, 6, 1, NULL, NULL);
+		T_CLOSE(d.w.act[d.net.nlayers], lc, 6 * 3, 0, 0, "train=1 with rng NULL is the inference path");
+		T_OK(d.w.dropout_active == 0, "no dropout masks drawn without an rng");
+		/* training mode with an rng changes the logits */
+		d.train = 1;
+		case_loss(&d);
+		T_OK(d.w.dropout_active == 1, "training forward with an rng draws masks");
+		T_OK(memcmp(d.w.act[d.net.nlayers], lc, sizeof(float) * 6 * 3) != 0, "training-mode dropout changes the logits");
+	}
+	case_free(&c);
+	case_free(&d);
+}
+
+/* share of zeros in the dropout mask of layer li, and check out == inp * mask */
+static double
+dropout_zero_share(net_case *c, int li, float rate, int *consistent)
+{
+	const nn_layer *L = &c->net.layers[li];
+	size_t		n = (size_t) L->out.h * L->out.w * L->out.c * c->B;
+	size_t		zeros = 0;
+	float		keep = 1.0f / (1.0f - rate);
+
+	*consistent = 1;
+	for (size_t k = 0; k < n; k++)
+	{
+		float		m = c->w.mask[li][k];
+
+		if (m == 0.0f)
+			zeros++;
+		else if (m != keep)
+			*consistent = 0;
+		if (c->w.act[li + 1][k] != c->w.act[li][k] * m)
+			*consistent = 0;
+	}
+	return (double) zeros / (double) n;
+}
+
+T_CASE(test_net_dropout_rate_and_seed)
+{
+	net_case	c;
+	nn_shape	in = {28, 28, 1};
+
+	/* dropout(0.3) after 4x26x26x8 = 21632 activations, dropout(0.5) after 4*64 */
+	if (case_init(&c, "conv(8,3) dropout(0.3) relu maxpool(2) dense(64) dropout(0.5) relu dense(10)", in, 10, 4, 707))
+	{
+		int			consistent;
+		double		share;
+		float	   *logits1 = malloc(sizeof(float) * 40),
+				   *mask1 = malloc(sizeof(float) * 21632);
+
+		c.train = 1;
+		case_loss(&c);
+		T_OK(c.net.layers[1].kind == NN_DROPOUT && c.w.mask[1] != NULL, "layer 2 is dropout with a mask");
+		share = dropout_zero_share(&c, 1, 0.3f, &consistent);
+		/* binomial: sd sqrt(0.21 / 21632) = 0.0031; bound 0.02 is > 6 sd */
+		T_OK(fabs(share - 0.3) < 0.02, "dropout(0.3) zeroes %.4f of 21632 activations (0.28..0.32)", share);
+		T_OK(consistent, "mask is 0 or 1/(1-0.3), output = input * mask");
+		share = dropout_zero_share(&c, 6, 0.5f, &consistent);
+		/* 256 values: sd 0.031, bound 0.15 */
+		T_OK(c.net.layers[6].kind == NN_DROPOUT && fabs(share - 0.5) < 0.15,
+			 "dropout(0.5) zeroes %.3f of 256 activations", share);
+		T_OK(consistent, "mask is 0 or 2, output = input * mask");
+
+		/* same seed: same masks and logits; another seed: different masks */
+		memcpy(logits1, c.w.act[c.net.nlayers], sizeof(float) * 40);
+		memcpy(mask1, c.w.mask[1], sizeof(float) * 21632);
+		case_loss(&c);
+		T_OK(memcmp(mask1, c.w.mask[1], sizeof(float) * 21632) == 0 &&
+			 memcmp(logits1, c.w.act[c.net.nlayers], sizeof(float) * 40) == 0,
+			 "the same seed gives the same masks and logits");
+		c.drop_seed += 1000;
+		case_loss(&c);
+		T_OK(memcmp(mask1, c.w.mask[1], sizeof(float) * 21632) != 0, "another seed gives other masks");
+		free(logits1);
+		free(mask1);
+	}
+	case_free(&c);
+}

@@ -1,0 +1,863 @@
+/*
+ * test_torch.c: mlcnn's kernels, whole-network passes and optimizers
+ * against PyTorch, llm.c's test_gpt2.c style.
+ *
+ * test/make_fixtures.py ran PyTorch 1.13 once on seeded inputs and weights
+ * and wrote test/fixtures/ref_cnn.bin (the reference CNN on 8 images:
+ * logits, mean cross-entropy, every parameter gradient and parameters after
+ * Adam/SGD steps), test/fixtures/layers.bin (one case per layer kind:
+ * input, weights, output, upstream gradient and the gradients) and
+ * test/fixtures/schedules.bin (learning rates per step). The fixtures keep
+ * PyTorch's (B,C,H,W) activation layout; this file transposes to mlcnn's
+ * (C,B,H,W). A missing or malformed fixture file is a failure, not a skip.
+ *
+ * Tolerances (why: test/fixtures/README.md): both sides compute in float32
+ * but sum in different orders (OpenBLAS sgemm vs PyTorch's kernels), so
+ * values agree to a few float32 ulps of the largest partial sums, not
+ * bitwise. Forward values (logits ~0.1, layer outputs ~1) and the layer
+ * cases' gradients (~1-30) use atol 1e-5 + rtol 1e-4; the reference CNN's
+ * gradients (at most ~0.15, most ~1e-3) atol 2e-7 + rtol 1e-4; the loss
+ * 1e-5 relative; exact operations (pixel loading, max pooling's output,
+ * flatten, relu) must match exactly; optimizer steps fed PyTorch's own
+ * gradients differ only in the rounding of a few float operations per
+ * value: atol 1e-7 + rtol 1e-5 (Adam, whose step divides by sqrt(v) + eps:
+ * atol 1e-6).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn.h"
+#include "t.h"
+
+#define FX_DIR "test/fixtures/"
+#define FX_MAX_TENSORS 128
+#define FX_NAME_LEN 48
+
+#define ATOL_FWD 1e-5
+#define RTOL_FWD 1e-4
+#define ATOL_GRAD 1e-5
+#define RTOL_GRAD 1e-4
+/* reference CNN gradients are at most ~0.15 (most ~1e-3): an absolute floor scaled to them */
+#define ATOL_GRAD_REF 2e-7
+
+/* ---------------------------------------------------------------- fixture files */
+
+typedef struct fx_tensor
+{
+	char		name[FX_NAME_LEN + 1];
+	int32_t		dtype;			/* 0 float32, 1 int32 */
+	int32_t		ndim;
+	int32_t		dims[4];
+	size_t		count;
+	const void *data;
+} fx_tensor;
+
+typedef struct fx_file
+{
+	uint8_t    *buf;
+	size_t		len;
+	int			n;
+	fx_tensor	t[FX_MAX_TENSORS];
+} fx_file;
+
+/* little-endian i32 at p */
+static int32_t
+rd_i32(const uint8_t *p)
+{
+	return (int32_t) ((uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24);
+}
+
+/* Read and index a fixture file; a failed assertion (not a skip) when it is missing or bad. */
+static int
+fx_open(fx_file *f, const char *name)
+{
+	char		path[256];
+	FILE	   *fp;
+	long		sz;
+	size_t		pos;
+	int			ok = 1;
+
+	memset(f, 0, sizeof(*f));
+	snprintf(path, sizeof(path), FX_DIR "%s", name);
+	fp = fopen(path, "rb");
+	if (!T_OK(fp != NULL, "fixture %s opens (run from the repository root; regenerate with /usr/bin/python3 test/make_fixtures.py)", path))
+		return 0;
+	fseek(fp, 0, SEEK_END);
+	sz = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	f->buf = malloc(sz > 0 ? (size_t) sz : 1);
+	f->len = sz > 0 ? (size_t) sz : 0;
+	if (fread(f->buf, 1, f->len, fp) != f->len)
+		ok = 0;
+	fclose(fp);
+	if (!ok || f->len < 12 || memcmp(f->buf, "MLFX0001", 8) != 0)
+	{
+		T_OK(0, "fixture %s has the MLFX0001 header", path);
+		return 0;
+	}
+	f->n = rd_i32(f->buf + 8);
+	pos = 12;
+	if (f->n < 0 || f->n > FX_MAX_TENSORS)
+		ok = 0;
+	for (int i = 0; ok && i < f->n; i++)
+	{
+		fx_tensor  *t = &f->t[i];
+
+		if (pos + FX_NAME_LEN + 24 > f->len)
+		{
+			ok = 0;
+			break;
+		}
+		memcpy(t->name, f->buf + pos, FX_NAME_LEN);
+		t->name[FX_NAME_LEN] = '\0';
+		pos += FX_NAME_LEN;
+		t->dtype = rd_i32(f->buf + pos);
+		t->ndim = rd_i32(f->buf + pos + 4);
+		t->count = 1;
+		for (int d = 0; d < 4; d++)
+		{
+			t->dims[d] = rd_i32(f->buf + pos + 8 + 4 * d);
+			if (t->dims[d] < 0)
+				ok = 0;
+			else
+				t->count *= (size_t) t->dims[d];
+		}
+		pos += 24;
+		if ((t->dtype != 0 && t->dtype != 1) || t->ndim < 0 || t->ndim > 4 ||
+			t->count > (f->len - pos) / 4)
+		{
+			ok = 0;
+			break;
+		}
+		t->data = f->buf + pos;
+		pos += t->count * 4;
+	}
+	if (!T_OK(ok && pos == f->len, "fixture %s: %d tensors whose sizes add up to the file's %zu bytes",
+			  path, f->n, f->len))
+		return 0;
+	return 1;
+}
+
+/* Release a fixture file. */
+static void
+fx_close(fx_file *f)
+{
+	free(f->buf);
+	f->buf = NULL;
+}
+
+/*
+ * The tensor called name with dtype and exactly the given dims (the first
+ * zero ends the list); NULL plus a failed assertion otherwise (silent when
+ * found, to keep the output readable).
+ */
+static const void *
+fx_get(const fx_file *f, const char *name, int dtype, int d0, int d1, int d2, int d3)
+{
+	int			want[4] = {d0, d1, d2, d3};
+	int			ndim = 0;
+
+	while (ndim < 4 && want[ndim] > 0)
+		ndim++;
+	for (int i = 0; i < f->n; i++)
+	{
+		const fx_tensor *t = &f->t[i];
+		int			same = (t->dtype == dtype && t->ndim == ndim);
+
+		if (strcmp(t->name, name) != 0)
+			continue;
+		for (int d = 0; same && d < ndim; d++)
+			same = (t->dims[d] == want[d]);
+		if (!same)
+		{
+			T_OK(0, "fixture tensor %s has dtype %d and shape %dx%dx%dx%d (ndim %d)",
+				 name, dtype, d0, d1, d2, d3, ndim);
+			return NULL;
+		}
+		return t->data;
+	}
+	T_OK(0, "fixture tensor %s is present", name);
+	return NULL;
+}
+
+#define FX_F32(f, name, ...) ((const float *) fx_get((f), (name), 0, __VA_ARGS__))
+#define FX_I32(f, name, ...) ((const int32_t *) fx_get((f), (name), 1, __VA_ARGS__))
+
+/* ---------------------------------------------------------------- helpers */
+
+/* (B,C,HW) -> (C,B,HW) into a malloc'd buffer */
+static float *
+to_cbhw(const float *src, int B, int C, size_t hw)
+{
+	float	   *dst = malloc(sizeof(float) * (size_t) B * C * hw);
+
+	for (int b = 0; b < B; b++)
+		for (int c = 0; c < C; c++)
+			memcpy(dst + ((size_t) c * B + b) * hw, src + ((size_t) b * C + c) * hw, sizeof(float) * hw);
+	return dst;
+}
+
+/* malloc'd zeros */
+static float *
+zeros(size_t n)
+{
+	return calloc(n ? n : 1, sizeof(float));
+}
+
+/* the layer built from spec on input shape in (followed by whatever the spec needs) */
+static int
+build_layer(nn_layer *L, const char *spec, nn_shape in, int classes)
+{
+	nn_net		net;
+	nn_status	st = {0};
+
+	if (!T_OK(nn_net_build(&net, spec, in, classes, &st) == NN_OK, "\"%s\" builds: %s", spec, st.msg))
+		return 0;
+	*L = net.layers[0];
+	return 1;
+}
+
+/* ---------------------------------------------------------------- reference CNN */
+
+/* the reference CNN, its fixture and the parameters */
+typedef struct ref_case
+{
+	fx_file		f;
+	nn_net		net;
+	const float *params;
+	const float *input;
+	const int32_t *labels;
+	const int32_t *pixels;
+} ref_case;
+
+#define REF_B 8
+
+/* Open ref_cnn.bin and build the reference CNN; 0 on failure (already reported). */
+static int
+ref_open(ref_case *rc)
+{
+	nn_status	st = {0};
+	nn_shape	in = {28, 28, 1};
+
+	if (!fx_open(&rc->f, "ref_cnn.bin"))
+		return 0;
+	if (!T_OK(nn_net_build(&rc->net, NN_REFERENCE_SPEC, in, 10, &st) == NN_OK, "reference CNN builds: %s", st.msg))
+		return 0;
+	rc->params = FX_F32(&rc->f, "params", (int) rc->net.nparams, 0, 0, 0);
+	rc->input = FX_F32(&rc->f, "input", REF_B, 1, 28, 28);
+	rc->labels = FX_I32(&rc->f, "labels", REF_B, 0, 0, 0);
+	rc->pixels = FX_I32(&rc->f, "pixels", REF_B, 28, 28, 0);
+	return rc->params && rc->input && rc->labels && rc->pixels;
+}
+
+/* names of the parameter tensors in state_dict order */
+static const char *const ref_names[] = {
+	"0.weight (conv1)", "0.bias (conv1)", "3.weight (conv2)", "3.bias (conv2)",
+	"7.weight (dense 1600->128)", "7.bias (dense 1600->128)", "9.weight (dense 128->10)", "9.bias (dense 128->10)"
+};
+
+T_CASE(test_torch_ref_cnn_layout)
+{
+	ref_case	rc;
+	const int32_t *sizes;
+	size_t		off = 0;
+	int			k = 0;
+
+	if (!ref_open(&rc))
+	{
+		fx_close(&rc.f);
+		return;
+	}
+	sizes = FX_I32(&rc.f, "param_sizes", 8, 0, 0, 0);
+	if (sizes)
+	{
+		/* mlcnn's single buffer: per layer weight then bias, in layer order = state_dict order */
+		for (int i = 0; i < rc.net.nlayers; i++)
+		{
+			const nn_layer *L = &rc.net.layers[i];
+
+			if (L->w_len == 0)
+				continue;
+			T_OK(k + 1 < 8 && L->w_off == off && L->w_len == (size_t) sizes[k], "%s at offset %zu, %d values (got %zu, %zu)",
+				 ref_names[k], off, sizes[k], L->w_off, L->w_len);
+			off += (size_t) sizes[k++];
+			T_OK(k < 8 && L->b_off == off && L->b_len == (size_t) sizes[k], "%s at offset %zu, %d values (got %zu, %zu)",
+				 ref_names[k], off, sizes[k], L->b_off, L->b_len);
+			off += (size_t) sizes[k++];
+		}
+		T_OK(k == 8 && off == rc.net.nparams, "8 tensors cover all %zu parameters", rc.net.nparams);
+	}
+	fx_close(&rc.f);
+}
+
+T_CASE(test_torch_ref_cnn_load_pixels)
+{
+	ref_case	rc;
+	const uint8_t *rows[REF_B];
+	uint8_t		bytes[REF_B][28 * 28];
+	float	   *got = zeros(REF_B * 28 * 28);
+	nn_norm		norm = {NN_NORM_MINMAX, 0, 1};
+
+	if (ref_open(&rc))
+	{
+		for (int b = 0; b < REF_B; b++)
+		{
+			for (int p = 0; p < 28 * 28; p++)
+				bytes[b][p] = (uint8_t) rc.pixels[b * 28 * 28 + p];
+			rows[b] = bytes[b];
+		}
+		nn_load_pixels(got, rows, REF_B, rc.net.input, &norm);
+		/* one channel: (C,B,H,W) and (B,C,H,W) coincide; v/255 in float32 both sides */
+		T_CLOSE(got, rc.input, REF_B * 28 * 28, 0, 0, "minmax pixels equal torch's pixels/255 exactly");
+	}
+	free(got);
+	fx_close(&rc.f);
+}
+
+/* Forward + loss (+ backward when grads) of the reference CNN on the fixture batch. */
+static double
+ref_run(ref_case *rc, nn_work *w, float *logits, float *grads)
+{
+	nn_status	st = {0};
+	double		loss;
+	int64_t		correct = 0;
+
+	if (!T_OK(nn_work_alloc(w, &rc->net, REF_B, grads != NULL, &nn_malloc_allocator, &st) == NN_OK,
+			  "work allocates: %s", st.msg))
+		return NAN;
+	memcpy(w->act[0], rc->input, sizeof(float) * REF_B * 28 * 28);
+	nn_net_forward(&rc->net, rc->params, w, REF_B, grads != NULL, NULL, NULL);
+	memcpy(logits, w->act[rc->net.nlayers], sizeof(float) * REF_B * 10);
+	loss = nn_net_loss(&rc->net, w, rc->labels, REF_B, &correct, NULL);
+	if (grads)
+	{
+		memset(grads, 0, sizeof(float) * rc->net.nparams);
+		nn_net_backward(&rc->net, rc->params, grads, w, REF_B, 1.0f / REF_B, NULL);
+	}
+	nn_work_free(w, &nn_malloc_allocator);
+	return loss / REF_B;
+}
+
+T_CASE(test_torch_ref_cnn_forward)
+{
+	ref_case	rc;
+	nn_work		w;
+	float		logits[REF_B * 10];
+	const float *want,
+			   *want_loss;
+
+	if (ref_open(&rc) &&
+		(want = FX_F32(&rc.f, "logits", REF_B, 10, 0, 0)) != NULL &&
+		(want_loss = FX_F32(&rc.f, "loss", 1, 0, 0, 0)) != NULL)
+	{
+		/* inference-mode work (no backward buffers) */
+		double		loss = ref_run(&rc, &w, logits, NULL);
+		float		lossf = (float) loss;
+
+		T_CLOSE(logits, want, REF_B * 10, ATOL_FWD, RTOL_FWD, "logits (inference work)");
+		T_CLOSE(&lossf, want_loss, 1, 0, 1e-5, "mean cross-entropy loss");
+		printf("# loss mlcnn %.9g torch %.9g\n", loss, want_loss[0]);
+	}
+	fx_close(&rc.f);
+}
+
+T_CASE(test_torch_ref_cnn_gradients)
+{
+	ref_case	rc;
+	nn_work		w;
+	float		logits[REF_B * 10];
+	const float *want_logits,
+			   *want_loss,
+			   *want;
+	float	   *grads = NULL;
+
+	if (ref_open(&rc) &&
+		(want_logits = FX_F32(&rc.f, "logits", REF_B, 10, 0, 0)) != NULL &&
+		(want_loss = FX_F32(&rc.f, "loss", 1, 0, 0, 0)) != NULL &&
+		(want = FX_F32(&rc.f, "grads", (int) rc.net.nparams, 0, 0, 0)) != NULL)
+	{
+		double		loss;
+		float		lossf;
+		int			k = 0;
+		char		what[96];
+
+		grads = zeros(rc.net.nparams);
+		loss = ref_run(&rc, &w, logits, grads);
+		lossf = (float) loss;
+		T_CLOSE(logits, want_logits, REF_B * 10, ATOL_FWD, RTOL_FWD, "logits (training work)");
+		T_CLOSE(&lossf, want_loss, 1, 0, 1e-5, "mean cross-entropy loss (training work)");
+		for (int i = 0; i < rc.net.nlayers; i++)
+		{
+			const nn_layer *L = &rc.net.layers[i];
+
+			if (L->w_len == 0)
+				continue;
+			snprintf(what, sizeof(what), "grad %s", ref_names[k++]);
+			T_CLOSE(grads + L->w_off, want + L->w_off, L->w_len, ATOL_GRAD_REF, RTOL_GRAD, what);
+			snprintf(what, sizeof(what), "grad %s", ref_names[k++]);
+			T_CLOSE(grads + L->b_off, want + L->b_off, L->b_len, ATOL_GRAD_REF, RTOL_GRAD, what);
+		}
+		T_OK(k == 8, "all 8 parameter tensors compared");
+		T_CLOSE(grads, want, rc.net.nparams, ATOL_GRAD_REF, RTOL_GRAD, "all gradients");
+	}
+	free(grads);
+	fx_close(&rc.f);
+}
+
+/*
+ * Optimizers: mlcnn's nn_optim_step fed PyTorch's gradients from the same
+ * parameters must give PyTorch's parameters after one and two steps.
+ */
+static void
+check_optimizer(ref_case *rc, const char *name, int kind, int steps)
+{
+	const float *grads = FX_F32(&rc->f, "grads", (int) rc->net.nparams, 0, 0, 0);
+	const float *hp;
+	const int32_t *idx;
+	char		key[64];
+	int			nidx = 0;
+	size_t		n = rc->net.nparams;
+	float	   *p,
+			   *m,
+			   *v,
+			   *got;
+	nn_optim	o;
+
+	snprintf(key, sizeof(key), "%s.hp", name);
+	hp = FX_F32(&rc->f, key, 5, 0, 0, 0);
+	for (int i = 0; i < rc->f.n; i++)
+		if (strcmp(rc->f.t[i].name, "step_index") == 0)
+			nidx = (int) rc->f.t[i].count;
+	idx = FX_I32(&rc->f, "step_index", nidx > 0 ? nidx : 1, 0, 0, 0);
+	if (!grads || !hp || !idx)
+		return;
+	p = malloc(sizeof(float) * n);
+	m = zeros(n);
+	v = zeros(n);
+	got = zeros((size_t) nidx);
+	memcpy(p, rc->params, sizeof(float) * n);
+	memset(&o, 0, sizeof(o));
+	o.kind = kind;
+	o.lr = hp[0];
+	o.momentum = hp[1];
+	o.beta2 = hp[2];
+	o.eps = hp[3];
+	o.weight_decay = hp[4];
+	o.m = m;
+	o.v = v;
+	for (int t = 1; t <= steps; t++)
+	{
+		const float *want;
+		char		what[96];
+
+		nn_optim_step(&o, p, grads, n, o.lr);
+		snprintf(key, sizeof(key), "%s.t%d", name, t);
+		if ((want = FX_F32(&rc->f, key, nidx, 0, 0, 0)) == NULL)
+			break;
+		for (int i = 0; i < nidx; i++)
+			got[i] = p[idx[i]];
+		snprintf(what, sizeof(what), "%s: sampled parameters after step %d", name, t);
+		if (kind == NN_OPT_ADAM)
+			T_CLOSE(got, want, (size_t) nidx, 1e-6, 1e-5, what);
+		else
+			T_CLOSE(got, want, (size_t) nidx, 1e-7, 1e-5, what);
+	}
+	T_OK(o.t == steps, "%s took %d steps (t = %lld)", name, steps, (long long) o.t);
+	free(p);
+	free(m);
+	free(v);
+	free(got);
+}
+
+T_CASE(test_torch_optimizers)
+{
+	ref_case	rc;
+
+	if (ref_open(&rc))
+	{
+		check_optimizer(&rc, "adam", NN_OPT_ADAM, 2);
+		check_optimizer(&rc, "adam_wd", NN_OPT_ADAM, 1);
+		check_optimizer(&rc, "momentum", NN_OPT_MOMENTUM, 2);
+		check_optimizer(&rc, "sgd", NN_OPT_SGD, 1);
+	}
+	fx_close(&rc.f);
+}
+
+/* ---------------------------------------------------------------- layer cases */
+
+/*
+ * A conv case: builds the layer from spec on the fixture's input, runs the
+ * fast kernels forward and backward and compares in mlcnn's layout.
+ */
+static void
+check_conv(const fx_file *f, const char *name, const char *spec, int B, int C, int H, int W,
+		   int OC, int K, int OH, int OW)
+{
+	char		key[96];
+	nn_layer	L;
+	nn_shape	in = {H, W, C};
+	const float *inp,
+			   *weight,
+			   *bias,
+			   *out,
+			   *dout,
+			   *dinp,
+			   *dweight,
+			   *dbias;
+	float	   *x,
+			   *y,
+			   *want_y,
+			   *dy,
+			   *want_dx,
+			   *col,
+			   *dcol,
+			   *gx,
+			   *gw,
+			   *gb;
+	size_t		nin = (size_t) B * C * H * W,
+				nout = (size_t) B * OC * OH * OW,
+				ncol = (size_t) C * K * K * B * OH * OW;
+
+#define GET(var, field, ...) (snprintf(key, sizeof(key), "%s." field, name), var = FX_F32(f, key, __VA_ARGS__))
+	GET(inp, "inp", B, C, H, W);
+	GET(weight, "weight", OC, C, K, K);
+	GET(bias, "bias", OC, 0, 0, 0);
+	GET(out, "out", B, OC, OH, OW);
+	GET(dout, "dout", B, OC, OH, OW);
+	GET(dinp, "dinp", B, C, H, W);
+	GET(dweight, "dweight", OC, C, K, K);
+	GET(dbias, "dbias", OC, 0, 0, 0);
+	if (!inp || !weight || !bias || !out || !dout || !dinp || !dweight || !dbias)
+		return;
+	if (!build_layer(&L, spec, in, 2))
+		return;
+	if (!T_OK(L.kind == NN_CONV && L.out.h == OH && L.out.w == OW && L.out.c == OC,
+			  "%s: \"%s\" gives PyTorch's output shape %dx%dx%d (got %dx%dx%d)",
+			  name, spec, OH, OW, OC, L.out.h, L.out.w, L.out.c))
+		return;
+
+	x = to_cbhw(inp, B, C, (size_t) H * W);
+	want_y = to_cbhw(out, B, OC, (size_t) OH * OW);
+	dy = to_cbhw(dout, B, OC, (size_t) OH * OW);
+	want_dx = to_cbhw(dinp, B, C, (size_t) H * W);
+	y = zeros(nout);
+	col = zeros(ncol);
+	dcol = zeros(ncol);
+	gx = zeros(nin);
+	gw = zeros((size_t) OC * C * K * K);
+	gb = zeros((size_t) OC);
+
+	nn_conv2d_forward(y, col, x, weight, bias, &L, B);
+	snprintf(key, sizeof(key), "%s: output", name);
+	T_CLOSE(y, want_y, nout, ATOL_FWD, RTOL_FWD, key);
+	/* net.c's convention: a 1x1 stride-1 conv keeps no col, backward reads the input */
+	nn_conv2d_backward(gx, gw, gb, dcol, dy, (K == 1 && L.stride == 1 && L.pad == 0) ? x : col,
+					   weight, &L, B);
+	snprintf(key, sizeof(key), "%s: grad input", name);
+	T_CLOSE(gx, want_dx, nin, ATOL_GRAD, RTOL_GRAD, key);
+	snprintf(key, sizeof(key), "%s: grad weight", name);
+	T_CLOSE(gw, dweight, (size_t) OC * C * K * K, ATOL_GRAD, RTOL_GRAD, key);
+	snprintf(key, sizeof(key), "%s: grad bias", name);
+	T_CLOSE(gb, dbias, (size_t) OC, ATOL_GRAD, RTOL_GRAD, key);
+
+	/* backward accumulates (+=): a second call doubles every gradient */
+	nn_conv2d_backward(gx, gw, gb, dcol, dy, (K == 1 && L.stride == 1 && L.pad == 0) ? x : col,
+					   weight, &L, B);
+	for (size_t i = 0; i < (size_t) OC; i++)
+		gb[i] *= 0.5f;
+	snprintf(key, sizeof(key), "%s: grad bias accumulates", name);
+	T_CLOSE(gb, dbias, (size_t) OC, ATOL_GRAD, RTOL_GRAD, key);
+
+	free(x);
+	free(want_y);
+	free(dy);
+	free(want_dx);
+	free(y);
+	free(col);
+	free(dcol);
+	free(gx);
+	free(gw);
+	free(gb);
+}
+
+T_CASE(test_torch_layer_conv)
+{
+	fx_file		f;
+
+	if (fx_open(&f, "layers.bin"))
+	{
+		/* (9-3)/2+1 = 4, (7-3)/2+1 = 3 */
+		check_conv(&f, "conv_stride2", "conv(4,3,2) dense(2)", 2, 3, 9, 7, 4, 3, 4, 3);
+		check_conv(&f, "conv_same", "conv(5,3,same) dense(2)", 2, 3, 6, 8, 5, 3, 6, 8);
+		check_conv(&f, "conv_k5", "conv(3,5) dense(2)", 3, 2, 10, 8, 3, 5, 6, 4);
+		check_conv(&f, "conv_1x1", "conv(4,1) dense(2)", 2, 3, 5, 6, 4, 1, 5, 6);
+		check_conv(&f, "conv_same_k5", "conv(3,5,same) dense(2)", 2, 2, 7, 5, 3, 5, 7, 5);
+	}
+	fx_close(&f);
+}
+
+/* A maxpool case (window K, stride S). */
+static void
+check_maxpool(const fx_file *f, const char *name, const char *spec, int B, int C, int H, int W,
+			  int OH, int OW)
+{
+	char		key[96];
+	nn_layer	L;
+	nn_shape	in = {H, W, C};
+	const float *inp,
+			   *out,
+			   *dout,
+			   *dinp;
+	float	   *x,
+			   *y,
+			   *want_y,
+			   *dy,
+			   *want_dx,
+			   *gx;
+	int32_t    *argmax;
+	size_t		nin = (size_t) B * C * H * W,
+				nout = (size_t) B * C * OH * OW;
+
+	GET(inp, "inp", B, C, H, W);
+	GET(out, "out", B, C, OH, OW);
+	GET(dout, "dout", B, C, OH, OW);
+	GET(dinp, "dinp", B, C, H, W);
+	if (!inp || !out || !dout || !dinp)
+		return;
+	if (!build_layer(&L, spec, in, 2))
+		return;
+	if (!T_OK(L.kind == NN_MAXPOOL && L.out.h == OH && L.out.w == OW && L.out.c == C,
+			  "%s: \"%s\" gives PyTorch's output shape %dx%dx%d (got %dx%dx%d)",
+			  name, spec, OH, OW, C, L.out.h, L.out.w, L.out.c))
+		return;
+	x = to_cbhw(inp, B, C, (size_t) H * W);
+	want_y = to_cbhw(out, B, C, (size_t) OH * OW);
+	dy = to_cbhw(dout, B, C, (size_t) OH * OW);
+	want_dx = to_cbhw(dinp, B, C, (size_t) H * W);
+	y = zeros(nout);
+	gx = zeros(nin);
+	argmax = calloc(nout, sizeof(int32_t));
+
+	nn_maxpool_forward(y, argmax, x, &L, B);
+	snprintf(key, sizeof(key), "%s: output (a selection: exact)", name);
+	T_CLOSE(y, want_y, nout, 0, 0, key);
+	nn_maxpool_backward(gx, dy, argmax, &L, B);
+	/* overlapping windows (3/2) add two upstream values into one input: one rounding */
+	snprintf(key, sizeof(key), "%s: grad input", name);
+	T_CLOSE(gx, want_dx, nin, 1e-6, 1e-6, key);
+
+	free(x);
+	free(want_y);
+	free(dy);
+	free(want_dx);
+	free(y);
+	free(gx);
+	free(argmax);
+}
+
+T_CASE(test_torch_layer_maxpool)
+{
+	fx_file		f;
+
+	if (fx_open(&f, "layers.bin"))
+	{
+		/* floor(7/2) = 3, floor(9/2) = 4; (9-3)/2+1 = 4, (8-3)/2+1 = 3 */
+		check_maxpool(&f, "maxpool2", "maxpool(2) dense(2)", 2, 3, 7, 9, 3, 4);
+		check_maxpool(&f, "maxpool3s2", "maxpool(3,2) dense(2)", 2, 2, 9, 8, 4, 3);
+	}
+	fx_close(&f);
+}
+
+T_CASE(test_torch_layer_dense)
+{
+	fx_file		file;
+	const fx_file *f = &file;
+	const char *name = "dense";
+	char		key[96];
+	const float *inp,
+			   *weight,
+			   *bias,
+			   *out,
+			   *dout,
+			   *dinp,
+			   *dweight,
+			   *dbias;
+	const int	B = 3,
+				I = 12,
+				N = 5;
+
+	if (fx_open(&file, "layers.bin"))
+	{
+		GET(inp, "inp", B, I, 0, 0);
+		GET(weight, "weight", N, I, 0, 0);
+		GET(bias, "bias", N, 0, 0, 0);
+		GET(out, "out", B, N, 0, 0);
+		GET(dout, "dout", B, N, 0, 0);
+		GET(dinp, "dinp", B, I, 0, 0);
+		GET(dweight, "dweight", N, I, 0, 0);
+		GET(dbias, "dbias", N, 0, 0, 0);
+		if (inp && weight && bias && out && dout && dinp && dweight && dbias)
+		{
+			float		y[3 * 5] = {0},
+						gx[3 * 12] = {0},
+						gw[5 * 12] = {0},
+						gb[5] = {0};
+
+			/* (B,N) is the same layout in both */
+			nn_dense_forward(y, inp, weight, bias, B, I, N);
+			T_CLOSE(y, out, (size_t) B * N, ATOL_FWD, RTOL_FWD, "dense: output");
+			nn_dense_backward(gx, gw, gb, dout, inp, weight, B, I, N);
+			T_CLOSE(gx, dinp, (size_t) B * I, ATOL_GRAD, RTOL_GRAD, "dense: grad input");
+			T_CLOSE(gw, dweight, (size_t) N * I, ATOL_GRAD, RTOL_GRAD, "dense: grad weight");
+			T_CLOSE(gb, dbias, (size_t) N, ATOL_GRAD, RTOL_GRAD, "dense: grad bias");
+		}
+	}
+	fx_close(&file);
+}
+
+T_CASE(test_torch_layer_flatten_relu)
+{
+	fx_file		file;
+	const fx_file *f = &file;
+	char		key[96];
+	const char *name;
+	const float *inp,
+			   *out,
+			   *dout,
+			   *dinp;
+	const int	B = 2,
+				C = 3,
+				H = 4,
+				W = 5;
+	const size_t n = (size_t) B * C * H * W;
+
+	if (!fx_open(&file, "layers.bin"))
+	{
+		fx_close(&file);
+		return;
+	}
+	name = "flatten";
+	GET(inp, "inp", B, C, H, W);
+	GET(out, "out", B, C * H * W, 0, 0);
+	GET(dout, "dout", B, C * H * W, 0, 0);
+	GET(dinp, "dinp", B, C, H, W);
+	if (inp && out && dout && dinp)
+	{
+		float	   *x = to_cbhw(inp, B, C, (size_t) H * W),
+				   *want_dx = to_cbhw(dinp, B, C, (size_t) H * W),
+				   *y = zeros(n),
+				   *gx = zeros(n);
+
+		/* (C,B,H,W) -> (B, C*H*W) must be torch's flatten of (B,C,H,W): a permutation, exact */
+		nn_flatten_forward(y, x, B, C, H, W);
+		T_CLOSE(y, out, n, 0, 0, "flatten: output in (c,h,w) order");
+		nn_flatten_backward(gx, dout, B, C, H, W);
+		T_CLOSE(gx, want_dx, n, 0, 0, "flatten: grad input");
+		free(x);
+		free(want_dx);
+		free(y);
+		free(gx);
+	}
+
+	name = "relu";
+	GET(inp, "inp", B, C, H, W);
+	GET(out, "out", B, C, H, W);
+	GET(dout, "dout", B, C, H, W);
+	GET(dinp, "dinp", B, C, H, W);
+	if (inp && out && dout && dinp)
+	{
+		float	   *y = zeros(n),
+				   *gx = zeros(n);
+
+		/* elementwise: any layout */
+		nn_relu_forward(y, inp, n);
+		T_CLOSE(y, out, n, 0, 0, "relu: output");
+		nn_relu_backward(gx, dout, y, n);
+		T_CLOSE(gx, dinp, n, 0, 0, "relu: grad input");
+		free(y);
+		free(gx);
+	}
+	fx_close(&file);
+}
+
+T_CASE(test_torch_layer_softmax_xent)
+{
+	fx_file		f;
+	const float *logits,
+			   *probs,
+			   *loss,
+			   *dlogits;
+	const int32_t *labels;
+	const int	B = 5,
+				K = 7;
+
+	if (fx_open(&f, "layers.bin") &&
+		(logits = FX_F32(&f, "xent.logits", B, K, 0, 0)) != NULL &&
+		(labels = FX_I32(&f, "xent.labels", B, 0, 0, 0)) != NULL &&
+		(probs = FX_F32(&f, "xent.probs", B, K, 0, 0)) != NULL &&
+		(loss = FX_F32(&f, "xent.loss", 1, 0, 0, 0)) != NULL &&
+		(dlogits = FX_F32(&f, "xent.dlogits", B, K, 0, 0)) != NULL)
+	{
+		float		p[5 * 7] = {0},
+					g[5 * 7] = {0},
+					meanf;
+		double		sum;
+
+		/* rows 2 and 3 hold logits near +1000 and -500: must stay finite */
+		sum = nn_softmax_xent_forward(p, logits, labels, B, K);
+		meanf = (float) (sum / B);
+		T_CLOSE(p, probs, (size_t) B * K, 1e-7, 1e-5, "softmax probabilities");
+		T_CLOSE(&meanf, loss, 1, 0, 1e-5, "mean cross-entropy with huge logits");
+		nn_softmax_xent_backward(g, p, labels, B, K, 1.0f / B);
+		T_CLOSE(g, dlogits, (size_t) B * K, 1e-7, 1e-5, "d(mean loss)/d(logits)");
+	}
+	fx_close(&f);
+}
+
+/* ---------------------------------------------------------------- schedules */
+
+/*
+ * nn_lr_at against PyTorch's schedulers stepped once per batch:
+ * OneCycleLR(max_lr, total_steps) with its defaults (pct_start 0.3,
+ * div_factor 25, final_div_factor 1e4, cosine annealing) and
+ * CosineAnnealingLR(T_max = total_steps - 1, eta_min 0). PyTorch computes
+ * in double (cosine recursively), mlcnn in double then rounds to float:
+ * rtol 1e-5, atol 1e-8 (1e-6 of the peak rate; values near the ends are
+ * ~1e-8 and below).
+ */
+T_CASE(test_torch_lr_schedules)
+{
+	fx_file		f;
+	static const int totals[] = {2, 7, 100, 1000};
+
+	if (fx_open(&f, "schedules.bin"))
+	{
+		for (int k = 0; k < 4; k++)
+		{
+			int			T = totals[k];
+			float	   *got = zeros((size_t) T);
+			const float *want;
+			char		key[64],
+						what[96];
+
+			snprintf(key, sizeof(key), "lr.onecycle.%d", T);
+			if ((want = FX_F32(&f, key, T, 0, 0, 0)) != NULL)
+			{
+				for (int s = 0; s < T; s++)
+					got[s] = nn_lr_at(NN_LR_ONECYCLE, 0.01f, s, T, T);
+				snprintf(what, sizeof(what), "onecycle over %d steps equals OneCycleLR", T);
+				T_CLOSE(got, want, (size_t) T, 1e-8, 1e-5, what);
+			}
+			snprintf(key, sizeof(key), "lr.cosine.%d", T);
+			if ((want = FX_F32(&f, key, T, 0, 0, 0)) != NULL)
+			{
+				for (int s = 0; s < T; s++)
+					got[s] = nn_lr_at(NN_LR_COSINE, 0.01f, s, T, T);
+				snprintf(what, sizeof(what), "cosine over %d steps equals CosineAnnealingLR(T_max %d)", T, T - 1);
+				T_CLOSE(got, want, (size_t) T, 1e-8, 1e-5, what);
+			}
+			free(got);
+		}
+	}
+	fx_close(&f);
+}
