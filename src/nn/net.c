@@ -4,9 +4,10 @@
  *
  * The net is a flat list of layers (nn_net from nn_net_build). Activations
  * act[0..nlayers] are one buffer per layer boundary, sized for the batch
- * capacity; in training the gradients dact[] mirror them. Backward walks the
- * list in reverse and skips input gradients that nothing upstream needs
- * (the first convolution never computes one, which saves its largest gemm).
+ * capacity (relu shares its input's); in training the gradients dact[]
+ * alternate between two buffers. Backward walks the list in reverse and
+ * skips input gradients that nothing upstream needs (the first convolution
+ * never computes one, which saves its largest gemm).
  */
 #include <math.h>
 #include <string.h>
@@ -43,7 +44,10 @@ needs_dinp(const nn_net *net, int i)
 	return 0;
 }
 
-/* One allocation of n elements of size sz, counted in w->bytes. */
+/*
+ * One buffer of n elements of size sz, counted in w->bytes and remembered
+ * for nn_work_free. With a NULL allocator it only counts.
+ */
 static void *
 work_take(nn_work *w, const nn_allocator *a, size_t n, size_t sz, int *failed)
 {
@@ -51,40 +55,78 @@ work_take(nn_work *w, const nn_allocator *a, size_t n, size_t sz, int *failed)
 
 	if (n == 0 || *failed)
 		return NULL;
+	w->bytes += n * sz;
+	if (a == NULL)
+		return NULL;
 	p = nn_calloc(a, n, sz);
 	if (p == NULL)
 		*failed = 1;
 	else
-		w->bytes += n * sz;
+		w->owned[w->nowned++] = p;
 	return p;
+}
+
+/*
+ * Lay out the buffers of a batch of B images (or, with a NULL allocator,
+ * count their bytes). Memory is kept small: relu works in place (act[i+1]
+ * is act[i]: no backward pass needs a relu's input, only its output), and
+ * the gradients of activations live in two ping-pong buffers, since
+ * backward through layer i reads dact[i+1] and writes dact[i] only.
+ */
+static void
+work_plan(nn_work *w, const nn_net *net, int B, int train, const nn_allocator *a,
+		  int *failed)
+{
+	size_t		maxcol = 0,
+				maxact = 0;
+
+	memset(w, 0, sizeof(*w));
+	w->B = B;
+	w->train = train;
+	w->act[0] = work_take(w, a, boundary_elems(net, 0) * B, sizeof(float), failed);
+	for (int i = 0; i < net->nlayers; i++)
+	{
+		const nn_layer *L = &net->layers[i];
+		size_t		c = col_elems(L, B);
+		size_t		n = boundary_elems(net, i + 1) * B;
+
+		if (L->kind == NN_RELU)
+			w->act[i + 1] = w->act[i];
+		else
+			w->act[i + 1] = work_take(w, a, n, sizeof(float), failed);
+		if (n > maxact)
+			maxact = n;
+		w->col[i] = work_take(w, a, c, sizeof(float), failed);
+		if (c > maxcol && needs_dinp(net, i))
+			maxcol = c;
+		if (L->kind == NN_MAXPOOL)
+			w->argmax[i] = work_take(w, a, n, sizeof(int32_t), failed);
+		if (L->kind == NN_DROPOUT && train)
+			w->mask[i] = work_take(w, a, n, sizeof(float), failed);
+	}
+	if (train)
+	{
+		float	   *pingpong[2];
+
+		pingpong[0] = work_take(w, a, maxact, sizeof(float), failed);
+		pingpong[1] = work_take(w, a, maxact, sizeof(float), failed);
+		for (int i = 1; i <= net->nlayers; i++)
+			w->dact[i] = pingpong[i % 2];
+		w->dcol = work_take(w, a, maxcol, sizeof(float), failed);
+	}
+	w->probs = work_take(w, a, (size_t) B * net->classes, sizeof(float), failed);
+	w->labels = work_take(w, a, (size_t) B, sizeof(int32_t), failed);
 }
 
 /* Bytes nn_work_alloc would take. */
 size_t
 nn_work_bytes(const nn_net *net, int B, int train)
 {
-	size_t		total = 0,
-				maxcol = 0;
+	nn_work		w;
+	int			failed = 0;
 
-	for (int i = 0; i <= net->nlayers; i++)
-		total += boundary_elems(net, i) * B * sizeof(float) * (train && i > 0 ? 2 : 1);
-	for (int i = 0; i < net->nlayers; i++)
-	{
-		const nn_layer *L = &net->layers[i];
-		size_t		c = col_elems(L, B);
-
-		total += c * sizeof(float);
-		if (c > maxcol && needs_dinp(net, i))
-			maxcol = c;
-		if (L->kind == NN_MAXPOOL)
-			total += boundary_elems(net, i + 1) * B * sizeof(int32_t);
-		if (L->kind == NN_DROPOUT && train)
-			total += boundary_elems(net, i + 1) * B * sizeof(float);
-	}
-	if (train)
-		total += maxcol * sizeof(float);
-	total += (size_t) B * net->classes * sizeof(float) + (size_t) B * sizeof(int32_t);
-	return total;
+	work_plan(&w, net, B, train, NULL, &failed);
+	return w.bytes;
 }
 
 /* Allocate the buffers a batch of up to B images needs. */
@@ -93,39 +135,15 @@ nn_work_alloc(nn_work *w, const nn_net *net, int B, int train,
 			  const nn_allocator *a, nn_status *st)
 {
 	int			failed = 0;
-	size_t		maxcol = 0;
 
-	memset(w, 0, sizeof(*w));
-	w->B = B;
-	w->train = train;
-	for (int i = 0; i <= net->nlayers; i++)
-	{
-		w->act[i] = work_take(w, a, boundary_elems(net, i) * B, sizeof(float), &failed);
-		if (train && i > 0)
-			w->dact[i] = work_take(w, a, boundary_elems(net, i) * B, sizeof(float), &failed);
-	}
-	for (int i = 0; i < net->nlayers; i++)
-	{
-		const nn_layer *L = &net->layers[i];
-		size_t		c = col_elems(L, B);
-
-		w->col[i] = work_take(w, a, c, sizeof(float), &failed);
-		if (c > maxcol && needs_dinp(net, i))
-			maxcol = c;
-		if (L->kind == NN_MAXPOOL)
-			w->argmax[i] = work_take(w, a, boundary_elems(net, i + 1) * B, sizeof(int32_t), &failed);
-		if (L->kind == NN_DROPOUT && train)
-			w->mask[i] = work_take(w, a, boundary_elems(net, i + 1) * B, sizeof(float), &failed);
-	}
-	if (train)
-		w->dcol = work_take(w, a, maxcol, sizeof(float), &failed);
-	w->probs = work_take(w, a, (size_t) B * net->classes, sizeof(float), &failed);
-	w->labels = work_take(w, a, (size_t) B, sizeof(int32_t), &failed);
+	work_plan(w, net, B, train, a, &failed);
 	if (failed)
 	{
+		size_t		bytes = nn_work_bytes(net, B, train);
+
 		nn_work_free(w, a);
 		return nn_fail(st, NN_ERR_NOMEM, "out of memory allocating %zu bytes of working memory for a batch of %d",
-					   nn_work_bytes(net, B, train), B);
+					   bytes, B);
 	}
 	return NN_OK;
 }
@@ -134,20 +152,8 @@ nn_work_alloc(nn_work *w, const nn_net *net, int B, int train,
 void
 nn_work_free(nn_work *w, const nn_allocator *a)
 {
-	for (int i = 0; i <= NN_MAX_LAYERS; i++)
-	{
-		nn_free(a, w->act[i]);
-		nn_free(a, w->dact[i]);
-	}
-	for (int i = 0; i < NN_MAX_LAYERS; i++)
-	{
-		nn_free(a, w->col[i]);
-		nn_free(a, w->argmax[i]);
-		nn_free(a, w->mask[i]);
-	}
-	nn_free(a, w->dcol);
-	nn_free(a, w->probs);
-	nn_free(a, w->labels);
+	for (int i = 0; i < w->nowned; i++)
+		nn_free(a, w->owned[i]);
 	memset(w, 0, sizeof(*w));
 }
 

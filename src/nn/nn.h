@@ -213,8 +213,9 @@ typedef struct nn_work
 	int			B;				/* capacity in images */
 	int			train;			/* allocate backward buffers and dropout masks */
 	int			dropout_active; /* the last forward drew dropout masks */
-	float	   *act[NN_MAX_LAYERS + 1];	/* act[0] = input (C,B,H,W); act[i+1] = output of layer i */
-	float	   *dact[NN_MAX_LAYERS + 1];	/* gradients of act, same sizes (train) */
+	float	   *act[NN_MAX_LAYERS + 1];	/* act[0] = input (C,B,H,W); act[i+1] = output of layer i;
+										 * a relu's output is its input buffer (in place) */
+	float	   *dact[NN_MAX_LAYERS + 1];	/* gradients of act (train); two buffers, alternating */
 	float	   *col[NN_MAX_LAYERS]; /* conv im2col caches */
 	float	   *dcol;			/* shared conv backward scratch */
 	int32_t    *argmax[NN_MAX_LAYERS];	/* maxpool */
@@ -222,6 +223,8 @@ typedef struct nn_work
 	float	   *probs;			/* (B,classes) */
 	int32_t    *labels;			/* (B) */
 	size_t		bytes;			/* total allocated */
+	void	   *owned[4 * NN_MAX_LAYERS + 8];	/* what nn_work_free releases */
+	int			nowned;
 } nn_work;
 
 int			nn_work_alloc(nn_work *w, const nn_net *net, int B, int train,

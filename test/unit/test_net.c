@@ -411,8 +411,12 @@ T_CASE(test_net_dropout_rate_and_seed)
 	net_case	c;
 	nn_shape	in = {28, 28, 1};
 
-	/* dropout(0.3) after 4x26x26x8 = 21632 activations, dropout(0.5) after 4*64 */
-	if (case_init(&c, "conv(8,3) dropout(0.3) relu maxpool(2) dense(64) dropout(0.5) relu dense(10)", in, 10, 4, 707))
+	/*
+	 * dropout(0.3) after 4x26x26x8 = 21632 activations, dropout(0.5) after
+	 * 4*64; each after its relu, since a relu that follows works in place
+	 * and would overwrite the dropout's output
+	 */
+	if (case_init(&c, "conv(8,3) relu dropout(0.3) maxpool(2) dense(64) relu dropout(0.5) dense(10)", in, 10, 4, 707))
 	{
 		int			consistent;
 		double		share;
@@ -421,27 +425,27 @@ T_CASE(test_net_dropout_rate_and_seed)
 
 		c.train = 1;
 		case_loss(&c);
-		T_OK(c.net.layers[1].kind == NN_DROPOUT && c.w.mask[1] != NULL, "layer 2 is dropout with a mask");
-		share = dropout_zero_share(&c, 1, 0.3f, &consistent);
+		T_OK(c.net.layers[2].kind == NN_DROPOUT && c.w.mask[2] != NULL, "layer 3 is dropout with a mask");
+		share = dropout_zero_share(&c, 2, 0.3f, &consistent);
 		/* binomial: sd sqrt(0.21 / 21632) = 0.0031; bound 0.02 is > 6 sd */
 		T_OK(fabs(share - 0.3) < 0.02, "dropout(0.3) zeroes %.4f of 21632 activations (0.28..0.32)", share);
 		T_OK(consistent, "mask is 0 or 1/(1-0.3), output = input * mask");
-		share = dropout_zero_share(&c, 6, 0.5f, &consistent);
+		share = dropout_zero_share(&c, 7, 0.5f, &consistent);
 		/* 256 values: sd 0.031, bound 0.15 */
-		T_OK(c.net.layers[6].kind == NN_DROPOUT && fabs(share - 0.5) < 0.15,
+		T_OK(c.net.layers[7].kind == NN_DROPOUT && fabs(share - 0.5) < 0.15,
 			 "dropout(0.5) zeroes %.3f of 256 activations", share);
 		T_OK(consistent, "mask is 0 or 2, output = input * mask");
 
 		/* same seed: same masks and logits; another seed: different masks */
 		memcpy(logits1, c.w.act[c.net.nlayers], sizeof(float) * 40);
-		memcpy(mask1, c.w.mask[1], sizeof(float) * 21632);
+		memcpy(mask1, c.w.mask[2], sizeof(float) * 21632);
 		case_loss(&c);
-		T_OK(memcmp(mask1, c.w.mask[1], sizeof(float) * 21632) == 0 &&
+		T_OK(memcmp(mask1, c.w.mask[2], sizeof(float) * 21632) == 0 &&
 			 memcmp(logits1, c.w.act[c.net.nlayers], sizeof(float) * 40) == 0,
 			 "the same seed gives the same masks and logits");
 		c.drop_seed += 1000;
 		case_loss(&c);
-		T_OK(memcmp(mask1, c.w.mask[1], sizeof(float) * 21632) != 0, "another seed gives other masks");
+		T_OK(memcmp(mask1, c.w.mask[2], sizeof(float) * 21632) != 0, "another seed gives other masks");
 		free(logits1);
 		free(mask1);
 	}
