@@ -33,6 +33,13 @@ EXTRA_CLEAN = test/nn_test bench/nn_bench data/idxtool
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# every object depends on every header: the structs are shared across files
+HEADERS = $(wildcard src/nn/*.h src/pg/*.h)
+$(OBJS): $(HEADERS)
+ifeq ($(with_llvm), yes)
+$(OBJS:.o=.bc): $(HEADERS)
+endif
+
 # ---------------------------------------------------------------- the core, standalone
 NN_CC ?= cc
 NN_CFLAGS ?= -std=gnu11 -O3 $(WARN) -Isrc/nn
