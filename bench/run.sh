@@ -1,0 +1,353 @@
+#!/usr/bin/env bash
+# run.sh (make bench): mlcnn against PyTorch (and TensorFlow/Keras when it is
+# importable) on MNIST and Fashion-MNIST, on this machine, in one run.
+#
+#   1. setup: the base packages (scripts/setup.sh) and python3-torch,
+#      python3-numpy, python3-matplotlib (apt, only when missing)
+#   2. build and install the extension
+#   3. the embedded cluster; a fresh database mlcnn_bench
+#   4. per data set: load train/test with load_idx; mlcnn trains through SQL
+#      (one fresh connection, so the backend's VmHWM is this training's peak),
+#      then a second connection times predictions inside the server; then
+#      bench/torch_bench.py for PyTorch and for TensorFlow
+#   5. scaling: mlcnn, 1 epoch on 15k/30k/60k/120k rows of Fashion-MNIST
+#   6. bench/report.py writes bench/results/<dataset>.{json,md,png} and
+#      bench/results/scaling.{json,md,png}; raw measurements are in
+#      bench/results/raw/
+#
+# Knobs (environment):
+#   BENCH_EPOCHS=5           epochs of every framework
+#   BENCH_THREADS=2          threads of every framework for training (mlcnn
+#                            "threads" option; torch.set_num_threads)
+#   BENCH_PREDICT_THREADS    threads of every framework for the inference
+#                            measurements (mlcnn.threads; torch.set_num_threads);
+#                            default BENCH_THREADS
+#   BENCH_TORCH_BLAS_THREADS=1  OPENBLAS_NUM_THREADS of the PyTorch/TensorFlow
+#                            process (its parallelism is its own OpenMP threads;
+#                            see bench/README.md)
+#   BENCH_OMP_WAIT_POLICY=passive  OMP_WAIT_POLICY of that process ("" leaves
+#                            the OpenMP default, spinning)
+#   BENCH_DATASETS="mnist fashion-mnist"
+#   BENCH_TRAIN_ROWS=0       keep the first N training rows (0: all; smoke tests)
+#   BENCH_SCALING=1          0 skips the scaling runs
+#   BENCH_SCALING_ROWS="15000 30000 60000 120000"
+#   BENCH_REPEATS=5          timed runs of each prediction measurement (median)
+#   BENCH_BUILD=1            0 skips make && make install
+#   BENCH_OUT=bench/results  where the results go
+# Smoke run: BENCH_EPOCHS=1 BENCH_TRAIN_ROWS=2000 BENCH_SCALING=0 make bench
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT"
+
+EPOCHS=${BENCH_EPOCHS:-5}
+THREADS=${BENCH_THREADS:-2}
+DATASETS=${BENCH_DATASETS:-mnist fashion-mnist}
+TRAIN_ROWS=${BENCH_TRAIN_ROWS:-0}
+SCALING=${BENCH_SCALING:-1}
+SCALING_ROWS=${BENCH_SCALING_ROWS:-15000 30000 60000 120000}
+REPEATS=${BENCH_REPEATS:-5}
+PREDICT_THREADS=${BENCH_PREDICT_THREADS:-$THREADS}
+TORCH_BLAS_THREADS=${BENCH_TORCH_BLAS_THREADS:-1}
+OMP_WAIT=${BENCH_OMP_WAIT_POLICY-passive}
+BUILD=${BENCH_BUILD:-1}
+OUT=${BENCH_OUT:-$ROOT/bench/results}
+PY=/usr/bin/python3
+DB=mlcnn_bench
+SPEC='conv(32,3) relu maxpool(2) conv(64,3) relu maxpool(2) dense(128) relu dense(10)'
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+step() {
+	printf '\n==> %s\n' "$*"
+}
+
+# every knob that must be a number is one
+for kv in "BENCH_EPOCHS=$EPOCHS" "BENCH_THREADS=$THREADS" "BENCH_TRAIN_ROWS=$TRAIN_ROWS" \
+	"BENCH_REPEATS=$REPEATS" "BENCH_SCALING=$SCALING" "BENCH_BUILD=$BUILD" \
+	"BENCH_PREDICT_THREADS=$PREDICT_THREADS" "BENCH_TORCH_BLAS_THREADS=$TORCH_BLAS_THREADS"; do
+	[[ ${kv#*=} =~ ^[0-9]+$ ]] || die "${kv%%=*} must be a whole number, not '${kv#*=}'"
+done
+for n in $SCALING_ROWS; do
+	[[ $n =~ ^[1-9][0-9]*$ ]] || die "BENCH_SCALING_ROWS must be positive whole numbers, not '$n'"
+done
+[ "$EPOCHS" -ge 1 ] || die "BENCH_EPOCHS must be at least 1"
+[ "$THREADS" -ge 1 ] || die "BENCH_THREADS must be at least 1"
+[ "$PREDICT_THREADS" -ge 1 ] || die "BENCH_PREDICT_THREADS must be at least 1"
+[ "$TORCH_BLAS_THREADS" -ge 1 ] || die "BENCH_TORCH_BLAS_THREADS must be at least 1"
+case "$OMP_WAIT" in
+	"" | active | passive | ACTIVE | PASSIVE) ;;
+	*) die "BENCH_OMP_WAIT_POLICY must be passive, active or empty, not '$OMP_WAIT'" ;;
+esac
+[ "$REPEATS" -ge 3 ] || die "BENCH_REPEATS must be at least 3 (medians of at least 3 runs)"
+for ds in $DATASETS; do
+	case "$ds" in
+		mnist | fashion-mnist) ;;
+		*) die "BENCH_DATASETS: unknown data set '$ds' (mnist, fashion-mnist)" ;;
+	esac
+done
+
+SUDO=()
+[ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+
+# the whole run, in a function so that bash has read all of it before it starts
+main() {
+	step "setup: packages, build, install"
+	bash scripts/setup.sh
+	missing=()
+	for p in python3-torch python3-numpy python3-matplotlib; do
+		status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+		[ "$status" = installed ] || missing+=("$p")
+	done
+	if [ ${#missing[@]} -gt 0 ]; then
+		echo "bench: installing ${missing[*]}"
+		"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends "${missing[@]}" >/dev/null
+	fi
+	"$PY" -c 'import torch, numpy, matplotlib' ||
+		die "$PY cannot import torch, numpy and matplotlib (Debian: python3-torch python3-numpy python3-matplotlib)"
+	if [ "$BUILD" = 1 ]; then
+		make -s -j"$(nproc)" >/dev/null
+		"${SUDO[@]}" make -s install >/dev/null
+	fi
+
+	step "the embedded cluster, database $DB"
+	bash scripts/db.sh start
+	eval "$(bash scripts/db.sh env)"
+	export PGHOST PGPORT PGUSER PGDATABASE
+	export PGDATABASE=$DB
+	PSQL=(psql -X -q -A -t -v ON_ERROR_STOP=1)
+	"${PSQL[@]}" -d postgres -c 'SET client_min_messages = warning' \
+		-c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" >/dev/null
+	"${PSQL[@]}" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION mlcnn;
+CREATE SCHEMA bench;
+-- the one model being measured; the prediction queries join it as "models m"
+CREATE TABLE models (model bytea NOT NULL);
+
+-- a "Name:  N kB" field of this backend's /proc/<pid>/status, in kB
+CREATE FUNCTION bench.proc_kb(field text) RETURNS bigint LANGUAGE sql AS $$
+  SELECT (regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/status'),
+                       field || ':\s+(\d+) kB'))[1]::bigint
+$$;
+
+-- CPU seconds (user + system, all threads) of this backend so far; USER_HZ is
+-- 100 on Linux
+CREATE FUNCTION bench.cpu_seconds() RETURNS float8 LANGUAGE sql AS $$
+  SELECT (f[12]::bigint + f[13]::bigint) / 100.0::float8
+  FROM (SELECT string_to_array(split_part(pg_read_file('/proc/' || pg_backend_pid() || '/stat'),
+                                          ') ', 2), ' ') AS f) s
+$$;
+
+-- train on table src with opts, timed in the server; keep the model in
+-- "models" when save; the backend's memory figures after it
+CREATE FUNCTION bench.train(src text, opts jsonb, save boolean) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+  hwm0 bigint := bench.proc_kb('VmHWM');
+  t0 timestamptz;
+  cpu0 float8;
+  secs float8;
+  cpu float8;
+  m bytea;
+BEGIN
+  cpu0 := bench.cpu_seconds();
+  t0 := clock_timestamp();
+  EXECUTE format('SELECT train_conv2d(pixels, label, $1) FROM %I', src) INTO m USING opts;
+  secs := extract(epoch FROM clock_timestamp() - t0);
+  cpu := bench.cpu_seconds() - cpu0;
+  IF save THEN
+    DELETE FROM models;
+    INSERT INTO models VALUES (m);
+  END IF;
+  RETURN jsonb_build_object(
+    'rows', (model_info(m) ->> 'rows_trained')::bigint, 'options', opts, 'wall_seconds', secs, 'cpu_seconds', cpu,
+    'vmhwm_kb', bench.proc_kb('VmHWM'), 'start_vmhwm_kb', hwm0,
+    'rss_anon_kb', bench.proc_kb('RssAnon'), 'rss_shmem_kb', bench.proc_kb('RssShmem'),
+    'model_bytes', length(m), 'model_info', model_info(m));
+END
+$$;
+
+-- milliseconds of each of n runs of query q (after one warm-up run), timed
+-- in the server: no client start-up or round trip is counted
+CREATE FUNCTION bench.time_ms(q text, n int) RETURNS float8[]
+LANGUAGE plpgsql AS $$
+DECLARE
+  t0 timestamptz;
+  ms float8[] := '{}';
+BEGIN
+  EXECUTE q;
+  FOR i IN 1..n LOOP
+    t0 := clock_timestamp();
+    EXECUTE q;
+    ms := ms || extract(epoch FROM clock_timestamp() - t0)::float8 * 1000;
+  END LOOP;
+  RETURN ms;
+END
+$$;
+
+-- evaluate() over the whole test table, timed
+CREATE FUNCTION bench.evaluate_test() RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+  t0 timestamptz := clock_timestamp();
+  r jsonb;
+BEGIN
+  SELECT evaluate(m.model, t.pixels, t.label) INTO r FROM test t, models m;
+  RETURN jsonb_build_object('seconds', extract(epoch FROM clock_timestamp() - t0)::float8,
+                            'result', r);
+END
+$$;
+SQL
+
+	OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd -P)
+	RAW=$OUT/raw
+	mkdir -p "$RAW"
+	rm -f "$RAW"/machine.json "$RAW"/settings.json
+	"$PY" bench/report.py machine --out "$RAW/machine.json" \
+		--module "$(pg_config --pkglibdir)/mlcnn.so" \
+		--postmaster-pid "$(sed -n 1p "$ROOT/.pgdata/data/postmaster.pid" 2>/dev/null || echo 0)" \
+		--pg-version "$("${PSQL[@]}" -c 'SELECT version()')"
+	cat >"$RAW/settings.json" <<EOF
+{"epochs": $EPOCHS, "threads": $THREADS, "predict_threads": $PREDICT_THREADS,
+ "torch_openblas_threads": $TORCH_BLAS_THREADS, "torch_omp_wait_policy": "$OMP_WAIT", "train_rows_cap": $TRAIN_ROWS, "repeats": $REPEATS,
+ "batch_size": 64, "optimizer": "adam", "learning_rate": 0.001, "lr_schedule": "constant",
+ "layers": "$SPEC"}
+EOF
+
+	# training options of mlcnn, as the issue states them
+	opts=$(printf '{"layers": "%s", "epochs": %d, "batch_size": 64, "optimizer": "adam", "learning_rate": 0.001, "lr_schedule": "constant", "normalize": "minmax", "threads": %d}' \
+		"$SPEC" "$EPOCHS" "$THREADS")
+
+	# PyTorch and TensorFlow: their own T OpenMP threads, waiting passively,
+	# OpenBLAS (torch's BLAS, the pthread build) single-threaded so that it does
+	# not oversubscribe the cores; the OpenBLAS core-type overrides of this
+	# machine are dropped for them (see bench/README.md)
+	pyrun() {
+		local wait=()
+		[ -n "$OMP_WAIT" ] && wait=(OMP_WAIT_POLICY="$OMP_WAIT")
+		env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE -u OMP_WAIT_POLICY \
+			OPENBLAS_NUM_THREADS="$TORCH_BLAS_THREADS" OMP_NUM_THREADS="$THREADS" "${wait[@]}" \
+			"$PY" "$@"
+	}
+
+	ran=()
+	fashion_dir=
+	for ds in $DATASETS; do
+		step "$ds"
+		if ! dir=$(bash data/dataset.sh "$ds" 2>"$RAW/$ds.err"); then
+			echo "bench: SKIPPING $ds: the data set is not available:"
+			sed 's/^/bench:   /' "$RAW/$ds.err"
+			continue
+		fi
+		rm -f "$RAW/$ds.err" "$RAW/$ds"-*.json
+		[ "$ds" = fashion-mnist ] && fashion_dir=$dir
+
+		cap=
+		[ "$TRAIN_ROWS" -gt 0 ] && cap="WHERE id < $TRAIN_ROWS"
+		echo "loading $dir"
+		"${PSQL[@]}" -v dir="$dir" >"$RAW/$ds-load.json" <<SQL
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS train, test;
+SELECT clock_timestamp() AS t0 \gset
+CREATE TABLE train AS
+  SELECT * FROM load_idx(:'dir' || '/train-images-idx3-ubyte.gz', :'dir' || '/train-labels-idx1-ubyte.gz') $cap;
+CREATE TABLE test AS
+  SELECT * FROM load_idx(:'dir' || '/t10k-images-idx3-ubyte.gz', :'dir' || '/t10k-labels-idx1-ubyte.gz');
+ALTER TABLE test ADD PRIMARY KEY (id);
+VACUUM ANALYZE train;
+VACUUM ANALYZE test;
+SELECT jsonb_build_object('load_seconds', extract(epoch FROM clock_timestamp() - :'t0'::timestamptz)::float8,
+  'train_rows', (SELECT count(*) FROM train), 'test_rows', (SELECT count(*) FROM test), 'dir', :'dir');
+SQL
+		cat "$RAW/$ds-load.json"
+
+		echo "mlcnn: training (fresh connection)"
+		"${PSQL[@]}" -v opts="$opts" >"$RAW/$ds-mlcnn-train.json" <<'SQL'
+SET max_parallel_workers_per_gather = 0;
+SET mlcnn.progress = on;
+SELECT bench.train('train', :'opts'::jsonb, true);
+SQL
+		echo "mlcnn: predictions and test accuracy (timed in the server)"
+		"${PSQL[@]}" -v threads="$PREDICT_THREADS" -v repeats="$REPEATS" >"$RAW/$ds-mlcnn-infer.json" <<'SQL'
+SET max_parallel_workers_per_gather = 0;
+SET mlcnn.threads = :threads;
+SELECT jsonb_build_object(
+  'threads', current_setting('mlcnn.threads')::int,
+  'predict100_single_ms', bench.time_ms(
+    'SELECT predict(m.model, t.pixels) FROM (SELECT pixels FROM test ORDER BY id LIMIT 100) t, models m',
+    :repeats),
+  'predict100_batch_ms', bench.time_ms(
+    'SELECT evaluate(m.model, t.pixels, t.label) FROM (SELECT pixels, label FROM test ORDER BY id LIMIT 100) t, models m',
+    :repeats),
+  'predict100_agree', (SELECT count(*) FROM (SELECT predict(m.model, t.pixels) = t.label AS ok
+      FROM (SELECT pixels, label FROM test ORDER BY id LIMIT 100) t, models m) p WHERE ok),
+  'evaluate', bench.evaluate_test());
+SQL
+
+		echo "pytorch"
+		pyrun bench/torch_bench.py --framework pytorch --data "$dir" --out "$RAW/$ds-pytorch.json" \
+			--epochs "$EPOCHS" --threads "$THREADS" --predict-threads "$PREDICT_THREADS" --train-rows "$TRAIN_ROWS" --repeats "$REPEATS"
+		echo "tensorflow"
+		if ! pyrun bench/torch_bench.py --framework tensorflow --data "$dir" --out "$RAW/$ds-tensorflow.json" \
+			--epochs "$EPOCHS" --threads "$THREADS" --predict-threads "$PREDICT_THREADS" --train-rows "$TRAIN_ROWS" --repeats "$REPEATS"; then
+			echo "bench: the TensorFlow run failed; its row says so"
+			echo '{"framework": "tensorflow", "installed": false, "reason": "importable, but the run failed (see the output of make bench)"}' \
+				>"$RAW/$ds-tensorflow.json"
+		fi
+		ran+=("$ds")
+	done
+
+	did_scaling=0
+	if [ "$SCALING" = 1 ]; then
+		step "scaling: mlcnn, 1 epoch on $SCALING_ROWS rows of Fashion-MNIST"
+		if [ -z "$fashion_dir" ] && ! fashion_dir=$(bash data/dataset.sh fashion-mnist 2>"$RAW/scaling.err"); then
+			echo "bench: SKIPPING the scaling runs: Fashion-MNIST is not available:"
+			sed 's/^/bench:   /' "$RAW/scaling.err"
+		else
+			rm -f "$RAW/scaling.err" "$RAW"/scaling-*.json
+			sopts=$(printf '{"layers": "%s", "epochs": 1, "batch_size": 64, "optimizer": "adam", "learning_rate": 0.001, "lr_schedule": "constant", "normalize": "minmax", "threads": %d}' \
+				"$SPEC" "$THREADS")
+			"${PSQL[@]}" -v dir="$fashion_dir" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS scale_src;
+CREATE TABLE scale_src AS
+  SELECT * FROM load_idx(:'dir' || '/train-images-idx3-ubyte.gz', :'dir' || '/train-labels-idx1-ubyte.gz');
+SQL
+			for n in $SCALING_ROWS; do
+				# the first n rows of the 60,000, repeated as often as needed
+				"${PSQL[@]}" -v n="$n" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+SELECT count(*) AS src_rows FROM scale_src \gset
+DROP TABLE IF EXISTS scale;
+CREATE TABLE scale AS
+  SELECT s.id + k * :src_rows AS id, s.label, s.pixels
+  FROM generate_series(0, (:n - 1) / :src_rows) k, scale_src s
+  WHERE s.id + k * :src_rows < :n
+  ORDER BY k, s.id;
+VACUUM ANALYZE scale;
+SQL
+				echo "mlcnn: $n rows, 1 epoch (fresh connection)"
+				"${PSQL[@]}" -v opts="$sopts" >"$RAW/scaling-$n.json" <<'SQL'
+SET max_parallel_workers_per_gather = 0;
+SELECT bench.train('scale', :'opts'::jsonb, false);
+SQL
+			done
+			"${PSQL[@]}" -c 'DROP TABLE IF EXISTS scale, scale_src' >/dev/null
+			did_scaling=1
+		fi
+	fi
+
+	step "report"
+	args=(report --results "$OUT")
+	[ ${#ran[@]} -gt 0 ] && args+=(--datasets "${ran[@]}")
+	[ "$did_scaling" = 1 ] && args+=(--scaling)
+	[ ${#ran[@]} -gt 0 ] || [ "$did_scaling" = 1 ] || die "no data set was available; nothing was measured"
+	"$PY" bench/report.py "${args[@]}"
+}
+
+main
