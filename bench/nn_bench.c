@@ -133,8 +133,13 @@ main(int argc, char **argv)
 				macs_fwd = 0,
 				macs_train = 0;
 
-	for (int i = 1; i + 1 < argc; i += 2)
+	for (int i = 1; i < argc; i += 2)
 	{
+		if (i + 1 >= argc || !strncmp(argv[i], "--h", 3))
+		{
+			fprintf(stderr, "usage: %s [--images F --labels F] [--rows N] [--epochs E] [--threads T] [--batch B] [--layers SPEC] [--options JSON] [--test-images F --test-labels F]\n", argv[0]);
+			return 2;
+		}
 		if (!strcmp(argv[i], "--images"))
 			images = argv[i + 1];
 		else if (!strcmp(argv[i], "--labels"))
