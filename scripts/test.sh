@@ -6,8 +6,9 @@
 #   4. the embedded cluster (scripts/db.sh), or the server PGHOST/PGPORT name
 #   5. pg_regress (make installcheck: sql/*.sql against expected/*.out)
 #   6. pgTAP (pg_prove over test/pgtap/*.sql in the database mlcnn_test)
+#   7. test/preload.sh (a second cluster with shared_preload_libraries = 'mlcnn')
 # Each suite's output is shown; the last line is "N passed, N failed" summing
-# unit assertions, pg_regress tests and pgTAP assertions. A suite that cannot
+# unit assertions, pg_regress tests, pgTAP assertions and preload checks. A suite that cannot
 # run at all counts as one failure. Exit status 1 when anything failed.
 set -euo pipefail
 
@@ -177,6 +178,30 @@ if [ "$db_ok" -eq 1 ] && [ "$built" -eq 1 ] &&
 	shopt -u nullglob
 else
 	echo "test.sh: skipped: no server, no installed extension, or mlcnn_test could not be made"
+	count 0 1
+fi
+
+# ------------------------------------------------------------------- preload
+banner "shared_preload_libraries (test/preload.sh, a second throwaway cluster)"
+if [ "$db_ok" -eq 1 ] && [ "$built" -eq 1 ]; then
+	set +e
+	bash test/preload.sh 2>&1 | tee "$LOGS/preload.log"
+	rc=${PIPESTATUS[0]}
+	set -e
+	summary=$(tail -n 1 "$LOGS/preload.log")
+	if [[ $summary =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+		if [ "$rc" -ne 0 ] && [ "${BASH_REMATCH[2]}" -eq 0 ]; then
+			count 0 1
+		fi
+	else
+		ok=$(grep -c '^ok ' "$LOGS/preload.log" || true)
+		notok=$(grep -c '^not ok ' "$LOGS/preload.log" || true)
+		echo "test.sh: test/preload.sh ended without its summary line (exit status $rc)"
+		count "$ok" $((notok + 1))
+	fi
+else
+	echo "test.sh: skipped: no server or no installed extension"
 	count 0 1
 fi
 

@@ -135,16 +135,21 @@ add_run(float *restrict d, const float *restrict s, int n)
 		d[i + 2] += s[i + 2];
 }
 
-/* Zero n floats; the runs are padding, a float or two, so no memset call. */
+/* Zero n floats; padding runs are a float or two, so no memset call for them. */
 static inline void
 zero_run(float *restrict d, int n)
 {
-	for (int i = 0; i < n; i++)
+	if (n >= 4)
 	{
-		d[i] = 0.0f;
-		if (i + 1 < n)
-			d[++i] = 0.0f;
+		memset(d, 0, sizeof(float) * n);
+		return;
 	}
+	if (n > 0)
+		d[0] = 0.0f;
+	if (n > 1)
+		d[1] = 0.0f;
+	if (n > 2)
+		d[2] = 0.0f;
 }
 
 /*
@@ -635,6 +640,8 @@ nn_softmax_xent_forward(float *probs, const float *logits,
 {
 	double		loss = 0.0;
 
+	if (K <= 0)
+		return B > 0 ? NAN : 0.0;
 	for (int b = 0; b < B; b++)
 	{
 		const float *restrict x = logits + (size_t) b * K;

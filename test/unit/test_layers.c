@@ -1162,6 +1162,14 @@ T_CASE(test_layer_softmax_xent)
 	T_OK(isfinite(pbig[0]) && pbig[1] == 0.0f && fabs(pbig[0] - 1.0 / (1.0 + exp(-1.0))) < 1e-6,
 		 "huge logits: probs %g %g %g", pbig[0], pbig[1], pbig[2]);
 
+	/* a label out of range gives a NaN loss, not a read out of bounds */
+	labels[2] = K;
+	loss = nn_softmax_xent_forward(probs, logits, labels, B, K);
+	T_OK(isnan(loss), "label %d of %d classes gives a NaN loss: %g", K, K, loss);
+	memset(dl, 0, sizeof(float) * n);
+	nn_softmax_xent_backward(dl, probs, labels, B, K, 1.0f);
+	T_CLOSE(dl + 2 * K, probs + 2 * K, K, 0, 0, "its dlogits are probs (no one-hot)");
+
 	free(logits);
 	free(probs);
 	free(probs_ref);
