@@ -26,8 +26,10 @@ REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 PG_CONFIG ?= pg_config
 WARN = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 PG_CPPFLAGS = -Isrc/nn -Isrc/pg
-PG_CFLAGS = $(WARN) -O3
-SHLIB_LINK = -lopenblas -lz -lm
+# -fno-math-errno lets sqrtf vectorise (nothing here reads errno after math)
+OPTFLAGS = -O3 -fno-math-errno
+PG_CFLAGS = $(WARN) $(OPTFLAGS)
+SHLIB_LINK = -lopenblas -lz -lm -lpthread
 EXTRA_CLEAN = test/nn_test bench/nn_bench data/idxtool
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -42,8 +44,8 @@ endif
 
 # ---------------------------------------------------------------- the core, standalone
 NN_CC ?= cc
-NN_CFLAGS ?= -std=gnu11 -O3 $(WARN) -Isrc/nn
-NN_LIBS = -lopenblas -lz -lm
+NN_CFLAGS ?= -std=gnu11 $(OPTFLAGS) $(WARN) -Isrc/nn
+NN_LIBS = -lopenblas -lz -lm -lpthread
 
 test/nn_test: $(sort $(wildcard test/unit/*.c)) $(NN_SRCS) $(wildcard src/nn/*.h test/unit/*.h)
 	$(NN_CC) $(NN_CFLAGS) -Itest/unit -o $@ $(sort $(wildcard test/unit/*.c)) $(NN_SRCS) $(NN_LIBS)

@@ -91,10 +91,11 @@ layer_macs(const nn_layer *L)
 }
 
 /* set_threads hook */
-static void
+static int32_t
 set_threads(void *ctx, int32_t n)
 {
 	openblas_set_num_threads(n > 0 ? n : 1);
+	return n > 0 ? n : 1;
 }
 
 /* progress hook: one line per epoch */

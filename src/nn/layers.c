@@ -501,15 +501,12 @@ nn_maxpool_backward(float *dinp, const float *dout, const int32_t *argmax,
 		dinp[argmax[i]] += dout[i];
 }
 
-/* relu forward: x < 0 ? 0 : x (NaN passes through, as in PyTorch) */
+/* relu forward: x < 0 ? 0 : x (NaN passes through, as in PyTorch); out may be inp */
 void
 nn_relu_forward(float *out, const float *inp, size_t n)
 {
-	float	   *restrict o = out;
-	const float *restrict x = inp;
-
 	for (size_t i = 0; i < n; i++)
-		o[i] = x[i] < 0.0f ? 0.0f : x[i];
+		out[i] = inp[i] < 0.0f ? 0.0f : inp[i];
 }
 
 /* relu backward: dinp += dout where the forward output was positive */
@@ -525,6 +522,21 @@ nn_relu_backward(float *dinp, const float *dout, const float *out, size_t n)
 		float		gi = g[i];	/* loaded unconditionally, so it vectorizes */
 
 		d[i] += y[i] > 0.0f ? gi : 0.0f;
+	}
+}
+
+/* relu backward in place: the gradient survives where the output was positive */
+void
+nn_relu_backward_inplace(float *dout, const float *out, size_t n)
+{
+	float	   *restrict d = dout;
+	const float *restrict y = out;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		float		gi = d[i];
+
+		d[i] = y[i] > 0.0f ? gi : 0.0f;
 	}
 }
 

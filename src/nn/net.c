@@ -5,7 +5,7 @@
  * The net is a flat list of layers (nn_net from nn_net_build). Activations
  * act[0..nlayers] are one buffer per layer boundary, sized for the batch
  * capacity (relu shares its input's); in training the gradients dact[]
- * alternate between two buffers. Backward walks the list in reverse and
+ * alternate between two buffers (a relu's, again, in place). Backward walks the list in reverse and
  * skips input gradients that nothing upstream needs (the first convolution
  * never computes one, which saves its largest gemm).
  */
@@ -108,10 +108,18 @@ work_plan(nn_work *w, const nn_net *net, int B, int train, const nn_allocator *a
 	{
 		float	   *pingpong[2];
 
+		int			cur = 0;
+
 		pingpong[0] = work_take(w, a, maxact, sizeof(float), failed);
 		pingpong[1] = work_take(w, a, maxact, sizeof(float), failed);
-		for (int i = 1; i <= net->nlayers; i++)
-			w->dact[i] = pingpong[i % 2];
+		/* from the top; a relu's gradient works in place, the others alternate */
+		w->dact[net->nlayers] = pingpong[cur];
+		for (int i = net->nlayers - 1; i >= 1; i--)
+		{
+			if (net->layers[i].kind != NN_RELU)
+				cur = 1 - cur;
+			w->dact[i] = pingpong[cur];
+		}
 		w->dcol = work_take(w, a, maxcol, sizeof(float), failed);
 	}
 	w->probs = work_take(w, a, (size_t) B * net->classes, sizeof(float), failed);
@@ -324,7 +332,7 @@ nn_net_backward(const nn_net *net, const float *params, float *grads,
 		size_t		nout = boundary_elems(net, i + 1) * B;
 		double		tl = t ? nn_now() : 0;
 
-		if (dinp)
+		if (dinp && dinp != dout)
 			memset(dinp, 0, nin * sizeof(float));
 		switch (L->kind)
 		{
@@ -338,7 +346,9 @@ nn_net_backward(const nn_net *net, const float *params, float *grads,
 					nn_maxpool_backward(dinp, dout, w->argmax[i], L, B);
 				break;
 			case NN_RELU:
-				if (dinp)
+				if (dinp == dout)
+					nn_relu_backward_inplace(dinp, w->act[i + 1], nout);
+				else if (dinp)
 					nn_relu_backward(dinp, dout, w->act[i + 1], nout);
 				break;
 			case NN_DENSE:

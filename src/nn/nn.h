@@ -142,9 +142,11 @@ void		nn_maxpool_forward(float *out, int32_t *argmax, const float *inp,
 void		nn_maxpool_backward(float *dinp, const float *dout, const int32_t *argmax,
 								const nn_layer *L, int B);
 
-/* relu over n values; backward uses the forward output */
+/* relu over n values (out may be inp); backward uses the forward output */
 void		nn_relu_forward(float *out, const float *inp, size_t n);
 void		nn_relu_backward(float *dinp, const float *dout, const float *out, size_t n);
+/* the same backward when the gradient buffer is shared: dout becomes dinp */
+void		nn_relu_backward_inplace(float *dout, const float *out, size_t n);
 
 /* dense: inp (B,I) -> out (B,N); weight (N,I), bias (N) */
 void		nn_dense_forward(float *out, const float *inp, const float *weight,
@@ -318,6 +320,15 @@ typedef struct nn_optim
 
 /* one step over n params with learning rate lr (the schedule's value) */
 void		nn_optim_step(nn_optim *o, float *params, const float *grads, size_t n, float lr);
+
+/*
+ * The same step in parts, so that disjoint ranges can be updated in
+ * parallel: nn_optim_begin once, then nn_optim_apply over [lo, hi) ranges
+ * that cover the parameters.
+ */
+void		nn_optim_begin(nn_optim *o);
+void		nn_optim_apply(const nn_optim *o, float *params, const float *grads,
+						   size_t lo, size_t hi, float lr);
 /* learning rate of the schedule at step (0-based) of total_steps */
 float		nn_lr_at(int32_t schedule, float base_lr, int64_t step, int64_t total_steps,
 					 int64_t steps_per_epoch);

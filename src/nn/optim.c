@@ -8,31 +8,39 @@
 
 #include "nn.h"
 
-/* One optimizer step over n parameters with learning rate lr. */
+/* Count a step; nn_optim_apply then updates the parameters range by range. */
 void
-nn_optim_step(nn_optim *o, float *restrict params, const float *restrict grads,
-			  size_t n, float lr)
+nn_optim_begin(nn_optim *o)
 {
+	o->t++;
+}
+
+/* Update params[lo..hi) from grads with learning rate lr (step o->t). */
+void
+nn_optim_apply(const nn_optim *o, float *params, const float *grads,
+			   size_t lo, size_t hi, float lr)
+{
+	float	   *restrict p = params + lo;
+	const float *restrict gr = grads + lo;
+	size_t		n = hi - lo;
 	float		wd = o->weight_decay;
 
-	o->t++;
 	switch (o->kind)
 	{
 		case NN_OPT_SGD:
 			for (size_t i = 0; i < n; i++)
-				params[i] -= lr * (grads[i] + wd * params[i]);
+				p[i] -= lr * (gr[i] + wd * p[i]);
 			break;
 		case NN_OPT_MOMENTUM:
 			{
-				float		mu = o->momentum;
-				float	   *restrict m = o->m;
+				float		mu = o->t == 1 ? 0.0f : o->momentum;
+				float	   *restrict m = o->m + lo;
 
+				/* PyTorch: the first step's buffer is the gradient itself */
 				for (size_t i = 0; i < n; i++)
 				{
-					float		g = grads[i] + wd * params[i];
-
-					m[i] = (o->t == 1) ? g : mu * m[i] + g;
-					params[i] -= lr * m[i];
+					m[i] = mu * m[i] + (gr[i] + wd * p[i]);
+					p[i] -= lr * m[i];
 				}
 				break;
 			}
@@ -45,20 +53,28 @@ nn_optim_step(nn_optim *o, float *restrict params, const float *restrict grads,
 				float		bc2 = 1.0f - (float) pow(b2, (double) o->t);
 				float		step = lr / bc1;
 				float		rbc2 = 1.0f / sqrtf(bc2);
-				float	   *restrict m = o->m;
-				float	   *restrict v = o->v;
+				float	   *restrict m = o->m + lo;
+				float	   *restrict v = o->v + lo;
 
 				for (size_t i = 0; i < n; i++)
 				{
-					float		g = grads[i] + wd * params[i];
+					float		g = gr[i] + wd * p[i];
 
 					m[i] = b1 * m[i] + (1.0f - b1) * g;
 					v[i] = b2 * v[i] + (1.0f - b2) * g * g;
-					params[i] -= step * m[i] / (sqrtf(v[i]) * rbc2 + eps);
+					p[i] -= step * m[i] / (sqrtf(v[i]) * rbc2 + eps);
 				}
 				break;
 			}
 	}
+}
+
+/* One optimizer step over n parameters with learning rate lr. */
+void
+nn_optim_step(nn_optim *o, float *params, const float *grads, size_t n, float lr)
+{
+	nn_optim_begin(o);
+	nn_optim_apply(o, params, grads, 0, n, lr);
 }
 
 /*

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pool.h"
 #include "train.h"
 
 /* --------------------------------------------------------------- rows */
@@ -235,31 +236,116 @@ shuffle(int64_t *idx, int64_t n, nn_rng *rng)
 size_t
 nn_train_work_bytes(const nn_net *net, const nn_options *opt)
 {
-	/* params, grads, two moments (out model params counted too) */
-	return nn_work_bytes(net, opt->batch_size, 1) + 5 * net->nparams * sizeof(float);
+	int			lanes = opt->threads > 0 ? opt->threads : 2;
+	int			per_lane;
+
+	if (lanes > NN_MAX_LANES)
+		lanes = NN_MAX_LANES;
+	per_lane = (opt->batch_size + lanes - 1) / lanes;
+	/* each lane's buffers and gradients; params, moments, the model's params */
+	return (size_t) lanes * (nn_work_bytes(net, per_lane, 1) + net->nparams * sizeof(float)) +
+		4 * net->nparams * sizeof(float);
 }
 
 /* Everything nn_train allocates, so one cleanup frees it. */
+/* One data-parallel lane: its share of a batch, its buffers, its gradients. */
+typedef struct lane
+{
+	nn_work		w;				/* for up to ceil(B / lanes) images */
+	float	   *grads;
+	const uint8_t **batch;
+	nn_rng		rng;			/* dropout */
+	nn_timing  *t;				/* lane 0 reports its phase times; others NULL */
+	double		loss;
+	int64_t		correct;
+} lane;
+
 typedef struct train_mem
 {
-	nn_work		w;
+	lane		lanes[NN_MAX_LANES];
+	int			nlanes;
 	int64_t    *idx;
-	float	   *grads;
 	float	   *m;
 	float	   *v;
-	const uint8_t **batch;
 } train_mem;
 
 /* free a train_mem */
 static void
 train_mem_free(train_mem *tm, const nn_allocator *a)
 {
-	nn_work_free(&tm->w, a);
+	for (int l = 0; l < tm->nlanes; l++)
+	{
+		nn_work_free(&tm->lanes[l].w, a);
+		nn_free(a, tm->lanes[l].grads);
+		nn_free(a, tm->lanes[l].batch);
+	}
 	nn_free(a, tm->idx);
-	nn_free(a, tm->grads);
 	nn_free(a, tm->m);
 	nn_free(a, tm->v);
-	nn_free(a, tm->batch);
+}
+
+/* What every lane of one training step shares. */
+typedef struct step_ctx
+{
+	const nn_net *net;
+	float	   *params;
+	const nn_rows *rows;
+	const nn_norm *norm;
+	const int64_t *idx;			/* the batch's row numbers */
+	int			b_n;			/* images in the batch */
+	float		scale;			/* 1 / b_n: the mean over the whole batch */
+	train_mem  *tm;
+	nn_optim   *optim;
+	float		lr;
+} step_ctx;
+
+/* One lane's part of a step: forward, loss and backward on its images. */
+static void
+lane_step(void *arg, int l)
+{
+	step_ctx   *c = (step_ctx *) arg;
+	lane	   *ln = &c->tm->lanes[l];
+	int			lo = (int) ((int64_t) c->b_n * l / c->tm->nlanes);
+	int			B = (int) ((int64_t) c->b_n * (l + 1) / c->tm->nlanes) - lo;
+
+	ln->loss = 0;
+	ln->correct = 0;
+	memset(ln->grads, 0, c->net->nparams * sizeof(float));
+	if (B == 0)
+		return;
+	for (int b = 0; b < B; b++)
+	{
+		ln->batch[b] = nn_rows_pixels(c->rows, c->idx[lo + b]);
+		ln->w.labels[b] = nn_rows_label(c->rows, c->idx[lo + b]);
+	}
+	nn_load_pixels(ln->w.act[0], ln->batch, B, c->net->input, c->norm);
+	nn_net_forward(c->net, c->params, &ln->w, B, 1, &ln->rng, ln->t);
+	ln->loss = nn_net_loss(c->net, &ln->w, ln->w.labels, B, &ln->correct, ln->t);
+	nn_net_backward(c->net, c->params, ln->grads, &ln->w, B, c->scale, ln->t);
+}
+
+/*
+ * One lane's part of the update: for its slice of the parameters, add the
+ * other lanes' gradients to lane 0's in lane order, then take the step.
+ */
+static void
+lane_update(void *arg, int l)
+{
+	step_ctx   *c = (step_ctx *) arg;
+	train_mem  *tm = c->tm;
+	size_t		n = c->net->nparams,
+				lo = n * (size_t) l / (size_t) tm->nlanes,
+				hi = n * (size_t) (l + 1) / (size_t) tm->nlanes;
+	float	   *restrict g = tm->lanes[0].grads;
+
+	for (int k = 1; k < tm->nlanes; k++)
+	{
+		const float *restrict gk = tm->lanes[k].grads;
+
+		for (size_t i = lo; i < hi; i++)
+			g[i] += gk[i];
+	}
+	nn_optim_apply(c->optim, c->params, g, lo, hi, c->lr);
 }
 
 /* z-score statistics of pixel/255 over the given rows (double sums, fixed order) */
@@ -337,8 +423,7 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 				step = 0;
 	nn_rng		rng_init,
 				rng_split,
-				rng_shuffle,
-				rng_drop;
+				rng_shuffle;
 	nn_optim	optim;
 	double		t_start = nn_now();
 	int			B = opt->batch_size;
@@ -387,18 +472,45 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 	total_steps = steps_per_epoch * opt->epochs;
 
 	/* memory */
-	if (nn_work_alloc(&tm.w, &net, B, 1, a, st) != NN_OK)
-		return st->code;
+	/* the lanes: as many as threads were asked for, each with single-threaded BLAS */
+	{
+		int32_t		want = opt->threads > 0 ? opt->threads : 1;
+		int			per_lane;
+
+		if (hooks && hooks->set_threads)
+		{
+			want = hooks->set_threads(hooks->ctx, opt->threads);
+			hooks->set_threads(hooks->ctx, 1);
+		}
+		if (want > B)
+			want = B;
+		tm.nlanes = nn_parallel_lanes(want < 1 ? 1 : want);
+		per_lane = (B + tm.nlanes - 1) / tm.nlanes;
+		for (int l = 0; l < tm.nlanes; l++)
+		{
+			lane	   *ln = &tm.lanes[l];
+
+			if (nn_work_alloc(&ln->w, &net, per_lane, 1, a, st) != NN_OK)
+				goto fail;
+			ln->grads = nn_calloc(a, net.nparams, sizeof(float));
+			ln->batch = nn_calloc(a, (size_t) per_lane, sizeof(uint8_t *));
+			if (!ln->grads || !ln->batch)
+			{
+				nn_fail(st, NN_ERR_NOMEM, "out of memory setting up training of %zu parameters", net.nparams);
+				goto fail;
+			}
+			nn_rng_seed(&ln->rng, opt->seed ^ 0xc2b2ae3d27d4eb4fULL ^ ((uint64_t) l * 0x9e3779b97f4a7c15ULL));
+			ln->t = l == 0 ? timing : NULL;
+		}
+	}
 	tm.idx = nn_calloc(a, (size_t) n, sizeof(int64_t));
-	tm.grads = nn_calloc(a, net.nparams, sizeof(float));
-	tm.batch = nn_calloc(a, (size_t) B, sizeof(uint8_t *));
 	out->params = nn_calloc(a, net.nparams, sizeof(float));
 	out->history = nn_calloc(a, (size_t) opt->epochs, sizeof(nn_epoch));
 	if (opt->optimizer != NN_OPT_SGD)
 		tm.m = nn_calloc(a, net.nparams, sizeof(float));
 	if (opt->optimizer == NN_OPT_ADAM)
 		tm.v = nn_calloc(a, net.nparams, sizeof(float));
-	if (!tm.idx || !tm.grads || !tm.batch || !out->params || !out->history ||
+	if (!tm.idx || !out->params || !out->history ||
 		(opt->optimizer != NN_OPT_SGD && !tm.m) || (opt->optimizer == NN_OPT_ADAM && !tm.v))
 	{
 		nn_fail(st, NN_ERR_NOMEM, "out of memory setting up training of %zu parameters", net.nparams);
@@ -414,7 +526,6 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 	nn_rng_seed(&rng_init, opt->seed);
 	nn_rng_seed(&rng_split, opt->seed ^ 0x5bd1e9955bd1e995ULL);
 	nn_rng_seed(&rng_shuffle, opt->seed ^ 0x9e3779b97f4a7c15ULL);
-	nn_rng_seed(&rng_drop, opt->seed ^ 0xc2b2ae3d27d4eb4fULL);
 	if (nval > 0)
 		shuffle(tm.idx, n, &rng_split);
 	/* validation rows are idx[0..nval), training rows idx[nval..n) */
@@ -453,9 +564,6 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 	optim.m = tm.m;
 	optim.v = tm.v;
 
-	if (hooks && hooks->set_threads)
-		hooks->set_threads(hooks->ctx, opt->threads);
-
 	for (int32_t epoch = 0; epoch < opt->epochs; epoch++)
 	{
 		double		t_epoch = nn_now(),
@@ -473,18 +581,18 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 									  steps_per_epoch);
 			double		t_upd;
 
-			for (int b = 0; b < b_n; b++)
+			step_ctx	c = {&net, out->params, rows, &out->norm, train_idx + s, b_n,
+				1.0f / (float) b_n, &tm, &optim, lr};
+
+			nn_parallel_run(lane_step, &c, tm.nlanes);
+			for (int l = 0; l < tm.nlanes; l++)
 			{
-				tm.batch[b] = nn_rows_pixels(rows, train_idx[s + b]);
-				tm.w.labels[b] = nn_rows_label(rows, train_idx[s + b]);
+				loss_sum += tm.lanes[l].loss;
+				correct += tm.lanes[l].correct;
 			}
-			nn_load_pixels(tm.w.act[0], tm.batch, b_n, in, &out->norm);
-			nn_net_forward(&net, out->params, &tm.w, b_n, 1, &rng_drop, timing);
-			loss_sum += nn_net_loss(&net, &tm.w, tm.w.labels, b_n, &correct, timing);
-			memset(tm.grads, 0, net.nparams * sizeof(float));
-			nn_net_backward(&net, out->params, tm.grads, &tm.w, b_n, 1.0f / (float) b_n, timing);
 			t_upd = nn_now();
-			nn_optim_step(&optim, out->params, tm.grads, net.nparams, lr);
+			nn_optim_begin(&optim);
+			nn_parallel_run(lane_update, &c, tm.nlanes);
 			if (timing)
 			{
 				timing->update_s += nn_now() - t_upd;
@@ -510,8 +618,8 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 		e->val_acc = NAN;
 		if (nval > 0)
 		{
-			e->val_acc = (float) accuracy(&net, out->params, &out->norm, &tm.w, rows,
-										  tm.idx, nval, tm.batch, hooks);
+			e->val_acc = (float) accuracy(&net, out->params, &out->norm, &tm.lanes[0].w, rows,
+										  tm.idx, nval, tm.lanes[0].batch, hooks);
 			if (isnan(e->val_acc))
 			{
 				nn_fail(st, NN_ERR_CANCELLED, "training was cancelled");

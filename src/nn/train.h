@@ -40,8 +40,9 @@ void		nn_rows_serialize(const nn_rows *r, uint8_t *buf);
 int			nn_rows_deserialize(nn_rows *r, const uint8_t *buf, size_t len,
 								const nn_allocator *a, nn_status *st);
 
-/* Callbacks from the training loop. Each may longjmp out (PostgreSQL's
- * CHECK_FOR_INTERRUPTS does); all memory the loop holds comes from the
+/* Callbacks from the training loop, always on the calling thread and
+ * never while helper threads work, so each may longjmp out (PostgreSQL's
+ * CHECK_FOR_INTERRUPTS does): all memory the loop holds comes from the
  * allocator, so the caller's memory context reclaims it. */
 typedef struct nn_train_hooks
 {
@@ -51,8 +52,11 @@ typedef struct nn_train_hooks
 	/* after every epoch (1-based), with its figures and ETA */
 	void		(*on_epoch) (void *ctx, int32_t epoch, int32_t epochs,
 							 const nn_epoch *e, double images_per_s, double eta_s);
-	/* set the number of BLAS threads (may be NULL) */
-	void		(*set_threads) (void *ctx, int32_t threads);
+	/*
+	 * set OpenBLAS to `threads` threads (0 = the caller's default) and
+	 * return how many that is; may be NULL (then 0 means 1)
+	 */
+	int32_t		(*set_threads) (void *ctx, int32_t threads);
 } nn_train_hooks;
 
 /*

@@ -97,8 +97,8 @@ MlcnnAllocInit(MlcnnAlloc *m, MemoryContext cxt)
 	m->peak = 0;
 }
 
-/* Tell OpenBLAS how many threads to use (0 = the mlcnn.threads setting). */
-void
+/* Tell OpenBLAS how many threads to use (0 = mlcnn.threads); returns that count. */
+int
 MlcnnSetThreads(int threads)
 {
 	int			n = threads > 0 ? threads : mlcnn_threads;
@@ -110,6 +110,7 @@ MlcnnSetThreads(int threads)
 		openblas_set_num_threads(n);
 		current_threads = n;
 	}
+	return n;
 }
 
 /* Raise st as an ERROR, choosing the SQLSTATE from its code. */

@@ -34,8 +34,8 @@ typedef struct MlcnnAlloc
 
 void		MlcnnAllocInit(MlcnnAlloc *m, MemoryContext cxt);
 
-/* set the OpenBLAS thread count (0 = the mlcnn.threads setting) */
-void		MlcnnSetThreads(int threads);
+/* set the OpenBLAS thread count (0 = the mlcnn.threads setting); returns it */
+int			MlcnnSetThreads(int threads);
 
 /* ------------------------------------------------------------ model_cache.c */
 

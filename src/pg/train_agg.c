@@ -382,11 +382,11 @@ hook_epoch(void *ctx, int32_t epoch, int32_t epochs, const nn_epoch *e,
 					(double) e->seconds, images_per_s, eta_s)));
 }
 
-/* set_threads hook */
-static void
+/* set_threads hook: OpenBLAS threads, 0 meaning mlcnn.threads */
+static int32_t
 hook_threads(void *ctx, int32_t threads)
 {
-	MlcnnSetThreads(threads);
+	return MlcnnSetThreads(threads);
 }
 
 /* train_conv2d final: train on the buffered rows and return the model. */

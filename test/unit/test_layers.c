@@ -752,6 +752,22 @@ T_CASE(test_layer_relu)
 	nn_relu_backward_ref(dinp_ref, dout, out_ref, n);
 	T_CLOSE(dinp, dinp_ref, n, 0, 0, "relu backward (exact)");
 
+	/* in place (shared buffers): the same as accumulating into zeros */
+	{
+		float	   *d = copy_floats(dout, n);
+		float	   *acc = calloc(n, sizeof(float));
+		float	   *x = copy_floats(inp, n);
+
+		nn_relu_backward_inplace(d, out, n);
+		nn_relu_backward_ref(acc, dout, out_ref, n);
+		T_CLOSE(d, acc, n, 0, 0, "relu backward in place (exact)");
+		nn_relu_forward(x, x, n);
+		T_CLOSE(x, out_ref, n, 0, 0, "relu forward in place (exact)");
+		free(d);
+		free(acc);
+		free(x);
+	}
+
 	memset(dinp, 0, sizeof(float) * n);
 	nn_relu_backward(dinp, dout, out, n);
 	c.n = n;

@@ -516,11 +516,15 @@ hook_epoch(void *ctx, int32_t epoch, int32_t epochs, const nn_epoch *e, double i
 		h->last_epoch = epoch;
 }
 
-/* set_threads: record */
-static void
+/* set_threads: record the first request (the lane count); BLAS follows with 1 */
+static int32_t
 hook_threads(void *ctx, int32_t threads)
 {
-	((hook_ctx *) ctx)->threads = threads;
+	hook_ctx   *h = ctx;
+
+	if (h->threads == 0)
+		h->threads = threads;
+	return threads;
 }
 
 T_CASE(test_train_errors_and_hooks)
@@ -672,4 +676,70 @@ T_CASE(test_train_rows_serialise)
 	}
 	nn_rows_free(&r, &counting);
 	T_OK(counts.live == 0, "everything freed (%ld live)", counts.live);
+}
+
+/* ---------------------------------------------------------------- lanes */
+
+T_CASE(test_train_lanes)
+{
+	uint8_t    *px,
+			   *tpx;
+	int32_t    *lab,
+			   *tlab;
+	int			perm[QUAD_ROWS];
+	nn_options	o;
+
+	quad_data(&px, &lab, QUAD_ROWS, 5);
+	quad_data(&tpx, &tlab, 256, 6);
+	for (int i = 0; i < QUAD_ROWS; i++)
+		perm[i] = QUAD_ROWS - 1 - i;
+	quad_options(&o);
+	snprintf(o.layers, sizeof(o.layers), "conv(8,3) relu dropout(0.25) maxpool(2) dense(4)");
+	/* 3 lanes for batches of 32: parts of 10, 11 and 11 images; the last batch is smaller */
+	for (int threads = 2; threads <= 3; threads++)
+	{
+		size_t		l1,
+					l2,
+					l3,
+					n1,
+					n2;
+		uint8_t    *b1,
+				   *b2,
+				   *b3;
+		float	   *p1 = NULL,
+				   *p2 = NULL;
+		nn_rows		rows;
+		nn_model	m;
+		nn_status	st = {0};
+
+		o.threads = threads;
+		b1 = train_bytes(px, lab, NULL, &o, &l1, &p1, &n1);
+		b2 = train_bytes(px, lab, perm, &o, &l2, &p2, &n2);
+		b3 = train_bytes(px, lab, NULL, &o, &l3, NULL, NULL);
+		T_OK(b1 && b2 && b3 && l1 == l2 && memcmp(b1, b2, l1) == 0 && l1 == l3 && memcmp(b1, b3, l1) == 0,
+			 "%d lanes: the same bytes run after run and whatever the row order", threads);
+		free(b1);
+		free(b2);
+		free(b3);
+		free(p1);
+		free(p2);
+		if (quad_rows(&rows, px, lab, QUAD_ROWS, NULL))
+		{
+			if (T_OK(nn_train(&m, &rows, &o, NULL, NULL, NULL, &counting, &st) == NN_OK,
+					 "%d lanes train: %s", threads, st.msg))
+			{
+				double		acc = model_accuracy(&m, tpx, tlab, 256);
+
+				T_OK(acc >= QUAD_ACC, "%d lanes: accuracy on 256 fresh images %.4f >= %.2f",
+					 threads, acc, QUAD_ACC);
+				model_free(&m);
+			}
+		}
+		nn_rows_free(&rows, &counting);
+	}
+	T_OK(counts.live == 0, "everything freed (%ld live)", counts.live);
+	free(px);
+	free(lab);
+	free(tpx);
+	free(tlab);
 }
