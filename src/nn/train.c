@@ -38,6 +38,15 @@ nn_rows_init(nn_rows *r, int32_t row_bytes)
 	r->row_bytes = row_bytes;
 }
 
+/* Rows per chunk: about 4 MB of them, so huge images do not allocate gigabytes. */
+int64_t
+nn_rows_per_chunk(const nn_rows *r)
+{
+	int64_t		n = (int64_t) (NN_ROWS_CHUNK_BYTES / row_stride(r));
+
+	return n < 1 ? 1 : n > NN_ROWS_PER_CHUNK ? NN_ROWS_PER_CHUNK : n;
+}
+
 /* Make room for one more chunk pointer. */
 static int
 grow_chunks(nn_rows *r, const nn_allocator *a, nn_status *st)
@@ -63,12 +72,13 @@ int
 nn_rows_append(nn_rows *r, const uint8_t *pixels, int32_t label,
 			   const nn_allocator *a, nn_status *st)
 {
-	int64_t		slot = r->n % NN_ROWS_PER_CHUNK;
+	int64_t		per = nn_rows_per_chunk(r);
+	int64_t		slot = r->n % per;
 	uint8_t    *dst;
 
-	if (slot == 0 && r->n / NN_ROWS_PER_CHUNK >= r->nchunks)
+	if (slot == 0 && r->n / per >= r->nchunks)
 	{
-		size_t		bytes = NN_ROWS_PER_CHUNK * row_stride(r);
+		size_t		bytes = (size_t) per * row_stride(r);
 
 		if (r->nchunks == r->chunk_cap && grow_chunks(r, a, st) != NN_OK)
 			return st->code;
@@ -79,7 +89,7 @@ nn_rows_append(nn_rows *r, const uint8_t *pixels, int32_t label,
 		r->nchunks++;
 		r->bytes += bytes;
 	}
-	dst = r->chunks[r->n / NN_ROWS_PER_CHUNK] + (size_t) slot * row_stride(r);
+	dst = r->chunks[r->n / per] + (size_t) slot * row_stride(r);
 	memcpy(dst, pixels, (size_t) r->row_bytes);
 	memcpy(dst + r->row_bytes, &label, sizeof(int32_t));
 	r->n++;
@@ -90,7 +100,9 @@ nn_rows_append(nn_rows *r, const uint8_t *pixels, int32_t label,
 const uint8_t *
 nn_rows_pixels(const nn_rows *r, int64_t i)
 {
-	return r->chunks[i / NN_ROWS_PER_CHUNK] + (size_t) (i % NN_ROWS_PER_CHUNK) * row_stride(r);
+	int64_t		per = nn_rows_per_chunk(r);
+
+	return r->chunks[i / per] + (size_t) (i % per) * row_stride(r);
 }
 
 /* Label of row i. */
@@ -154,10 +166,11 @@ nn_rows_serialize(const nn_rows *r, uint8_t *buf)
 	buf += 20;
 	for (int64_t c = 0; c < r->nchunks; c++)
 	{
-		int64_t		rows = r->n - c * NN_ROWS_PER_CHUNK;
+		int64_t		per = nn_rows_per_chunk(r);
+		int64_t		rows = r->n - c * per;
 
-		if (rows > NN_ROWS_PER_CHUNK)
-			rows = NN_ROWS_PER_CHUNK;
+		if (rows > per)
+			rows = per;
 		memcpy(buf, r->chunks[c], (size_t) rows * stride);
 		buf += (size_t) rows * stride;
 	}

@@ -12,7 +12,8 @@
 
 #include "model.h"
 
-#define NN_ROWS_PER_CHUNK 4096
+#define NN_ROWS_PER_CHUNK 4096	/* at most; chunks hold about NN_ROWS_CHUNK_BYTES */
+#define NN_ROWS_CHUNK_BYTES (4 << 20)
 
 typedef struct nn_rows
 {
@@ -21,11 +22,13 @@ typedef struct nn_rows
 	int64_t		skipped;		/* rows with NULL pixels or label */
 	int64_t		nchunks;
 	int64_t		chunk_cap;		/* slots in chunks[] */
-	uint8_t   **chunks;			/* each NN_ROWS_PER_CHUNK * (row_bytes + 4) bytes */
+	uint8_t   **chunks;			/* each nn_rows_per_chunk() * (row_bytes + 4) bytes */
 	size_t		bytes;			/* allocated */
 } nn_rows;
 
 void		nn_rows_init(nn_rows *r, int32_t row_bytes);
+/* rows one chunk holds: NN_ROWS_CHUNK_BYTES worth, 1..NN_ROWS_PER_CHUNK */
+int64_t		nn_rows_per_chunk(const nn_rows *r);
 int			nn_rows_append(nn_rows *r, const uint8_t *pixels, int32_t label,
 						   const nn_allocator *a, nn_status *st);
 /* append all rows of src to dst (same row_bytes); src is unchanged */

@@ -40,10 +40,11 @@ MlcnnGucInit(void)
 							"working memory of training (activations of one batch, parameters, "
 							"gradients, optimizer moments). Training that would pass it fails "
 							"early with an error instead of exhausting the server's memory. "
-							"0 means no limit.",
+							"0 means no limit. Only superusers may change it, so that it can "
+							"serve as an administrator's safeguard.",
 							&mlcnn_max_train_memory_kb,
 							1024 * 1024, 0, INT_MAX,
-							PGC_USERSET, GUC_UNIT_KB,
+							PGC_SUSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("mlcnn.progress",
 							 "Report training progress, one NOTICE per epoch.",

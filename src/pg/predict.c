@@ -127,7 +127,7 @@ calculate_loss(PG_FUNCTION_ARGS)
 	logits = forward_one(fcinfo, &mm, &t);
 	if (label < 0 || label >= mm->model.net.classes)
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("label %d is outside the model's classes 0..%d",
 						label, mm->model.net.classes - 1)));
 	(void) logits;

@@ -346,8 +346,20 @@ update_weights(PG_FUNCTION_ARGS)
 				 errdetail("The model is %s on %dx%dx%d; the gradients are for %s on %dx%dx%d.",
 						   m.net.spec, m.net.input.h, m.net.input.w, m.net.input.c,
 						   g.net.spec, g.net.input.h, g.net.input.w, g.net.input.c)));
+	if (m.norm.mode != g.norm.mode || m.norm.mean != g.norm.mean || m.norm.std != g.norm.std)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("gradients were computed with another input normalisation than the model's"),
+				 errhint("Compute the gradients with the model they update.")));
 	for (Size i = 0; i < m.net.nparams; i++)
+	{
 		m.params[i] -= lr * g.params[i];
+		if (!isfinite(m.params[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("update_weights made weight %zu infinite", (size_t) i),
+					 errhint("Lower the learning rate.")));
+	}
 	out = MlcnnModelToBytea(&m);
 	MlcnnStatsAdd(MLCNN_FN_UPDATE_WEIGHTS, 1, 1, nn_now() - t0, NULL, 0, alloc.peak);
 	PG_RETURN_BYTEA_P(out);

@@ -192,9 +192,9 @@ mlcnn_train_transfn(PG_FUNCTION_ARGS)
 				 errmsg("label %d is outside 0..%d", label, s->opt.classes - 1),
 				 errhint("Set the \"classes\" option to the number of classes.")));
 
-	/* a new chunk of NN_ROWS_PER_CHUNK rows is due: check before it is allocated */
-	if ((s->rows.n % NN_ROWS_PER_CHUNK) == 0)
-		check_budget(s, (Size) NN_ROWS_PER_CHUNK * (s->rows.row_bytes + sizeof(int32)));
+	/* a new chunk of rows is due: check before it is allocated */
+	if ((s->rows.n % nn_rows_per_chunk(&s->rows)) == 0)
+		check_budget(s, (Size) nn_rows_per_chunk(&s->rows) * (s->rows.row_bytes + sizeof(int32)));
 	if (nn_rows_append(&s->rows, (const uint8_t *) VARDATA_ANY(pixels), label, &s->alloc.a, &st) != NN_OK)
 		MlcnnReportStatus(&st);
 	PG_RETURN_POINTER(s);

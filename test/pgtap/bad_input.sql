@@ -181,11 +181,11 @@ INSERT INTO bi_case (what, q, state, msg) VALUES
 ('calculate_loss: wrong-length pixels', pg_temp.q('SELECT calculate_loss(:M, ''''::bytea, 1)'),
 	'22000', 'pixels have 0 bytes but the model''s input 8x8x1 needs 64'),
 ('calculate_loss: label -1', pg_temp.q('SELECT calculate_loss(:M, :P, -1)'),
-	'22023', 'label -1 is outside the model''s classes 0..9'),
+	'22000', 'label -1 is outside the model''s classes 0..9'),
 ('calculate_loss: label = classes', pg_temp.q('SELECT calculate_loss(:M, :P, 10)'),
-	'22023', 'label 10 is outside the model''s classes 0..9'),
+	'22000', 'label 10 is outside the model''s classes 0..9'),
 ('calculate_loss: label 2^31-1', pg_temp.q('SELECT calculate_loss(:M, :P, 2147483647)'),
-	'22023', 'label 2147483647 is outside the model''s classes 0..9'),
+	'22000', 'label 2147483647 is outside the model''s classes 0..9'),
 ('train_conv2d: label -1', 'SELECT train_conv2d(px, -1) FROM bi_rows',
 	'22000', 'label -1 is outside 0..9'),
 ('train_conv2d: label = classes (default 10)', 'SELECT train_conv2d(px, label + 1) FROM bi_rows',
@@ -444,6 +444,8 @@ SELECT format('byte %s (%s) flipped', o, field),
 		WHEN o = 9 THEN 'unsupported model format version 65281 (this mlcnn reads version 1)'
 		WHEN o = 10 THEN 'model is corrupt: unknown blob kind 254'
 		WHEN o = 11 THEN 'model is corrupt: unknown blob kind 65281'
+		WHEN o = 12 THEN 'model is corrupt: reserved header field is 255, not 0'
+		WHEN o = 15 THEN 'model is corrupt: reserved header field is 4278190080, not 0'
 		WHEN o BETWEEN 16 AND 23 THEN format('model is truncated: header says %s bytes but %s were given',
 			pg_temp.u64(pg_temp.flip(blob, o), 16), len)
 		ELSE 'model is corrupt: checksum mismatch'

@@ -159,7 +159,9 @@ SELECT is(
 SELECT lives_ok($$SELECT evaluate(m.blob, r.px, r.label), compute_gradients(m.blob, r.px, r.label)
                   FROM sec_model m, sec_rows r$$,
 	'an ordinary role runs evaluate and compute_gradients');
-SELECT lives_ok($$SET mlcnn.max_train_memory = '512MB'$$, 'an ordinary role may lower mlcnn.max_train_memory');
+SELECT throws_ok($$SET mlcnn.max_train_memory = '512MB'$$, '42501',
+	'permission denied to set parameter "mlcnn.max_train_memory"',
+	'mlcnn.max_train_memory is an administrator''s safeguard: an ordinary role may not change it');
 RESET ROLE;
 
 SET LOCAL ROLE mlcnn_sec_reader;
