@@ -25,8 +25,9 @@
 #   BENCH_TORCH_BLAS_THREADS=1  OPENBLAS_NUM_THREADS of the PyTorch/TensorFlow
 #                            process (its parallelism is its own OpenMP threads;
 #                            see bench/README.md)
-#   BENCH_OMP_WAIT_POLICY=passive  OMP_WAIT_POLICY of that process ("" leaves
-#                            the OpenMP default, spinning)
+#   BENCH_OMP_WAIT_POLICY=   OMP_WAIT_POLICY of that process: empty (the
+#                            default) leaves PyTorch's own, spinning; "passive"
+#                            is fairer to it on a machine that is not quiet
 #   BENCH_DATASETS="mnist fashion-mnist"
 #   BENCH_TRAIN_ROWS=0       keep the first N training rows (0: all; smoke tests)
 #   BENCH_SCALING=1          0 skips the scaling runs
@@ -49,7 +50,7 @@ SCALING_ROWS=${BENCH_SCALING_ROWS:-15000 30000 60000 120000}
 REPEATS=${BENCH_REPEATS:-5}
 PREDICT_THREADS=${BENCH_PREDICT_THREADS:-$THREADS}
 TORCH_BLAS_THREADS=${BENCH_TORCH_BLAS_THREADS:-1}
-OMP_WAIT=${BENCH_OMP_WAIT_POLICY-passive}
+OMP_WAIT=${BENCH_OMP_WAIT_POLICY-}
 BUILD=${BENCH_BUILD:-1}
 OUT=${BENCH_OUT:-$ROOT/bench/results}
 PY=/usr/bin/python3
