@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh (make test): every test suite of mlcnn, in order
 #   1. setup (apt packages, only when missing), build, install
-#   2. the C unit tests of the core (test/nn_test)
+#   2. the C unit tests of the core (test/nn_test), then again under
+#      ASan/UBSan/LeakSanitizer (test/sanitize.sh, counted as one check)
 #   3. test data (build/testdata: synthetic IDX set and malformed files)
 #   4. the embedded cluster (scripts/db.sh), or the server PGHOST/PGPORT name
 #   5. pg_regress (make installcheck: sql/*.sql against expected/*.out)
@@ -35,6 +36,30 @@ banner() {
 	printf '\n======== %s\n' "$*"
 }
 
+# run a command that prints TAP-style lines and a closing "N passed, N failed",
+# show its output, and count it; a run that ends without that line (a crash)
+# counts what it printed plus one failure. $1 names the log, the rest is the command.
+run_counted() {
+	local log=$LOGS/$1.log rc summary ok notok
+	shift
+	set +e
+	"$@" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	set -e
+	summary=$(tail -n 1 "$log")
+	if [[ $summary =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+		if [ "$rc" -ne 0 ] && [ "${BASH_REMATCH[2]}" -eq 0 ]; then
+			count 0 1
+		fi
+	else
+		ok=$(grep -c '^ok ' "$log" || true)
+		notok=$(grep -c '^not ok ' "$log" || true)
+		echo "test.sh: $* ended without its summary line (exit status $rc)"
+		count "$ok" $((notok + 1))
+	fi
+}
+
 # --------------------------------------------------------------- setup, build
 banner "setup"
 if ! bash scripts/setup.sh; then
@@ -60,25 +85,19 @@ fi
 # ---------------------------------------------------------------- unit tests
 banner "unit tests (test/nn_test)"
 if make test/nn_test; then
-	set +e
-	./test/nn_test 2>&1 | tee "$LOGS/unit.log"
-	rc=${PIPESTATUS[0]}
-	set -e
-	summary=$(tail -n 1 "$LOGS/unit.log")
-	if [[ $summary =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-		count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
-		if [ "$rc" -ne 0 ] && [ "${BASH_REMATCH[2]}" -eq 0 ]; then
-			count 0 1
-		fi
-	else
-		# crashed before its summary: count what it printed, plus the crash
-		ok=$(grep -c '^ok ' "$LOGS/unit.log" || true)
-		notok=$(grep -c '^not ok ' "$LOGS/unit.log" || true)
-		echo "test.sh: test/nn_test ended without its summary line (exit status $rc)"
-		count "$ok" $((notok + 1))
-	fi
+	run_counted unit ./test/nn_test
 else
 	echo "test.sh: test/nn_test does not build"
+	count 0 1
+fi
+
+# ------------------------------------------------------------- sanitizers
+# the same unit tests built with AddressSanitizer, UndefinedBehaviorSanitizer
+# and LeakSanitizer: one check, passed only with no failure and no report
+banner "unit tests under ASan/UBSan/LSan (test/sanitize.sh)"
+if bash test/sanitize.sh; then
+	count 1 0
+else
 	count 0 1
 fi
 
@@ -184,22 +203,7 @@ fi
 # ------------------------------------------------------------------- preload
 banner "shared_preload_libraries (test/preload.sh, a second throwaway cluster)"
 if [ "$db_ok" -eq 1 ] && [ "$built" -eq 1 ]; then
-	set +e
-	bash test/preload.sh 2>&1 | tee "$LOGS/preload.log"
-	rc=${PIPESTATUS[0]}
-	set -e
-	summary=$(tail -n 1 "$LOGS/preload.log")
-	if [[ $summary =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-		count "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
-		if [ "$rc" -ne 0 ] && [ "${BASH_REMATCH[2]}" -eq 0 ]; then
-			count 0 1
-		fi
-	else
-		ok=$(grep -c '^ok ' "$LOGS/preload.log" || true)
-		notok=$(grep -c '^not ok ' "$LOGS/preload.log" || true)
-		echo "test.sh: test/preload.sh ended without its summary line (exit status $rc)"
-		count "$ok" $((notok + 1))
-	fi
+	run_counted preload bash test/preload.sh
 else
 	echo "test.sh: skipped: no server or no installed extension"
 	count 0 1
