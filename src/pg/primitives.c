@@ -31,7 +31,7 @@ PG_FUNCTION_INFO_V1(update_weights);
 PG_FUNCTION_INFO_V1(model_info);
 PG_FUNCTION_INFO_V1(model_weights);
 
-#define AGG_BATCH 64
+#define AGG_BATCH 32
 
 /* State shared by compute_gradients and evaluate. */
 typedef struct BatchState
@@ -79,7 +79,8 @@ batch_state(FunctionCallInfo fcinfo, bool gradients)
 	}
 	if (PG_ARGISNULL(1))
 		return s;
-	mm = MlcnnModelGet(&s->mm, s->cxt, PG_GETARG_DATUM(1), AGG_BATCH);
+	/* gradients run in s->work; only evaluate uses the cache's inference buffers */
+	mm = MlcnnModelGet(&s->mm, s->cxt, PG_GETARG_DATUM(1), gradients ? 1 : AGG_BATCH);
 	if (s->pix == NULL)
 	{
 		nn_status	st;
@@ -143,7 +144,6 @@ flush(BatchState *s, bool gradients)
 	MlcnnModel *mm = s->mm;
 	const nn_net *net;
 	int			B = s->nb;
-	double		t0 = nn_now();
 
 	if (B == 0)
 		return;
@@ -179,17 +179,18 @@ flush(BatchState *s, bool gradients)
 	s->nb = 0;
 	s->t.batches++;
 	s->t.images += B;
-	s->seconds += nn_now() - t0;
 }
 
 /* compute_gradients transition: queue the row, run a full batch. */
 Datum
 mlcnn_gradients_transfn(PG_FUNCTION_ARGS)
 {
+	double		t0 = nn_now();
 	BatchState *s = batch_state(fcinfo, true);
 
 	if (queue_row(fcinfo, s))
 		flush(s, true);
+	s->seconds += nn_now() - t0;
 	PG_RETURN_POINTER(s);
 }
 
@@ -200,6 +201,7 @@ mlcnn_gradients_finalfn(PG_FUNCTION_ARGS)
 	BatchState *s;
 	nn_model	g;
 	bytea	   *out;
+	double		t0;
 
 	if (!AggCheckCallContext(fcinfo, NULL))
 		elog(ERROR, "mlcnn_gradients_finalfn called in non-aggregate context");
@@ -208,7 +210,9 @@ mlcnn_gradients_finalfn(PG_FUNCTION_ARGS)
 	s = (BatchState *) PG_GETARG_POINTER(0);
 	if (s->mm == NULL)
 		PG_RETURN_NULL();
+	t0 = nn_now();
 	flush(s, true);
+	s->seconds += nn_now() - t0;
 	if (s->n == 0)
 		PG_RETURN_NULL();
 
@@ -234,10 +238,12 @@ mlcnn_gradients_finalfn(PG_FUNCTION_ARGS)
 Datum
 mlcnn_evaluate_transfn(PG_FUNCTION_ARGS)
 {
+	double		t0 = nn_now();
 	BatchState *s = batch_state(fcinfo, false);
 
 	if (queue_row(fcinfo, s))
 		flush(s, false);
+	s->seconds += nn_now() - t0;
 	PG_RETURN_POINTER(s);
 }
 
@@ -248,6 +254,7 @@ mlcnn_evaluate_finalfn(PG_FUNCTION_ARGS)
 	BatchState *s;
 	StringInfoData buf;
 	int			K;
+	double		t0;
 
 	if (!AggCheckCallContext(fcinfo, NULL))
 		elog(ERROR, "mlcnn_evaluate_finalfn called in non-aggregate context");
@@ -256,7 +263,9 @@ mlcnn_evaluate_finalfn(PG_FUNCTION_ARGS)
 	s = (BatchState *) PG_GETARG_POINTER(0);
 	if (s->mm == NULL)
 		PG_RETURN_NULL();
+	t0 = nn_now();
 	flush(s, false);
+	s->seconds += nn_now() - t0;
 	K = s->mm->model.net.classes;
 
 	initStringInfo(&buf);
