@@ -2,14 +2,15 @@
  * pool.c: helper threads for nn_parallel_run (see pool.h).
  *
  * One process-wide pool. A run publishes (fn, ctx, n) and then bumps the
- * generation number; helper i runs lane i + 1 if the run has one, and the
- * last helper to finish lets the caller go on. Training makes two runs per
+ * generation number; helper i runs lane i + 1 if the run has one, and
+ * every helper, whether it had a lane or not, acknowledges the run: the
+ * caller returns only when all have, so no helper can still be reading a
+ * run's (fn, ctx, n), or running its lane, when the next run is published. Training makes two runs per
  * mini-batch, a fraction of a millisecond apart, so both sides spin
  * briefly on the atomics before they fall back to sleeping on a condition
  * variable: waking a sleeping thread costs tens of microseconds, which
  * added up to several percent of an epoch. If a helper cannot be created,
- * the lanes without a thread run on the caller, one after another, so the
- * result never depends on how many threads could be had.
+ * the lanes without a thread run on the caller, one after another.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -27,7 +28,7 @@ static struct
 	pthread_cond_t done;
 	int			nhelpers;		/* helpers alive: lanes 1..nhelpers */
 	_Atomic uint64_t gen;		/* bumped for every run, after fn/ctx/n */
-	_Atomic int pending;		/* helpers still running lanes of this run */
+	_Atomic int pending;		/* helpers yet to acknowledge this run */
 	nn_task_fn	fn;
 	void	   *ctx;
 	int			n;				/* lanes in this run */
@@ -75,9 +76,8 @@ helper_main(void *arg)
 	for (;;)
 	{
 		seen = wait_for_run(seen);
-		if (lane >= pool.n)
-			continue;
-		pool.fn(pool.ctx, lane);
+		if (lane < pool.n)
+			pool.fn(pool.ctx, lane);
 		if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1)
 		{
 			pthread_mutex_lock(&pool.mu);
@@ -135,7 +135,7 @@ nn_parallel_run(nn_task_fn fn, void *ctx, int n)
 		pool.fn = fn;
 		pool.ctx = ctx;
 		pool.n = par;
-		atomic_store_explicit(&pool.pending, par - 1, memory_order_relaxed);
+		atomic_store_explicit(&pool.pending, pool.nhelpers, memory_order_relaxed);
 		atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
 		pthread_cond_broadcast(&pool.go);
 		pthread_mutex_unlock(&pool.mu);

@@ -245,16 +245,24 @@ shuffle(int64_t *idx, int64_t n, nn_rng *rng)
 
 /* --------------------------------------------------------------- training */
 
+/*
+ * Lanes a batch of B images is split into: a constant, not the thread
+ * count, so that the model does not depend on how many threads ran it
+ * (threads take lanes round-robin).
+ */
+static int
+train_lanes(int B)
+{
+	return B < NN_TRAIN_LANES ? B : NN_TRAIN_LANES;
+}
+
 /* Bytes of working memory nn_train takes beyond the rows. */
 size_t
 nn_train_work_bytes(const nn_net *net, const nn_options *opt)
 {
-	int			lanes = opt->threads > 0 ? opt->threads : 2;
-	int			per_lane;
+	int			lanes = train_lanes(opt->batch_size);
+	int			per_lane = (opt->batch_size + lanes - 1) / lanes;
 
-	if (lanes > NN_MAX_LANES)
-		lanes = NN_MAX_LANES;
-	per_lane = (opt->batch_size + lanes - 1) / lanes;
 	/* each lane's buffers and gradients; params, moments, the model's params */
 	return (size_t) lanes * (nn_work_bytes(net, per_lane, 1) + net->nparams * sizeof(float)) +
 		4 * net->nparams * sizeof(float);
@@ -275,8 +283,9 @@ typedef struct lane
 
 typedef struct train_mem
 {
-	lane		lanes[NN_MAX_LANES];
-	int			nlanes;
+	lane		lanes[NN_TRAIN_LANES];
+	int			nlanes;			/* logical lanes (train_lanes) */
+	int			nthreads;		/* threads that run them, round-robin */
 	int64_t    *idx;
 	float	   *m;
 	float	   *v;
@@ -337,18 +346,29 @@ lane_step(void *arg, int l)
 	nn_net_backward(c->net, c->params, ln->grads, &ln->w, B, c->scale, ln->t);
 }
 
+/* Thread t's share of a step: lanes t, t + threads, ... */
+static void
+thread_step(void *arg, int t)
+{
+	step_ctx   *c = (step_ctx *) arg;
+
+	for (int l = t; l < c->tm->nlanes; l += c->tm->nthreads)
+		lane_step(arg, l);
+}
+
 /*
- * One lane's part of the update: for its slice of the parameters, add the
+ * Thread t's part of the update: for its slice of the parameters, add the
  * other lanes' gradients to lane 0's in lane order, then take the step.
+ * Every parameter is computed the same way whatever the slicing.
  */
 static void
-lane_update(void *arg, int l)
+thread_update(void *arg, int t)
 {
 	step_ctx   *c = (step_ctx *) arg;
 	train_mem  *tm = c->tm;
 	size_t		n = c->net->nparams,
-				lo = n * (size_t) l / (size_t) tm->nlanes,
-				hi = n * (size_t) (l + 1) / (size_t) tm->nlanes;
+				lo = n * (size_t) t / (size_t) tm->nthreads,
+				hi = n * (size_t) (t + 1) / (size_t) tm->nthreads;
 	float	   *restrict g = tm->lanes[0].grads;
 
 	for (int k = 1; k < tm->nlanes; k++)
@@ -484,8 +504,7 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 	steps_per_epoch = (ntrain + B - 1) / B;
 	total_steps = steps_per_epoch * opt->epochs;
 
-	/* memory */
-	/* the lanes: as many as threads were asked for, each with single-threaded BLAS */
+	/* memory: the lanes, and the threads that run them with single-threaded BLAS */
 	{
 		int32_t		want = opt->threads > 0 ? opt->threads : 1;
 		int			per_lane;
@@ -495,9 +514,10 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 			want = hooks->set_threads(hooks->ctx, opt->threads);
 			hooks->set_threads(hooks->ctx, 1);
 		}
-		if (want > B)
-			want = B;
-		tm.nlanes = nn_parallel_lanes(want < 1 ? 1 : want);
+		tm.nlanes = train_lanes(B);
+		if (want > tm.nlanes)
+			want = tm.nlanes;
+		tm.nthreads = nn_parallel_lanes(want < 1 ? 1 : want);
 		per_lane = (B + tm.nlanes - 1) / tm.nlanes;
 		for (int l = 0; l < tm.nlanes; l++)
 		{
@@ -513,7 +533,7 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 				goto fail;
 			}
 			nn_rng_seed(&ln->rng, opt->seed ^ 0xc2b2ae3d27d4eb4fULL ^ ((uint64_t) l * 0x9e3779b97f4a7c15ULL));
-			ln->t = l == 0 ? timing : NULL;
+			ln->t = (l % tm.nthreads) == 0 ? timing : NULL;	/* thread 0's lanes */
 		}
 	}
 	tm.idx = nn_calloc(a, (size_t) n, sizeof(int64_t));
@@ -597,7 +617,7 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 			step_ctx	c = {&net, out->params, rows, &out->norm, train_idx + s, b_n,
 				1.0f / (float) b_n, &tm, &optim, lr};
 
-			nn_parallel_run(lane_step, &c, tm.nlanes);
+			nn_parallel_run(thread_step, &c, tm.nthreads);
 			for (int l = 0; l < tm.nlanes; l++)
 			{
 				loss_sum += tm.lanes[l].loss;
@@ -605,7 +625,7 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 			}
 			t_upd = nn_now();
 			nn_optim_begin(&optim);
-			nn_parallel_run(lane_update, &c, tm.nlanes);
+			nn_parallel_run(thread_update, &c, tm.nthreads);
 			if (timing)
 			{
 				timing->update_s += nn_now() - t_upd;

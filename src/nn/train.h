@@ -12,6 +12,7 @@
 
 #include "model.h"
 
+#define NN_TRAIN_LANES 4		/* parts a batch is split into (see nn_train) */
 #define NN_ROWS_PER_CHUNK 4096	/* at most; chunks hold about NN_ROWS_CHUNK_BYTES */
 #define NN_ROWS_CHUNK_BYTES (4 << 20)
 
