@@ -15,7 +15,8 @@ MODULE_big = mlcnn
 
 NN_SRCS = $(sort $(wildcard src/nn/*.c))
 PG_SRCS = $(sort $(wildcard src/pg/*.c))
-OBJS = $(NN_SRCS:.c=.o) $(PG_SRCS:.c=.o)
+# the naive reference kernels are for the tests, not the server
+OBJS = $(patsubst %.c,%.o,$(filter-out src/nn/layers_ref.c,$(NN_SRCS))) $(PG_SRCS:.c=.o)
 
 DATA = sql/install/$(EXTENSION)--$(EXTVERSION).sql
 PGFILEDESC = "mlcnn - convolutional neural networks inside PostgreSQL"
