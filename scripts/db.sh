@@ -62,12 +62,33 @@ running() {
 	[ -f "$DATA/PG_VERSION" ] && as_server "$BINDIR/pg_ctl" status -D "$DATA" >/dev/null 2>&1
 }
 
+# as root, for a checkout below a folder other users cannot enter (such as
+# /root): give the server's user, and only it, search permission (x, not
+# read) on each such folder with an ACL, and say so
+grant_search() {
+	command -v setfacl >/dev/null 2>&1 || return 0
+	local d=""
+	local part
+	local IFS=/
+	for part in $ROOT; do
+		[ -n "$part" ] || continue
+		d="$d/$part"
+		if ! runuser -u "$SERVER_USER" -- test -x "$d"; then
+			setfacl -m "u:$SERVER_USER:x" "$d" &&
+				echo "db.sh: gave user $SERVER_USER search permission (an ACL, u:$SERVER_USER:x) on $d, so the server can reach the checkout"
+		fi
+	done
+}
+
 # as root: the unprivileged user exists, can reach the checkout, owns .pgdata
 prepare_user() {
 	[ "$(id -u)" -eq 0 ] || return 0
 	if ! id "$SERVER_USER" >/dev/null 2>&1; then
 		useradd --system --user-group --no-create-home --home-dir /nonexistent \
 			--shell /usr/sbin/nologin "$SERVER_USER"
+	fi
+	if ! runuser -u "$SERVER_USER" -- test -x "$ROOT"; then
+		grant_search
 	fi
 	if ! runuser -u "$SERVER_USER" -- test -x "$ROOT"; then
 		echo "db.sh: the database server runs as the unprivileged user '$SERVER_USER', which cannot reach $ROOT." >&2

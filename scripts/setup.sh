@@ -22,6 +22,7 @@ wanted=(
 	dataset-fashion-mnist
 	make
 	gcc
+	acl
 )
 
 missing=()
