@@ -23,12 +23,19 @@ BASE=$ROOT/.pgdata
 DATA=$BASE/data
 LOG=$BASE/server.log
 PORT=${MLCNN_PGPORT:-55432}
+# the socket lives in .pgdata unless its path ("<.pgdata>/.s.PGSQL.<port>")
+# is too long for a Unix socket (107 bytes); then in a folder of /tmp named
+# after the checkout
+SOCK=$BASE
+if [ $((${#BASE} + 10 + ${#PORT})) -gt 107 ]; then
+	SOCK=/tmp/mlcnn-sock-$(printf '%s' "$ROOT" | md5sum | cut -c1-12)
+fi
 SERVER_USER=mlcnn
 BINDIR=$(pg_config --bindir)
 
 # true when the user points clients at some other server
 external() {
-	if [ -n "${PGHOST:-}" ] && [ "${PGHOST}" != "$BASE" ]; then
+	if [ -n "${PGHOST:-}" ] && [ "${PGHOST}" != "$SOCK" ]; then
 		return 0
 	fi
 	if [ -z "${PGHOST:-}" ] && [ -n "${PGPORT:-}" ]; then
@@ -107,13 +114,13 @@ start() {
 		echo "db.sh: PGHOST/PGPORT/PGDATABASE name an existing server; not starting the embedded cluster"
 		return 0
 	fi
-	local sock="$BASE/.s.PGSQL.$PORT"
-	if [ ${#sock} -gt 107 ]; then
-		echo "db.sh: the socket path $sock is longer than 107 bytes; use a checkout with a shorter path" >&2
-		exit 1
-	fi
 	mkdir -p "$BASE"
 	prepare_user
+	if [ "$SOCK" != "$BASE" ]; then
+		mkdir -p "$SOCK"
+		[ "$(id -u)" -ne 0 ] || chown "$SERVER_USER:$SERVER_USER" "$SOCK"
+		echo "db.sh: the checkout's path is too long for a Unix socket; the socket goes in $SOCK"
+	fi
 	if [ ! -f "$DATA/PG_VERSION" ]; then
 		as_server "$BINDIR/initdb" -D "$DATA" -U postgres -A trust -E UTF8 \
 			--locale=C --no-sync >"$BASE/initdb.log" 2>&1 || {
@@ -131,7 +138,7 @@ start() {
 # written by scripts/db.sh start; edits are lost
 listen_addresses = ''
 port = $PORT
-unix_socket_directories = '$BASE'
+unix_socket_directories = '$SOCK'
 fsync = off
 synchronous_commit = off
 full_page_writes = off
@@ -143,7 +150,7 @@ EOF
 		tail -n 20 "$LOG" >&2 || true
 		exit 1
 	fi
-	echo "db.sh: the embedded cluster is running (socket folder $BASE, port $PORT)"
+	echo "db.sh: the embedded cluster is running (socket folder $SOCK, port $PORT)"
 }
 
 stop() {
@@ -165,7 +172,7 @@ status() {
 		return 0
 	fi
 	if running; then
-		echo "db.sh: the embedded cluster is running (socket folder $BASE, port $(current_port))"
+		echo "db.sh: the embedded cluster is running (socket folder $SOCK, port $(current_port))"
 	else
 		echo "db.sh: the embedded cluster is not running"
 		return 3
@@ -179,7 +186,7 @@ env_lines() {
 		done
 		return 0
 	fi
-	printf 'export PGHOST=%q\n' "$BASE"
+	printf 'export PGHOST=%q\n' "$SOCK"
 	printf 'export PGPORT=%q\n' "$(current_port)"
 	printf 'export PGUSER=%q\n' postgres
 	printf 'export PGDATABASE=%q\n' postgres
