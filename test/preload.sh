@@ -24,6 +24,11 @@ BASE=$ROOT/build/preload-cluster
 DATA=$BASE/data
 LOG=$BASE/server.log
 PORT=${MLCNN_PRELOAD_PORT:-55439}
+# the socket folder: the cluster's, unless that path is too long for a Unix socket
+SOCK=$BASE
+if [ $((${#BASE} + 10 + ${#PORT})) -gt 107 ]; then
+	SOCK=/tmp/mlcnn-preload-sock-$(printf '%s' "$ROOT" | md5sum | cut -c1-12)
+fi
 SERVER_USER=mlcnn
 BINDIR=$(pg_config --bindir)
 REFDB=mlcnn_preload_ref
@@ -71,7 +76,7 @@ as_server() {
 pre_psql() {
 	local db=$1
 	shift
-	timeout "$TIMEOUT" psql -X -q -At -v ON_ERROR_STOP=1 -h "$BASE" -p "$PORT" -U postgres -d "$db" "$@"
+	timeout "$TIMEOUT" psql -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres -d "$db" "$@"
 }
 
 # psql on the embedded cluster of scripts/db.sh (or PGHOST/PGPORT)
@@ -91,6 +96,7 @@ stop_cluster() {
 cleanup() {
 	stop_cluster
 	rm -rf "$BASE"
+	[ "$SOCK" = "$BASE" ] || rm -rf "$SOCK"
 	ref_psql postgres -c "DROP DATABASE IF EXISTS $REFDB" >/dev/null 2>&1 || true
 }
 
@@ -166,13 +172,13 @@ ref_sum=$(ref_psql "$REFDB" <<<"$SERIAL_SUM_SQL")
 echo "# reference (library loaded on first use): model $ref_model, predictions $ref_pred, $ref_eval correct"
 
 # ------------------------------------------------------------------ the cluster
-mkdir -p "$BASE"
+mkdir -p "$BASE" "$SOCK"
 if [ "$(id -u)" -eq 0 ]; then
 	if ! id "$SERVER_USER" >/dev/null 2>&1; then
 		useradd --system --user-group --no-create-home --home-dir /nonexistent \
 			--shell /usr/sbin/nologin "$SERVER_USER"
 	fi
-	chown "$SERVER_USER:$SERVER_USER" "$BASE"
+	chown "$SERVER_USER:$SERVER_USER" "$BASE" "$SOCK"
 fi
 if ! as_server "$BINDIR/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --locale=C --no-sync \
 	>"$BASE/initdb.log" 2>&1; then
@@ -183,7 +189,7 @@ fi
 as_server tee -a "$DATA/postgresql.conf" >/dev/null <<EOF
 listen_addresses = ''
 port = $PORT
-unix_socket_directories = '$BASE'
+unix_socket_directories = '$SOCK'
 shared_preload_libraries = 'mlcnn'
 fsync = off
 synchronous_commit = off
