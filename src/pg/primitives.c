@@ -181,39 +181,55 @@ flush(BatchState *s, bool gradients)
 	s->t.images += B;
 }
 
+/* Shared transition: queue the row, run a full batch, count the time. */
+static BatchState *
+batch_transition(FunctionCallInfo fcinfo, bool gradients)
+{
+	double		t0 = nn_now();
+	BatchState *s = batch_state(fcinfo, gradients);
+
+	if (queue_row(fcinfo, s))
+		flush(s, gradients);
+	s->seconds += nn_now() - t0;
+	return s;
+}
+
+/* Shared start of a final call: the state with its last rows run, or NULL. */
+static BatchState *
+batch_final(FunctionCallInfo fcinfo, bool gradients)
+{
+	BatchState *s;
+	double		t0;
+
+	if (!AggCheckCallContext(fcinfo, NULL))
+		elog(ERROR, "mlcnn aggregate final function called in non-aggregate context");
+	if (PG_ARGISNULL(0))
+		return NULL;
+	s = (BatchState *) PG_GETARG_POINTER(0);
+	if (s->mm == NULL)
+		return NULL;
+	t0 = nn_now();
+	flush(s, gradients);
+	s->seconds += nn_now() - t0;
+	return s;
+}
+
 /* compute_gradients transition: queue the row, run a full batch. */
 Datum
 mlcnn_gradients_transfn(PG_FUNCTION_ARGS)
 {
-	double		t0 = nn_now();
-	BatchState *s = batch_state(fcinfo, true);
-
-	if (queue_row(fcinfo, s))
-		flush(s, true);
-	s->seconds += nn_now() - t0;
-	PG_RETURN_POINTER(s);
+	PG_RETURN_POINTER(batch_transition(fcinfo, true));
 }
 
 /* compute_gradients final: the mean gradient as a gradient blob. */
 Datum
 mlcnn_gradients_finalfn(PG_FUNCTION_ARGS)
 {
-	BatchState *s;
+	BatchState *s = batch_final(fcinfo, true);
 	nn_model	g;
 	bytea	   *out;
-	double		t0;
 
-	if (!AggCheckCallContext(fcinfo, NULL))
-		elog(ERROR, "mlcnn_gradients_finalfn called in non-aggregate context");
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	s = (BatchState *) PG_GETARG_POINTER(0);
-	if (s->mm == NULL)
-		PG_RETURN_NULL();
-	t0 = nn_now();
-	flush(s, true);
-	s->seconds += nn_now() - t0;
-	if (s->n == 0)
+	if (s == NULL || s->n == 0)
 		PG_RETURN_NULL();
 
 	memset(&g, 0, sizeof(g));
@@ -238,34 +254,19 @@ mlcnn_gradients_finalfn(PG_FUNCTION_ARGS)
 Datum
 mlcnn_evaluate_transfn(PG_FUNCTION_ARGS)
 {
-	double		t0 = nn_now();
-	BatchState *s = batch_state(fcinfo, false);
-
-	if (queue_row(fcinfo, s))
-		flush(s, false);
-	s->seconds += nn_now() - t0;
-	PG_RETURN_POINTER(s);
+	PG_RETURN_POINTER(batch_transition(fcinfo, false));
 }
 
 /* evaluate final: rows, accuracy, loss, confusion matrix, precision, recall. */
 Datum
 mlcnn_evaluate_finalfn(PG_FUNCTION_ARGS)
 {
-	BatchState *s;
+	BatchState *s = batch_final(fcinfo, false);
 	StringInfoData buf;
 	int			K;
-	double		t0;
 
-	if (!AggCheckCallContext(fcinfo, NULL))
-		elog(ERROR, "mlcnn_evaluate_finalfn called in non-aggregate context");
-	if (PG_ARGISNULL(0))
+	if (s == NULL)
 		PG_RETURN_NULL();
-	s = (BatchState *) PG_GETARG_POINTER(0);
-	if (s->mm == NULL)
-		PG_RETURN_NULL();
-	t0 = nn_now();
-	flush(s, false);
-	s->seconds += nn_now() - t0;
 	K = s->mm->model.net.classes;
 
 	initStringInfo(&buf);
