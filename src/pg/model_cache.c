@@ -9,6 +9,13 @@
  * datum is the same. A model stored out of line is recognised by its TOAST
  * pointer, so a hit costs no detoasting at all; an in-line or in-memory
  * model is recognised by its raw bytes.
+ *
+ * Models stored out of line are also kept, decoded, across queries: the
+ * last SESSION_MODELS of them, in the session's memory. A new call site
+ * finds its model there by the TOAST pointer plus the checksum stored in
+ * the blob's last four bytes (a one-chunk read), so a short query such as
+ * SELECT predict(model, $1) FROM models WHERE name = 'mnist' neither
+ * detoasts nor checks the ~900 kB model again.
  */
 #include "postgres.h"
 
@@ -17,6 +24,120 @@
 
 #include "compat.h"
 #include "mlcnn_pg.h"
+
+#define SESSION_MODELS 4
+
+/* A decoded model kept for the session. */
+typedef struct SessionModel
+{
+	MemoryContext cxt;			/* owns history and params; NULL: empty slot */
+	char		key[64];		/* the TOAST pointer */
+	Size		key_len;
+	uint32		crc;			/* the blob's stored checksum */
+	Size		blob_bytes;
+	nn_model	model;
+	uint64		last_used;
+} SessionModel;
+
+static SessionModel session_models[SESSION_MODELS];
+static uint64 session_clock;
+
+/*
+ * The checksum stored in the last four bytes of an out-of-line,
+ * uncompressed model, read without detoasting the rest; false if that
+ * cannot be had cheaply.
+ */
+static bool
+stored_crc(struct varlena *raw, uint32 *crc)
+{
+	struct varatt_external ext;
+	struct varlena *tail;
+	Size		len;
+	const uint8 *b;
+	bool		ok;
+
+	if (!VARATT_IS_EXTERNAL_ONDISK(raw) || VARSIZE_EXTERNAL(raw) > sizeof(session_models[0].key))
+		return false;
+	VARATT_EXTERNAL_GET_POINTER(ext, raw);
+	if (VARATT_EXTERNAL_IS_COMPRESSED(ext))
+		return false;
+	len = VARATT_EXTERNAL_GET_EXTSIZE(ext);
+	if (len < 8)
+		return false;
+	tail = detoast_attr_slice(raw, (int32) (len - 4), 4);
+	ok = VARSIZE_ANY_EXHDR(tail) == 4;
+	if (ok)
+	{
+		b = (const uint8 *) VARDATA_ANY(tail);
+		*crc = (uint32) b[0] | (uint32) b[1] << 8 | (uint32) b[2] << 16 | (uint32) b[3] << 24;
+	}
+	pfree(tail);
+	return ok;
+}
+
+/* The session's decoded copy of the model behind raw, or NULL. */
+static SessionModel *
+session_find(struct varlena *raw, uint32 crc)
+{
+	for (int i = 0; i < SESSION_MODELS; i++)
+	{
+		SessionModel *e = &session_models[i];
+
+		if (e->cxt && e->crc == crc && e->key_len == VARSIZE_EXTERNAL(raw) &&
+			memcmp(e->key, raw, e->key_len) == 0)
+		{
+			e->last_used = ++session_clock;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+/* Copy a decoded model's parameters and history into dst, allocated from a; false if out of memory. */
+static bool
+copy_model(nn_model *dst, const nn_model *src, const nn_allocator *a)
+{
+	*dst = *src;
+	dst->history = NULL;
+	dst->params = nn_alloc(a, src->net.nparams * sizeof(float) + 1);
+	if (src->nepochs > 0)
+		dst->history = nn_alloc(a, (size_t) src->nepochs * sizeof(nn_epoch));
+	if (dst->params == NULL || (src->nepochs > 0 && dst->history == NULL))
+		return false;
+	memcpy(dst->params, src->params, src->net.nparams * sizeof(float));
+	if (src->nepochs > 0)
+		memcpy(dst->history, src->history, (size_t) src->nepochs * sizeof(nn_epoch));
+	return true;
+}
+
+/* Keep a decoded model for the session, in place of the least recently used. */
+static void
+session_put(struct varlena *raw, uint32 crc, const nn_model *m, Size blob_bytes)
+{
+	SessionModel *e = &session_models[0];
+	MlcnnAlloc	alloc;
+	MemoryContext cxt;
+
+	for (int i = 1; i < SESSION_MODELS && e->cxt; i++)
+		if (session_models[i].cxt == NULL || session_models[i].last_used < e->last_used)
+			e = &session_models[i];
+	if (e->cxt)
+		MemoryContextDelete(e->cxt);
+	e->cxt = NULL;
+	cxt = AllocSetContextCreate(TopMemoryContext, "mlcnn session model", ALLOCSET_DEFAULT_SIZES);
+	MlcnnAllocInit(&alloc, cxt);
+	if (!copy_model(&e->model, m, &alloc.a))
+	{
+		MemoryContextDelete(cxt);	/* no room: simply not kept */
+		return;
+	}
+	e->key_len = VARSIZE_EXTERNAL(raw);
+	memcpy(e->key, raw, e->key_len);
+	e->crc = crc;
+	e->blob_bytes = blob_bytes;
+	e->last_used = ++session_clock;
+	e->cxt = cxt;
+}
 
 /* Does d match the key of mm? */
 static bool
@@ -55,6 +176,9 @@ MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch)
 	bytea	   *blob;
 	MemoryContext old;
 	nn_status	st;
+	SessionModel *e;
+	uint32		crc = 0;
+	bool		have_crc;
 
 	if (mm && mm->batch >= batch && key_matches(mm, raw))
 		return mm;
@@ -76,9 +200,26 @@ MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch)
 	}
 
 	old = MemoryContextSwitchTo(mm->cxt);
-	blob = (bytea *) PG_DETOAST_DATUM(d);
-	mm->blob_bytes = VARSIZE_ANY_EXHDR(blob);
-	MlcnnModelDecode(&mm->model, blob, &mm->alloc.a);
+	have_crc = stored_crc(raw, &crc);
+	if (have_crc && (e = session_find(raw, crc)) != NULL)
+	{
+		if (!copy_model(&mm->model, &e->model, &mm->alloc.a))
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory copying a model of %zu parameters", e->model.net.nparams)));
+		mm->blob_bytes = e->blob_bytes;
+		blob = NULL;
+		elog(DEBUG1, "mlcnn: model of %zu bytes found in the session's cache", mm->blob_bytes);
+	}
+	else
+	{
+		blob = (bytea *) PG_DETOAST_DATUM(d);
+		mm->blob_bytes = VARSIZE_ANY_EXHDR(blob);
+		MlcnnModelDecode(&mm->model, blob, &mm->alloc.a);
+		elog(DEBUG1, "mlcnn: model of %zu bytes decoded", mm->blob_bytes);
+		if (have_crc)
+			session_put(raw, crc, &mm->model, mm->blob_bytes);
+	}
 	if (nn_work_alloc(&mm->work, &mm->model.net, batch, 0, &mm->alloc.a, &st) != NN_OK)
 		MlcnnReportStatus(&st);
 	mm->batch = batch;
@@ -98,7 +239,7 @@ MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch)
 		mm->key = palloc(mm->key_len);
 		memcpy(mm->key, raw, mm->key_len);
 	}
-	if ((Pointer) blob != (Pointer) raw)
+	if (blob && (Pointer) blob != (Pointer) raw)
 		pfree(blob);
 	MemoryContextSwitchTo(old);
 	return mm;
