@@ -11,6 +11,9 @@
 
 #include "nn.h"
 
+/* the host's interrupt check (nn.h); NULL: nothing ever interrupts */
+int			(*nn_interrupt_poll) (void) = NULL;
+
 /* Record an error code and message in st; returns the code. */
 int
 nn_fail(nn_status *st, nn_code code, const char *fmt,...)

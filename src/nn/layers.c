@@ -26,6 +26,60 @@
 #include "nn.h"
 
 /*
+ * Multiply-adds one sgemm call may take at most (some tens of ms; a
+ * variable so the tests can make it small): a larger
+ * product, which only a hostile or absurd network asks for, is computed in
+ * tiles of rows (and columns, when one row alone is too much) with an
+ * interrupt check between tiles. The tiling depends only on the shapes, so
+ * results stay deterministic; a thin tile may round differently from one
+ * call, since OpenBLAS picks its kernel by size (test_bound.c measures it).
+ */
+uint64_t	nn_gemm_tile_macs = (uint64_t) 1 << 31;
+
+/* row-major C = alpha op(A) op(B) + beta C, tiled and interruptible */
+static void
+sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
+	  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+	uint64_t	row = (uint64_t) N * (uint64_t) (K > 0 ? K : 1);
+	int			mt,
+				nt;
+
+	if ((uint64_t) M * row <= nn_gemm_tile_macs)
+	{
+		cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+		return;
+	}
+	if (row >= nn_gemm_tile_macs)
+	{
+		uint64_t	cols = nn_gemm_tile_macs / (uint64_t) (K > 0 ? K : 1);
+
+		mt = 1;
+		nt = cols < 1 ? 1 : cols > (uint64_t) N ? N : (int) cols;
+	}
+	else
+	{
+		uint64_t	rows = nn_gemm_tile_macs / row;
+
+		mt = rows > (uint64_t) M ? M : (int) rows;
+		nt = N;
+	}
+	for (int i = 0; i < M; i += mt)
+		for (int j = 0; j < N; j += nt)
+		{
+			int			m = M - i < mt ? M - i : mt;
+			int			n = N - j < nt ? N - j : nt;
+			const float *a = ta == CblasNoTrans ? A + (size_t) i * lda : A + i;
+			const float *b = tb == CblasNoTrans ? B + j : B + (size_t) j * ldb;
+
+			if (nn_interrupted())
+				return;
+			cblas_sgemm(CblasRowMajor, ta, tb, m, n, K, alpha, a, lda, b, ldb, beta,
+						C + (size_t) i * ldc + j, ldc);
+		}
+}
+
+/*
  * Range [*lo,*hi) of output positions o in [0,on) whose input position
  * o*S - P + k falls inside [0,n). Empty ranges come back as lo == hi.
  */
@@ -166,7 +220,7 @@ im2col(float *restrict col, const float *restrict inp, int C, int B, int H, int 
 	size_t		N = (size_t) B * OHW;
 	size_t		HW = (size_t) H * W;
 
-	for (int c = 0; c < C; c++)
+	for (int c = 0; c < C && !nn_interrupted(); c++)
 		for (int b = 0; b < B; b++)
 		{
 			const float *restrict plane = inp + ((size_t) c * B + b) * HW;
@@ -237,7 +291,7 @@ col2im(float *restrict dinp, const float *restrict dcol, int C, int B, int H, in
 	size_t		N = (size_t) B * OHW;
 	size_t		HW = (size_t) H * W;
 
-	for (int c = 0; c < C; c++)
+	for (int c = 0; c < C && !nn_interrupted(); c++)
 		for (int b = 0; b < B; b++)
 		{
 			float	   *restrict plane = dinp + ((size_t) c * B + b) * HW;
@@ -330,8 +384,7 @@ nn_conv2d_forward(float *out, float *col, const float *inp,
 		for (int i = 0; i < N; i++)
 			o[i] = v;
 	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, N, KK,
-				1.0f, weight, KK, a, N, 1.0f, out, N);
+	sgemm(CblasNoTrans, CblasNoTrans, OC, N, KK, 1.0f, weight, KK, a, N, 1.0f, out, N);
 }
 
 /*
@@ -366,26 +419,22 @@ nn_conv2d_backward(float *dinp, float *dweight, float *dbias, float *dcol,
 		 */
 		float		tmp[DW_SCRATCH];
 
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, KK, OC, N,
-					1.0f, col, N, dout, N, 0.0f, tmp, OC);
+		sgemm(CblasNoTrans, CblasTrans, KK, OC, N, 1.0f, col, N, dout, N, 0.0f, tmp, OC);
 		for (int oc = 0; oc < OC; oc++)
 			for (int r = 0; r < KK; r++)
 				dweight[(size_t) oc * KK + r] += tmp[(size_t) r * OC + oc];
 	}
 	else
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, KK, N,
-					1.0f, dout, N, col, N, 1.0f, dweight, KK);
+		sgemm(CblasNoTrans, CblasTrans, OC, KK, N, 1.0f, dout, N, col, N, 1.0f, dweight, KK);
 
 	if (dinp == NULL)
 		return;
 	if (conv_is_pointwise(L))
 	{
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, N, OC,
-					1.0f, weight, C, dout, N, 1.0f, dinp, N);
+		sgemm(CblasTrans, CblasNoTrans, C, N, OC, 1.0f, weight, C, dout, N, 1.0f, dinp, N);
 		return;
 	}
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, KK, N, OC,
-				1.0f, weight, KK, dout, N, 0.0f, dcol, N);
+	sgemm(CblasTrans, CblasNoTrans, KK, N, OC, 1.0f, weight, KK, dout, N, 0.0f, dcol, N);
 	col2im(dinp, dcol, C, B, H, W, K, L->stride, L->pad, OH, OW);
 }
 
@@ -401,7 +450,7 @@ pool_better(float v, float m)
 	return (v > m) || (v != v && m == m);
 }
 
-/* One output row of a 2x2 stride-2 max pool; i0 is the flat index of r0[0]. */
+/* One output row of a 2x2 stride-2 max pool; i0 is the in-plane index of r0[0]. */
 static inline void
 maxpool_row_2x2(float *restrict o, int32_t *restrict am, const float *restrict r0,
 				const float *restrict r1, int OW, int32_t i0, int32_t W)
@@ -431,10 +480,18 @@ maxpool_row_2x2(float *restrict o, int32_t *restrict am, const float *restrict r
 }
 
 /*
+ * Compares one output row of a pooling window may cost before the row
+ * loop checks for interrupts row by row (a plane of a large, overlapping
+ * window can take seconds).
+ */
+#define POOL_ROW_CHECK ((uint64_t) 1 << 20)
+
+/*
  * max pooling forward, floor mode (windows never pass the edge). argmax
- * gets the flat index into inp of each window's maximum, scanning the
- * window row by row: the first maximum wins ties, a NaN wins over numbers.
- * The 2x2 stride-2 case has its own vectorized row loop.
+ * gets the index within its (c,b) plane of each window's maximum (so it
+ * fits 32 bits whatever the batch), scanning the window row by row: the
+ * first maximum wins ties, a NaN wins over numbers. The 2x2 stride-2 case
+ * has its own vectorized row loop.
  */
 void
 nn_maxpool_forward(float *out, int32_t *argmax, const float *inp,
@@ -450,13 +507,13 @@ nn_maxpool_forward(float *out, int32_t *argmax, const float *inp,
 	size_t		HW = (size_t) H * W;
 	size_t		OHW = (size_t) OH * OW;
 	size_t		planes = (size_t) C * B;
+	int			check_rows = (uint64_t) K * K * OW > POOL_ROW_CHECK;
 
-	for (size_t p = 0; p < planes; p++)
+	for (size_t p = 0; p < planes && !nn_interrupted(); p++)
 	{
 		const float *in = inp + p * HW;
 		float	   *o = out + p * OHW;
 		int32_t    *am = argmax + p * OHW;
-		int32_t		base = (int32_t) (p * HW);
 
 		for (int oy = 0; oy < OH; oy++)
 		{
@@ -464,20 +521,22 @@ nn_maxpool_forward(float *out, int32_t *argmax, const float *inp,
 			{
 				maxpool_row_2x2(o + (size_t) oy * OW, am + (size_t) oy * OW,
 								in + (size_t) (2 * oy) * W, in + (size_t) (2 * oy + 1) * W,
-								OW, base + 2 * oy * W, W);
+								OW, 2 * oy * W, W);
 				continue;
 			}
+			if (check_rows && nn_interrupted())
+				return;
 			for (int ox = 0; ox < OW; ox++)
 			{
-				int32_t		first = base + (oy * S) * W + ox * S;
-				float		m = inp[first];
+				int32_t		first = (oy * S) * W + ox * S;
+				float		m = in[first];
 				int32_t		at = first;
 
 				for (int ky = 0; ky < K; ky++)
 					for (int kx = 0; kx < K; kx++)
 					{
 						int32_t		i = first + ky * W + kx;
-						float		v = inp[i];
+						float		v = in[i];
 						int			gt = pool_better(v, m);
 
 						m = gt ? v : m;
@@ -490,15 +549,24 @@ nn_maxpool_forward(float *out, int32_t *argmax, const float *inp,
 	}
 }
 
-/* max pooling backward: dinp[argmax[i]] += dout[i], in order */
+/* max pooling backward: dinp[plane + argmax[i]] += dout[i], in order */
 void
 nn_maxpool_backward(float *dinp, const float *dout, const int32_t *argmax,
 					const nn_layer *L, int B)
 {
-	size_t		n = (size_t) L->out.c * B * L->out.h * L->out.w;
+	size_t		HW = (size_t) L->in.h * L->in.w;
+	size_t		OHW = (size_t) L->out.h * L->out.w;
+	size_t		planes = (size_t) L->out.c * B;
 
-	for (size_t i = 0; i < n; i++)
-		dinp[argmax[i]] += dout[i];
+	for (size_t p = 0; p < planes; p++)
+	{
+		float	   *restrict d = dinp + p * HW;
+		const float *restrict g = dout + p * OHW;
+		const int32_t *restrict am = argmax + p * OHW;
+
+		for (size_t i = 0; i < OHW; i++)
+			d[am[i]] += g[i];
+	}
 }
 
 /* relu forward: x < 0 ? 0 : x (NaN passes through, as in PyTorch); out may be inp */
@@ -554,8 +622,7 @@ nn_dense_forward(float *out, const float *inp, const float *weight,
 		else
 			memset(o, 0, sizeof(float) * N);
 	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, N, I,
-				1.0f, inp, I, weight, I, 1.0f, out, N);
+	sgemm(CblasNoTrans, CblasTrans, B, N, I, 1.0f, inp, I, weight, I, 1.0f, out, N);
 }
 
 /*
@@ -576,11 +643,9 @@ nn_dense_backward(float *dinp, float *dweight, float *dbias,
 		for (int n = 0; n < N; n++)
 			db[n] += g[n];
 	}
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, I, B,
-				1.0f, dout, N, inp, I, 1.0f, dweight, I);
+	sgemm(CblasTrans, CblasNoTrans, N, I, B, 1.0f, dout, N, inp, I, 1.0f, dweight, I);
 	if (dinp != NULL)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, I, N,
-					1.0f, dout, N, weight, I, 1.0f, dinp, I);
+		sgemm(CblasNoTrans, CblasNoTrans, B, I, N, 1.0f, dout, N, weight, I, 1.0f, dinp, I);
 }
 
 /*

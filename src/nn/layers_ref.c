@@ -173,7 +173,8 @@ nn_maxpool_forward_ref(float *out, int32_t *argmax, const float *inp,
 								best = i;
 						}
 					out[at4(c, b, oy, ox, B, OH, OW)] = inp[best];
-					argmax[at4(c, b, oy, ox, B, OH, OW)] = (int32_t) best;
+					argmax[at4(c, b, oy, ox, B, OH, OW)] =
+						(int32_t) (best - at4(c, b, 0, 0, B, H, W));	/* within the plane */
 				}
 }
 
@@ -183,9 +184,11 @@ nn_maxpool_backward_ref(float *dinp, const float *dout, const int32_t *argmax,
 						const nn_layer *L, int B)
 {
 	size_t		n = (size_t) L->out.c * B * L->out.h * L->out.w;
+	size_t		OHW = (size_t) L->out.h * L->out.w,
+				HW = (size_t) L->in.h * L->in.w;
 
 	for (size_t i = 0; i < n; i++)
-		dinp[argmax[i]] += dout[i];
+		dinp[(i / OHW) * HW + argmax[i]] += dout[i];
 }
 
 /* relu: max(x, 0); NaN stays NaN like PyTorch */

@@ -14,13 +14,31 @@
 
 #include "nn.h"
 
+#define Max(a, b) ((a) > (b) ? (a) : (b))
+
+/* a * b, saturating at SIZE_MAX instead of wrapping */
+static inline size_t
+sat_mul(size_t a, size_t b)
+{
+	size_t		r;
+
+	return __builtin_mul_overflow(a, b, &r) ? SIZE_MAX : r;
+}
+
+/* a + b, saturating at SIZE_MAX */
+static inline size_t
+sat_add(size_t a, size_t b)
+{
+	return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
 /* number of floats one image occupies at boundary i (0 = input) */
 static size_t
 boundary_elems(const nn_net *net, int i)
 {
 	const nn_shape *s = (i == 0) ? &net->input : &net->layers[i - 1].out;
 
-	return (size_t) s->h * s->w * s->c;
+	return sat_mul(sat_mul((size_t) s->h, (size_t) s->w), (size_t) s->c);
 }
 
 /* floats of the im2col buffer of a conv layer for B images; 0 for 1x1 */
@@ -31,7 +49,8 @@ col_elems(const nn_layer *L, int B)
 		return 0;
 	if (L->kernel == 1 && L->stride == 1 && L->pad == 0)
 		return 0;
-	return (size_t) L->in.c * L->kernel * L->kernel * B * L->out.h * L->out.w;
+	return sat_mul(sat_mul((size_t) L->in.c * L->kernel * L->kernel, (size_t) B),
+				   (size_t) L->out.h * L->out.w);
 }
 
 /* Does layer i need the gradient of its input (is there a parameter upstream)? */
@@ -55,7 +74,7 @@ work_take(nn_work *w, const nn_allocator *a, size_t n, size_t sz, int *failed)
 
 	if (n == 0 || *failed)
 		return NULL;
-	w->bytes += n * sz;
+	w->bytes = sat_add(w->bytes, sat_mul(n, sz));
 	if (a == NULL)
 		return NULL;
 	p = nn_calloc(a, n, sz);
@@ -83,12 +102,12 @@ work_plan(nn_work *w, const nn_net *net, int B, int train, const nn_allocator *a
 	memset(w, 0, sizeof(*w));
 	w->B = B;
 	w->train = train;
-	w->act[0] = work_take(w, a, boundary_elems(net, 0) * B, sizeof(float), failed);
+	w->act[0] = work_take(w, a, sat_mul(boundary_elems(net, 0), (size_t) B), sizeof(float), failed);
 	for (int i = 0; i < net->nlayers; i++)
 	{
 		const nn_layer *L = &net->layers[i];
 		size_t		c = col_elems(L, B);
-		size_t		n = boundary_elems(net, i + 1) * B;
+		size_t		n = sat_mul(boundary_elems(net, i + 1), (size_t) B);
 
 		if (L->kind == NN_RELU)
 			w->act[i + 1] = w->act[i];
@@ -122,7 +141,7 @@ work_plan(nn_work *w, const nn_net *net, int B, int train, const nn_allocator *a
 		}
 		w->dcol = work_take(w, a, maxcol, sizeof(float), failed);
 	}
-	w->probs = work_take(w, a, (size_t) B * net->classes, sizeof(float), failed);
+	w->probs = work_take(w, a, sat_mul((size_t) B, (size_t) net->classes), sizeof(float), failed);
 	w->labels = work_take(w, a, (size_t) B, sizeof(int32_t), failed);
 }
 
@@ -137,21 +156,92 @@ nn_work_bytes(const nn_net *net, int B, int train)
 	return w.bytes;
 }
 
-/* Allocate the buffers a batch of up to B images needs. */
+/* Multiply-adds (compares for pooling, one per value elsewhere) of layer L for one image. */
+static uint64_t
+layer_macs(const nn_layer *L)
+{
+	uint64_t	out = (uint64_t) L->out.h * L->out.w * L->out.c;
+
+	switch (L->kind)
+	{
+		case NN_CONV:
+			return sat_mul(out, (size_t) L->in.c * L->kernel * L->kernel);
+		case NN_MAXPOOL:
+			return sat_mul(out, (size_t) L->kernel * L->kernel);
+		case NN_DENSE:
+			return sat_mul(out, (size_t) L->in.h * L->in.w * L->in.c);
+		default:
+			return out;
+	}
+}
+
+/* Largest BLAS dimension layer L gives a batch of B (saturating). */
+static size_t
+layer_gemm_dim(const nn_layer *L, int B)
+{
+	size_t		d = 0;
+
+	if (L->kind == NN_CONV)
+	{
+		d = sat_mul((size_t) B, (size_t) L->out.h * L->out.w);
+		d = Max(d, (size_t) L->in.c * L->kernel * L->kernel);
+	}
+	else if (L->kind == NN_DENSE)
+		d = Max((size_t) B, (size_t) L->in.h * L->in.w * L->in.c);
+	return d;
+}
+
+/* The resource bound of B images (see nn.h). */
+int
+nn_net_bound(const nn_net *net, int B, int train, nn_bound *b, nn_status *st)
+{
+	nn_work		w;
+	int			failed = 0;
+
+	memset(b, 0, sizeof(*b));
+	b->batch = B;
+	b->train = train;
+	if (B < 1)
+		return nn_fail(st, NN_ERR_INVALID, "a batch must hold at least one image, not %d", B);
+	b->params_bytes = sat_mul(net->nparams, sizeof(float));
+	for (int i = 0; i <= net->nlayers; i++)
+		b->largest = Max(b->largest, sat_mul(boundary_elems(net, i), (size_t) B));
+	for (int i = 0; i < net->nlayers; i++)
+	{
+		const nn_layer *L = &net->layers[i];
+		size_t		dim = layer_gemm_dim(L, B);
+
+		b->macs = sat_add(b->macs, sat_mul(layer_macs(L), (size_t) B));
+		b->largest = Max(b->largest, col_elems(L, B));
+		if (dim > INT32_MAX)
+			return nn_fail(st, NN_ERR_LIMIT,
+						   "layer %d (%s) of the network would multiply matrices of %zu rows or columns for a batch of %d, more than the limit of %d",
+						   i + 1, L->kind == NN_CONV ? "conv" : "dense", dim, B, INT32_MAX);
+	}
+	work_plan(&w, net, B, train, NULL, &failed);
+	b->work_bytes = w.bytes;
+	if (b->work_bytes == SIZE_MAX || b->largest == SIZE_MAX)
+		return nn_fail(st, NN_ERR_LIMIT, "the network's working memory for a batch of %d overflows 64 bits", B);
+	return NN_OK;
+}
+
+/* Allocate the buffers a batch of up to B images needs, after checking the bound. */
 int
 nn_work_alloc(nn_work *w, const nn_net *net, int B, int train,
 			  const nn_allocator *a, nn_status *st)
 {
 	int			failed = 0;
+	nn_bound	b;
 
+	memset(w, 0, sizeof(*w));
+	if (nn_net_bound(net, B, train, &b, st) != NN_OK)
+		return st->code;
 	work_plan(w, net, B, train, a, &failed);
 	if (failed)
 	{
-		size_t		bytes = nn_work_bytes(net, B, train);
-
 		nn_work_free(w, a);
-		return nn_fail(st, NN_ERR_NOMEM, "out of memory allocating %zu bytes of working memory for a batch of %d",
-					   bytes, B);
+		return nn_fail(st, NN_ERR_NOMEM, "out of memory allocating %llu bytes of working memory for a batch of %d",
+					   (unsigned long long) b.work_bytes, B);
 	}
 	return NN_OK;
 }
@@ -231,7 +321,7 @@ nn_load_pixels(float *dst, const uint8_t *const *rows, int B, nn_shape in,
 }
 
 /* Forward pass of B images in w->act[0]; logits end in w->act[nlayers]. */
-void
+int
 nn_net_forward(const nn_net *net, const float *params, nn_work *w, int B,
 			   int train, nn_rng *rng, nn_timing *t)
 {
@@ -240,6 +330,9 @@ nn_net_forward(const nn_net *net, const float *params, nn_work *w, int B,
 	w->dropout_active = train && rng != NULL;
 	for (int i = 0; i < net->nlayers; i++)
 	{
+		if (nn_interrupted())
+			return NN_ERR_CANCELLED;
+
 		const nn_layer *L = &net->layers[i];
 		const float *in = w->act[i];
 		float	   *out = w->act[i + 1];
@@ -276,6 +369,7 @@ nn_net_forward(const nn_net *net, const float *params, nn_work *w, int B,
 	}
 	if (t)
 		t->forward_s += nn_now() - t0;
+	return nn_interrupted() ? NN_ERR_CANCELLED : NN_OK;
 }
 
 /* Softmax cross-entropy of the logits; returns the summed loss, counts hits. */
@@ -312,7 +406,7 @@ nn_net_loss(const nn_net *net, nn_work *w, const int32_t *labels, int B,
 }
 
 /* Backward pass: grads += d(scale * summed loss)/d(params). */
-void
+int
 nn_net_backward(const nn_net *net, const float *params, float *grads,
 				nn_work *w, int B, float scale, nn_timing *t)
 {
@@ -332,6 +426,8 @@ nn_net_backward(const nn_net *net, const float *params, float *grads,
 		size_t		nout = boundary_elems(net, i + 1) * B;
 		double		tl = t ? nn_now() : 0;
 
+		if (nn_interrupted())
+			return NN_ERR_CANCELLED;
 		if (dinp && dinp != dout)
 			memset(dinp, 0, nin * sizeof(float));
 		switch (L->kind)
@@ -375,4 +471,5 @@ nn_net_backward(const nn_net *net, const float *params, float *grads,
 	}
 	if (t)
 		t->backward_s += nn_now() - t0;
+	return nn_interrupted() ? NN_ERR_CANCELLED : NN_OK;
 }

@@ -50,6 +50,26 @@ typedef struct nn_status
 int			nn_fail(nn_status *st, nn_code code, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
 
+/* ---------------------------------------------------------- interrupts */
+
+/*
+ * Set by the host (the PostgreSQL layer points it at a check of its
+ * cancel and terminate flags): returns nonzero once the work in progress
+ * should stop, and keeps returning nonzero until the core has returned to
+ * the host. It may be called from any thread, so it only reads flags. NULL
+ * (the standalone tools) never interrupts. Layers poll it between layers
+ * and inside any loop whose cost a model can make large; a phase that sees
+ * it stops and reports NN_ERR_CANCELLED.
+ */
+extern int	(*nn_interrupt_poll) (void);
+
+/* nonzero when the host asked the core to stop */
+static inline int
+nn_interrupted(void)
+{
+	return nn_interrupt_poll != NULL && nn_interrupt_poll() != 0;
+}
+
 /* ------------------------------------------------------------- allocator */
 
 typedef struct nn_allocator
@@ -136,7 +156,7 @@ void		nn_conv2d_backward(float *dinp, float *dweight, float *dbias, float *dcol,
 							   const float *dout, const float *col,
 							   const float *weight, const nn_layer *L, int B);
 
-/* maxpool: inp (C,B,H,W) -> out (C,B,OH,OW); argmax (C,B,OH,OW) indexes inp */
+/* maxpool: inp (C,B,H,W) -> out (C,B,OH,OW); argmax (C,B,OH,OW) indexes within each (c,b) plane of inp */
 void		nn_maxpool_forward(float *out, int32_t *argmax, const float *inp,
 							   const nn_layer *L, int B);
 void		nn_maxpool_backward(float *dinp, const float *dout, const int32_t *argmax,
@@ -147,6 +167,12 @@ void		nn_relu_forward(float *out, const float *inp, size_t n);
 void		nn_relu_backward(float *dinp, const float *dout, const float *out, size_t n);
 /* the same backward when the gradient buffer is shared: dout becomes dinp */
 void		nn_relu_backward_inplace(float *dout, const float *out, size_t n);
+
+/*
+ * Matrix products of more multiply-adds than this run in tiles with an
+ * interrupt check between them (2^31 by default; tests lower it).
+ */
+extern uint64_t nn_gemm_tile_macs;
 
 /* dense: inp (B,I) -> out (B,N); weight (N,I), bias (N) */
 void		nn_dense_forward(float *out, const float *inp, const float *weight,
@@ -176,6 +202,22 @@ void		nn_softmax_xent_backward(float *dlogits, const float *probs,
 
 /* ------------------------------------------------------------------- net */
 
+/*
+ * What a network costs, from the same plan nn_work_alloc follows (a measure
+ * pass with no memory behind it, ggml-alloc style), so the bound and the
+ * real allocation never disagree. Every figure saturates at UINT64_MAX
+ * instead of wrapping, so a hostile shape can only make it larger.
+ */
+typedef struct nn_bound
+{
+	uint64_t	params_bytes;	/* the parameters (floats) */
+	uint64_t	work_bytes;		/* activations and workspace of the batch */
+	uint64_t	macs;			/* multiply-adds (and pooling compares) of one forward pass of the batch */
+	uint64_t	largest;		/* elements of the largest single buffer */
+	int			batch;			/* images the figures are for */
+	int			train;			/* backward buffers counted */
+} nn_bound;
+
 typedef struct nn_net
 {
 	nn_shape	input;
@@ -184,6 +226,7 @@ typedef struct nn_net
 	nn_layer	layers[NN_MAX_LAYERS];
 	size_t		nparams;
 	char		spec[NN_MAX_SPEC];	/* canonical spec text */
+	nn_bound	per_image;		/* inference bound of one image (nn_net_build) */
 } nn_net;
 
 /* The reference CNN of the study */
@@ -232,8 +275,16 @@ typedef struct nn_work
 int			nn_work_alloc(nn_work *w, const nn_net *net, int B, int train,
 						  const nn_allocator *a, nn_status *st);
 void		nn_work_free(nn_work *w, const nn_allocator *a);
-/* bytes nn_work_alloc would take */
+/* bytes nn_work_alloc would take (saturating: SIZE_MAX when they overflow) */
 size_t		nn_work_bytes(const nn_net *net, int B, int train);
+
+/*
+ * The resource bound of a batch of B images (train: with backward
+ * buffers): fills *b from the measure pass and fails with NN_ERR_LIMIT when
+ * a size overflows or a matrix product has a dimension past INT_MAX (the
+ * BLAS interface is 32-bit). nn_work_alloc checks it before allocating.
+ */
+int			nn_net_bound(const nn_net *net, int B, int train, nn_bound *b, nn_status *st);
 
 /* seconds spent per phase, accumulated by forward/backward/update */
 typedef struct nn_timing
@@ -253,9 +304,10 @@ double		nn_now(void);		/* monotonic seconds */
 /*
  * Forward pass of B images already in w->act[0] (C,B,H,W). Leaves the logits
  * in w->act[nlayers] (B,classes). rng is used by dropout when train is set
- * (pass NULL for inference).
+ * (pass NULL for inference). Returns NN_OK, or NN_ERR_CANCELLED when
+ * nn_interrupted() stopped it (the outputs are then undefined).
  */
-void		nn_net_forward(const nn_net *net, const float *params, nn_work *w, int B,
+int			nn_net_forward(const nn_net *net, const float *params, nn_work *w, int B,
 						   int train, nn_rng *rng, nn_timing *t);
 
 /* Softmax + mean cross-entropy over w->act[nlayers] with labels; returns summed loss; counts correct in *correct */
@@ -265,9 +317,9 @@ double		nn_net_loss(const nn_net *net, nn_work *w, const int32_t *labels, int B,
 /*
  * Backward pass after nn_net_forward + nn_net_loss: accumulates the gradient
  * of (sum of losses * scale) into grads (same layout as params). Zero grads
- * first. scale is 1/B for the mean loss.
+ * first. scale is 1/B for the mean loss. Returns NN_OK or NN_ERR_CANCELLED.
  */
-void		nn_net_backward(const nn_net *net, const float *params, float *grads,
+int			nn_net_backward(const nn_net *net, const float *params, float *grads,
 							nn_work *w, int B, float scale, nn_timing *t);
 
 /* Convert B images of uint8 HWC pixels into w->act[0] (C,B,H,W) with normalisation */

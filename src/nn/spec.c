@@ -727,6 +727,9 @@ nn_net_build(nn_net *net, const char *spec, nn_shape input, int32_t classes, nn_
 					   classes, cur.c, classes);
 	tmp.nparams = (size_t) nparams;
 	nn_spec_format(&tmp, tmp.spec, sizeof(tmp.spec));
+	/* what one image costs, before anyone allocates for it */
+	if (nn_net_bound(&tmp, 1, 0, &tmp.per_image, st) != NN_OK)
+		return st->code;
 	*net = tmp;
 	return NN_OK;
 }

@@ -21,6 +21,16 @@
 #include "pool.h"
 #include "train.h"
 
+/*
+ * How often the loops over rows check for interrupts: every ROWS_CHECK rows
+ * (a few ms of work for the smallest rows) and, in loops that read every
+ * pixel, every BYTES_CHECK bytes.
+ */
+#define ROWS_CHECK 65536
+#define BYTES_CHECK ((size_t) 16 << 20)
+/* rows sorted by qsort at a time before the merge passes */
+#define SORT_RUN 4096
+
 /* --------------------------------------------------------------- rows */
 
 /* bytes one stored row takes: pixels then an int32 label */
@@ -125,8 +135,12 @@ nn_rows_merge(nn_rows *dst, const nn_rows *src, const nn_allocator *a, nn_status
 	if (dst->n == 0 && src->n > 0)
 		dst->row_bytes = src->row_bytes;
 	for (int64_t i = 0; i < src->n; i++)
+	{
+		if (i % ROWS_CHECK == 0 && nn_interrupted())
+			return nn_fail(st, NN_ERR_CANCELLED, "merging training rows was cancelled");
 		if (nn_rows_append(dst, nn_rows_pixels(src, i), nn_rows_label(src, i), a, st) != NN_OK)
 			return st->code;
+	}
 	dst->skipped += src->skipped;
 	return NN_OK;
 }
@@ -190,7 +204,7 @@ nn_rows_deserialize(nn_rows *r, const uint8_t *buf, size_t len,
 	memcpy(&rb, buf, 4);
 	memcpy(&n, buf + 4, 8);
 	memcpy(&sk, buf + 12, 8);
-	if (rb > (1u << 24) || sk > (uint64_t) INT64_MAX ||
+	if (rb > NN_MAX_ROW_BYTES || sk > (uint64_t) INT64_MAX ||
 		n > (len - 20) / ((uint64_t) rb + 4) || (len - 20) != n * ((uint64_t) rb + 4))
 		return nn_fail(st, NN_ERR_CORRUPT, "deserialized training state is truncated or corrupt");
 	nn_rows_init(r, (int32_t) rb);
@@ -200,6 +214,8 @@ nn_rows_deserialize(nn_rows *r, const uint8_t *buf, size_t len,
 	{
 		int32_t		label;
 
+		if (i % ROWS_CHECK == 0 && nn_interrupted())
+			return nn_fail(st, NN_ERR_CANCELLED, "reading training rows was cancelled");
 		memcpy(&label, buf + rb, 4);
 		if (nn_rows_append(r, buf, label, a, st) != NN_OK)
 			return st->code;
@@ -229,8 +245,78 @@ cmp_rows(const void *pa, const void *pb)
 	return (a > b) - (a < b);
 }
 
-/* Fisher-Yates shuffle of idx[0..n) from rng. */
+/* Merge the sorted runs a[lo..mid) and a[mid..hi) into out[lo..hi). */
 static void
+merge_runs(int64_t *out, const int64_t *a, int64_t lo, int64_t mid, int64_t hi)
+{
+	int64_t		i = lo,
+				j = mid,
+				k = lo;
+
+	while (i < mid && j < hi)
+		out[k++] = cmp_rows(&a[j], &a[i]) < 0 ? a[j++] : a[i++];
+	while (i < mid)
+		out[k++] = a[i++];
+	while (j < hi)
+		out[k++] = a[j++];
+}
+
+/*
+ * Put idx[0..n) (row numbers) into canonical order. A qsort over millions
+ * of rows cannot be interrupted, so: runs of SORT_RUN rows by qsort, then
+ * bottom-up merge passes through tmp (n slots), checking for interrupts
+ * between runs and merges. The order is total, so the result is the one
+ * any correct sort gives.
+ */
+static int
+sort_canonical(int64_t *idx, int64_t *tmp, int64_t n, const nn_rows *rows, nn_status *st)
+{
+	int64_t    *src = idx,
+			   *dst = tmp;
+	int64_t		since = 0;
+
+	sort_rows = rows;
+	for (int64_t lo = 0; lo < n; lo += SORT_RUN)
+	{
+		if (nn_interrupted())
+			goto cancelled;
+		qsort(idx + lo, (size_t) (n - lo < SORT_RUN ? n - lo : SORT_RUN), sizeof(int64_t), cmp_rows);
+	}
+	for (int64_t width = SORT_RUN; width < n; width *= 2)
+	{
+		for (int64_t lo = 0; lo < n; lo += 2 * width)
+		{
+			int64_t		mid = lo + width < n ? lo + width : n;
+			int64_t		hi = lo + 2 * width < n ? lo + 2 * width : n;
+
+			merge_runs(dst, src, lo, mid, hi);
+			since += hi - lo;
+			if (since >= ROWS_CHECK)
+			{
+				since = 0;
+				if (nn_interrupted())
+					goto cancelled;
+			}
+		}
+		{
+			int64_t    *t = src;
+
+			src = dst;
+			dst = t;
+		}
+	}
+	if (src != idx)
+		memcpy(idx, src, (size_t) n * sizeof(int64_t));
+	sort_rows = NULL;
+	return NN_OK;
+
+cancelled:
+	sort_rows = NULL;
+	return nn_fail(st, NN_ERR_CANCELLED, "sorting training rows was cancelled");
+}
+
+/* Fisher-Yates shuffle of idx[0..n) from rng; NN_ERR_CANCELLED if interrupted. */
+static int
 shuffle(int64_t *idx, int64_t n, nn_rng *rng)
 {
 	for (int64_t i = n - 1; i > 0; i--)
@@ -238,9 +324,12 @@ shuffle(int64_t *idx, int64_t n, nn_rng *rng)
 		int64_t		j = (int64_t) nn_rng_below(rng, (uint32_t) (i + 1));
 		int64_t		t = idx[i];
 
+		if (i % ROWS_CHECK == 0 && nn_interrupted())
+			return NN_ERR_CANCELLED;
 		idx[i] = idx[j];
 		idx[j] = t;
 	}
+	return NN_OK;
 }
 
 /* --------------------------------------------------------------- training */
@@ -256,16 +345,22 @@ train_lanes(int B)
 	return B < NN_TRAIN_LANES ? B : NN_TRAIN_LANES;
 }
 
-/* Bytes of working memory nn_train takes beyond the rows. */
+/* Bytes of working memory nn_train takes beyond the n rows themselves (saturating). */
 size_t
-nn_train_work_bytes(const nn_net *net, const nn_options *opt)
+nn_train_work_bytes(const nn_net *net, const nn_options *opt, int64_t n)
 {
 	int			lanes = train_lanes(opt->batch_size);
 	int			per_lane = (opt->batch_size + lanes - 1) / lanes;
+	size_t		lane = nn_work_bytes(net, per_lane, 1),
+				params = net->nparams * sizeof(float),
+				total;
 
 	/* each lane's buffers and gradients; params, moments, the model's params */
-	return (size_t) lanes * (nn_work_bytes(net, per_lane, 1) + net->nparams * sizeof(float)) +
-		4 * net->nparams * sizeof(float);
+	if (lane > SIZE_MAX / 8 / NN_TRAIN_LANES)
+		return SIZE_MAX;
+	total = (size_t) lanes * (lane + params) + 4 * params;
+	/* the row order and, while sorting, its merge buffer */
+	return total + 2 * (size_t) n * sizeof(int64_t);
 }
 
 /* Everything nn_train allocates, so one cleanup frees it. */
@@ -279,6 +374,7 @@ typedef struct lane
 	nn_timing  *t;				/* lane 0 reports its phase times; others NULL */
 	double		loss;
 	int64_t		correct;
+	int			status;			/* NN_OK, or NN_ERR_CANCELLED */
 } lane;
 
 typedef struct train_mem
@@ -332,6 +428,7 @@ lane_step(void *arg, int l)
 
 	ln->loss = 0;
 	ln->correct = 0;
+	ln->status = NN_OK;
 	memset(ln->grads, 0, c->net->nparams * sizeof(float));
 	if (B == 0)
 		return;
@@ -341,9 +438,11 @@ lane_step(void *arg, int l)
 		ln->w.labels[b] = nn_rows_label(c->rows, c->idx[lo + b]);
 	}
 	nn_load_pixels(ln->w.act[0], ln->batch, B, c->net->input, c->norm);
-	nn_net_forward(c->net, c->params, &ln->w, B, 1, &ln->rng, ln->t);
+	ln->status = nn_net_forward(c->net, c->params, &ln->w, B, 1, &ln->rng, ln->t);
+	if (ln->status != NN_OK)
+		return;
 	ln->loss = nn_net_loss(c->net, &ln->w, ln->w.labels, B, &ln->correct, ln->t);
-	nn_net_backward(c->net, c->params, ln->grads, &ln->w, B, c->scale, ln->t);
+	ln->status = nn_net_backward(c->net, c->params, ln->grads, &ln->w, B, c->scale, ln->t);
 }
 
 /* Thread t's share of a step: lanes t, t + threads, ... */
@@ -382,18 +481,27 @@ thread_update(void *arg, int t)
 }
 
 /* z-score statistics of pixel/255 over the given rows (double sums, fixed order) */
-static void
+static int
 zscore_stats(nn_norm *norm, const nn_rows *rows, const int64_t *idx, int64_t n)
 {
 	double		sum = 0,
 				sq = 0,
 				count = (double) n * rows->row_bytes;
+	size_t		since = 0;
 
 	for (int64_t i = 0; i < n; i++)
 	{
 		const uint8_t *p = nn_rows_pixels(rows, idx[i]);
 		uint64_t	s = 0,
 					q = 0;
+
+		since += (size_t) rows->row_bytes;
+		if (since >= BYTES_CHECK || i % ROWS_CHECK == 0)
+		{
+			since = 0;
+			if (nn_interrupted())
+				return NN_ERR_CANCELLED;
+		}
 
 		for (int32_t k = 0; k < rows->row_bytes; k++)
 		{
@@ -410,6 +518,7 @@ zscore_stats(nn_norm *norm, const nn_rows *rows, const int64_t *idx, int64_t n)
 	norm->std = (float) sqrt(fmax(sq / count - (sum / count) * (sum / count), 0.0));
 	if (!(norm->std > 1e-6f))
 		norm->std = 1.0f;
+	return NN_OK;
 }
 
 /* Accuracy of params over idx[0..n) rows, inference mode. */
@@ -430,12 +539,50 @@ accuracy(const nn_net *net, const float *params, const nn_norm *norm, nn_work *w
 			w->labels[b] = nn_rows_label(rows, idx[s + b]);
 		}
 		nn_load_pixels(w->act[0], batch, B, net->input, norm);
-		nn_net_forward(net, params, w, B, 0, NULL, NULL);
+		if (nn_net_forward(net, params, w, B, 0, NULL, NULL) != NN_OK)
+			return NAN;
 		nn_net_loss(net, w, w->labels, B, &correct, NULL);
 		if (hooks && hooks->on_batch && hooks->on_batch(hooks->ctx))
 			return NAN;
 	}
 	return n ? (double) correct / (double) n : NAN;
+}
+
+/* Tell the host which phase starts. */
+static void
+phase(const nn_train_hooks *hooks, nn_train_phase p)
+{
+	if (hooks && hooks->on_phase)
+		hooks->on_phase(hooks->ctx, p);
+}
+
+/*
+ * The row order training starts from: every row number, sorted into the
+ * canonical order, then (with a hold-out) shuffled by the split's stream
+ * so that the first nval are the validation rows.
+ */
+static int
+order_rows(int64_t *idx, const nn_rows *rows, int64_t nval, nn_rng *rng_split,
+		   const nn_train_hooks *hooks, const nn_allocator *a, nn_status *st)
+{
+	int64_t		n = rows->n;
+	int64_t    *tmp;
+	int			rc;
+
+	phase(hooks, NN_PHASE_SORTING);
+	for (int64_t i = 0; i < n; i++)
+		idx[i] = i;
+	tmp = n > SORT_RUN ? nn_calloc(a, (size_t) n, sizeof(int64_t)) : NULL;
+	if (n > SORT_RUN && tmp == NULL)
+		return nn_fail(st, NN_ERR_NOMEM, "out of memory sorting %lld training rows", (long long) n);
+	rc = sort_canonical(idx, tmp, n, rows, st);
+	nn_free(a, tmp);
+	if (rc != NN_OK || nval == 0)
+		return rc;
+	phase(hooks, NN_PHASE_SPLITTING);
+	if (shuffle(idx, n, rng_split) != NN_OK)
+		return nn_fail(st, NN_ERR_CANCELLED, "splitting off the validation rows was cancelled");
+	return NN_OK;
 }
 
 /* Train a model on rows with opt (see train.h). */
@@ -551,16 +698,11 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 	}
 
 	/* canonical order, then the seeded split */
-	for (int64_t i = 0; i < n; i++)
-		tm.idx[i] = i;
-	sort_rows = rows;
-	qsort(tm.idx, (size_t) n, sizeof(int64_t), cmp_rows);
-	sort_rows = NULL;
 	nn_rng_seed(&rng_init, opt->seed);
 	nn_rng_seed(&rng_split, opt->seed ^ 0x5bd1e9955bd1e995ULL);
 	nn_rng_seed(&rng_shuffle, opt->seed ^ 0x9e3779b97f4a7c15ULL);
-	if (nval > 0)
-		shuffle(tm.idx, n, &rng_split);
+	if (order_rows(tm.idx, rows, nval, &rng_split, hooks, a, st) != NN_OK)
+		goto fail;
 	/* validation rows are idx[0..nval), training rows idx[nval..n) */
 
 	/* model, normalisation, parameters */
@@ -579,8 +721,13 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 		out->norm.mode = opt->normalize;
 		out->norm.mean = 0;
 		out->norm.std = 1;
-		if (opt->normalize == NN_NORM_ZSCORE)
-			zscore_stats(&out->norm, rows, tm.idx + nval, ntrain);
+		phase(hooks, NN_PHASE_STATISTICS);
+		if (opt->normalize == NN_NORM_ZSCORE &&
+			zscore_stats(&out->norm, rows, tm.idx + nval, ntrain) != NN_OK)
+		{
+			nn_fail(st, NN_ERR_CANCELLED, "computing the z-score statistics was cancelled");
+			goto fail;
+		}
 		nn_net_init_params(&net, out->params, &rng_init);
 	}
 	out->options.normalize = out->norm.mode;
@@ -597,6 +744,7 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 	optim.m = tm.m;
 	optim.v = tm.v;
 
+	phase(hooks, NN_PHASE_TRAINING);
 	for (int32_t epoch = 0; epoch < opt->epochs; epoch++)
 	{
 		double		t_epoch = nn_now(),
@@ -606,7 +754,11 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 		int64_t    *train_idx = tm.idx + nval;
 		nn_epoch   *e = &out->history[epoch];
 
-		shuffle(train_idx, ntrain, &rng_shuffle);
+		if (shuffle(train_idx, ntrain, &rng_shuffle) != NN_OK)
+		{
+			nn_fail(st, NN_ERR_CANCELLED, "shuffling the training rows was cancelled");
+			goto fail;
+		}
 		for (int64_t s = 0; s < ntrain; s += B)
 		{
 			int			b_n = (int) ((ntrain - s) < B ? (ntrain - s) : B);
@@ -618,6 +770,11 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 				1.0f / (float) b_n, &tm, &optim, lr};
 
 			nn_parallel_run(thread_step, &c, tm.nthreads);
+			if (nn_interrupted())
+			{
+				nn_fail(st, NN_ERR_CANCELLED, "training was cancelled in epoch %d", epoch + 1);
+				goto fail;
+			}
 			for (int l = 0; l < tm.nlanes; l++)
 			{
 				loss_sum += tm.lanes[l].loss;

@@ -15,6 +15,7 @@
 #define NN_TRAIN_LANES 4		/* parts a batch is split into (see nn_train) */
 #define NN_ROWS_PER_CHUNK 4096	/* at most; chunks hold about NN_ROWS_CHUNK_BYTES */
 #define NN_ROWS_CHUNK_BYTES (4 << 20)
+#define NN_MAX_ROW_BYTES 0x3FFFFFFF	/* pixels of one row: what a bytea can hold */
 
 typedef struct nn_rows
 {
@@ -44,13 +45,25 @@ void		nn_rows_serialize(const nn_rows *r, uint8_t *buf);
 int			nn_rows_deserialize(nn_rows *r, const uint8_t *buf, size_t len,
 								const nn_allocator *a, nn_status *st);
 
+/* the phases of nn_train, in order (the split only with a hold-out) */
+typedef enum nn_train_phase
+{
+	NN_PHASE_SORTING = 0,		/* rows into canonical order */
+	NN_PHASE_SPLITTING,			/* the seeded hold-out */
+	NN_PHASE_STATISTICS,		/* normalisation statistics, initial weights */
+	NN_PHASE_TRAINING			/* the epochs */
+} nn_train_phase;
+
 /* Callbacks from the training loop, always on the calling thread and
  * never while helper threads work, so each may longjmp out (PostgreSQL's
  * CHECK_FOR_INTERRUPTS does): all memory the loop holds comes from the
- * allocator, so the caller's memory context reclaims it. */
+ * allocator, so the caller's memory context reclaims it. Every phase also
+ * polls nn_interrupted() and stops with NN_ERR_CANCELLED. */
 typedef struct nn_train_hooks
 {
 	void	   *ctx;
+	/* at the start of each phase; may be NULL */
+	void		(*on_phase) (void *ctx, nn_train_phase phase);
 	/* after every batch; nonzero return cancels with NN_ERR_CANCELLED */
 	int			(*on_batch) (void *ctx);
 	/* after every epoch (1-based), with its figures and ETA */
@@ -73,8 +86,8 @@ int			nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 					 const nn_model *init, const nn_train_hooks *hooks,
 					 nn_timing *timing, const nn_allocator *a, nn_status *st);
 
-/* bytes of working memory nn_train will take beyond the rows (for budgets) */
-size_t		nn_train_work_bytes(const nn_net *net, const nn_options *opt);
+/* bytes of working memory nn_train will take beyond n rows (for budgets; saturating) */
+size_t		nn_train_work_bytes(const nn_net *net, const nn_options *opt, int64_t n);
 
 /* square single-channel input inferred from a pixel length, or an error */
 int			nn_infer_input(nn_shape *in, int32_t row_bytes, nn_status *st);

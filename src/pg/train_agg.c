@@ -430,7 +430,7 @@ mlcnn_train_finalfn(PG_FUNCTION_ARGS)
 		nn_options_spec(&s->opt, spec, sizeof(spec));
 		if (nn_net_build(&net, spec, in, s->opt.classes, &st) != NN_OK)
 			MlcnnReportStatus(&st);
-		check_budget(s, nn_train_work_bytes(&net, &s->opt) + (Size) s->rows.n * sizeof(int64));
+		check_budget(s, nn_train_work_bytes(&net, &s->opt, s->rows.n));
 	}
 	if (nn_train(&model, &s->rows, &s->opt, s->init ? &init : NULL, &hooks, &t, &alloc.a, &st) != NN_OK)
 		MlcnnReportStatus(&st);

@@ -537,7 +537,7 @@ T_CASE(test_train_errors_and_hooks)
 	nn_model	m;
 	nn_status	st = {0};
 	hook_ctx	h;
-	nn_train_hooks hooks = {&h, hook_batch, hook_epoch, hook_threads};
+	nn_train_hooks hooks = {.ctx = &h, .on_batch = hook_batch, .on_epoch = hook_epoch, .set_threads = hook_threads};
 
 	quad_data(&px, &lab, 40, 7);
 	quad_options(&o);
