@@ -127,7 +127,7 @@ main(int argc, char **argv)
 	nn_model	model;
 	nn_status	st;
 	nn_timing	t;
-	nn_train_hooks hooks = {NULL, NULL, on_epoch, set_threads};
+	nn_train_hooks hooks = {.on_epoch = on_epoch, .set_threads = set_threads};
 	const nn_allocator *a = &nn_malloc_allocator;
 	double		t0,
 				secs,

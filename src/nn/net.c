@@ -330,15 +330,14 @@ nn_net_forward(const nn_net *net, const float *params, nn_work *w, int B,
 	w->dropout_active = train && rng != NULL;
 	for (int i = 0; i < net->nlayers; i++)
 	{
-		if (nn_interrupted())
-			return NN_ERR_CANCELLED;
-
 		const nn_layer *L = &net->layers[i];
 		const float *in = w->act[i];
 		float	   *out = w->act[i + 1];
 		size_t		n = boundary_elems(net, i + 1) * B;
 		double		tl = t ? nn_now() : 0;
 
+		if (nn_interrupted())
+			return NN_ERR_CANCELLED;
 		switch (L->kind)
 		{
 			case NN_CONV:

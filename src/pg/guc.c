@@ -8,6 +8,7 @@
 
 #include <cblas.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -16,6 +17,8 @@
 
 int			mlcnn_threads = 0;	/* OpenBLAS threads; 0 = one per core */
 int			mlcnn_max_train_memory_kb = 1024 * 1024;	/* kB; 0 = no limit */
+int			mlcnn_max_inference_memory_kb = 256 * 1024; /* kB; 0 = no limit */
+int			mlcnn_model_cache_memory_kb = 64 * 1024;	/* kB; 0 = no session cache */
 bool		mlcnn_progress = false; /* NOTICE per epoch */
 
 static int	current_threads = -1;	/* what OpenBLAS was last told */
@@ -38,12 +41,36 @@ MlcnnGucInit(void)
 							"Largest memory one train_conv2d call may use.",
 							"Counts the buffered rows (one byte per pixel plus a label) and the "
 							"working memory of training (activations of one batch, parameters, "
-							"gradients, optimizer moments). Training that would pass it fails "
+							"gradients, optimizer moments), together over every mlcnn aggregate "
+							"of the backend (several train_conv2d calls in one statement share "
+							"it). Training that would pass it fails "
 							"early with an error instead of exhausting the server's memory. "
 							"0 means no limit. Only superusers may change it, so that it can "
 							"serve as an administrator's safeguard.",
 							&mlcnn_max_train_memory_kb,
 							1024 * 1024, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("mlcnn.max_inference_memory",
+							"Largest memory one model may use to predict, evaluate or compute gradients.",
+							"Counts the decoded parameters and the working memory (activations "
+							"and workspace) of a batch, measured from the network before it is "
+							"allocated. Batched functions shrink their batch to fit; a model "
+							"that cannot run one image within it fails with an error, so a "
+							"forged model cannot exhaust the server's memory. 0 means no "
+							"limit. Only superusers may change it.",
+							&mlcnn_max_inference_memory_kb,
+							256 * 1024, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("mlcnn.model_cache_memory",
+							"Largest memory the session cache of decoded models may hold.",
+							"Models stored out of line are kept decoded across queries, the "
+							"least recently used leaving first, up to this many bytes (and "
+							"four models). A model larger than it is not kept. 0 turns the "
+							"cache off. Only superusers may change it.",
+							&mlcnn_model_cache_memory_kb,
+							64 * 1024, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("mlcnn.progress",
@@ -56,46 +83,6 @@ MlcnnGucInit(void)
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("mlcnn");
-}
-
-/* alloc callback: huge allocations that return NULL instead of raising */
-static void *
-cxt_alloc(void *ctx, size_t size)
-{
-	MlcnnAlloc *m = (MlcnnAlloc *) ctx;
-	void	   *p = MemoryContextAllocExtended(m->cxt, size ? size : 1,
-											   MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
-
-	if (p)
-	{
-		m->cur += GetMemoryChunkSpace(p);
-		if (m->cur > m->peak)
-			m->peak = m->cur;
-	}
-	return p;
-}
-
-/* free callback */
-static void
-cxt_free(void *ctx, void *ptr)
-{
-	MlcnnAlloc *m = (MlcnnAlloc *) ctx;
-	Size		sz = GetMemoryChunkSpace(ptr);
-
-	m->cur = m->cur > sz ? m->cur - sz : 0;
-	pfree(ptr);
-}
-
-/* Point m at cxt, with zero counts. */
-void
-MlcnnAllocInit(MlcnnAlloc *m, MemoryContext cxt)
-{
-	m->a.alloc = cxt_alloc;
-	m->a.free = cxt_free;
-	m->a.ctx = m;
-	m->cxt = cxt;
-	m->cur = 0;
-	m->peak = 0;
 }
 
 /* Tell OpenBLAS how many threads to use (0 = mlcnn.threads); returns that count. */
@@ -112,6 +99,16 @@ MlcnnSetThreads(int threads)
 		current_threads = n;
 	}
 	return n;
+}
+
+/* Raise the error of a cancelled core call. */
+void
+MlcnnReportCancel(const char *what)
+{
+	nn_status	st;
+
+	nn_fail(&st, NN_ERR_CANCELLED, "%s", what);
+	MlcnnReportStatus(&st);
 }
 
 /* Raise st as an ERROR, choosing the SQLSTATE from its code. */
@@ -147,6 +144,8 @@ MlcnnReportStatus(const nn_status *st)
 			code = ERRCODE_DATA_EXCEPTION;
 			break;
 		case NN_ERR_CANCELLED:
+			/* PostgreSQL's own error for what stopped it: timeout, cancel, terminate */
+			CHECK_FOR_INTERRUPTS();
 			code = ERRCODE_QUERY_CANCELED;
 			break;
 		default:

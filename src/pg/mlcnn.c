@@ -17,5 +17,7 @@ void
 _PG_init(void)
 {
 	MlcnnGucInit();
+	MlcnnInterruptsInit();
+	MlcnnModelCacheInit();
 	MlcnnExplainInit();			/* hooks: keep last */
 }

@@ -14,15 +14,22 @@
 /* ------------------------------------------------------------- guc.c */
 extern int	mlcnn_threads;
 extern int	mlcnn_max_train_memory_kb;
+extern int	mlcnn_max_inference_memory_kb;
+extern int	mlcnn_model_cache_memory_kb;
 extern bool mlcnn_progress;
 void		MlcnnGucInit(void);
 
 /* raise an nn_status as an ERROR with a fitting SQLSTATE */
 void		MlcnnReportStatus(const nn_status *st) pg_attribute_noreturn();
+/* raise the error of a cancelled core call (PostgreSQL's own, via CHECK_FOR_INTERRUPTS) */
+void		MlcnnReportCancel(const char *what) pg_attribute_noreturn();
+
+/* ------------------------------------------------------------ limits.c */
 
 /*
  * An nn_allocator over a memory context (huge, no-OOM allocations) that
- * also tracks the bytes it holds and their high-water mark.
+ * also tracks the bytes it holds and their high-water mark, and, for
+ * aggregate states, adds them to the backend's aggregate account.
  */
 typedef struct MlcnnAlloc
 {
@@ -30,9 +37,22 @@ typedef struct MlcnnAlloc
 	MemoryContext cxt;
 	Size		cur;
 	Size		peak;
+	bool		accounted;		/* counted in MlcnnAggBytes() */
 } MlcnnAlloc;
 
 void		MlcnnAllocInit(MlcnnAlloc *m, MemoryContext cxt);
+/* the same, counted in the aggregate account until cxt is reset or deleted */
+void		MlcnnAllocInitAccounted(MlcnnAlloc *m, MemoryContext cxt);
+/* bytes every mlcnn aggregate state of the backend holds */
+Size		MlcnnAggBytes(void);
+/* error 54000 unless need more bytes fit mlcnn.max_train_memory beside all aggregate states */
+void		MlcnnCheckTrainBudget(Size need, const char *detail);
+/* the largest batch <= want that fits mlcnn.max_inference_memory beside extra bytes */
+int			MlcnnFitBatch(const nn_net *net, int want, bool train, Size extra, const char *what);
+/* AggCheckCallContext that refuses window calls (0A000) and names the aggregate */
+int			MlcnnAggContext(FunctionCallInfo fcinfo, MemoryContext *aggcxt, const char *what);
+/* point the core's interrupt poll at PostgreSQL's flags */
+void		MlcnnInterruptsInit(void);
 
 /* set the OpenBLAS thread count (0 = the mlcnn.threads setting); returns it */
 int			MlcnnSetThreads(int threads);
@@ -54,12 +74,18 @@ typedef struct MlcnnModel
 	Size		blob_bytes;		/* detoasted size of the model */
 	nn_model	model;
 	nn_work		work;			/* inference buffers for `batch` images */
-	int			batch;
+	int			batch;			/* images the buffers hold (within the budget) */
+	int			want;			/* images asked for */
 	uint64		generation;		/* bumped at every decode */
 } MlcnnModel;
 
 /* the decoded model for datum d, from *slot or decoded anew into it */
-MlcnnModel *MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch);
+MlcnnModel *MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch,
+						  bool accounted);
+/* the stored checksum and length of an out-of-line uncompressed model, without detoasting it */
+bool		MlcnnStoredCrc(struct varlena *raw, uint32 *crc, Size *blob_len);
+/* the session cache's invalidation callback and DROP EXTENSION hook */
+void		MlcnnModelCacheInit(void);
 /* the model cached per call site of fcinfo for argument argno */
 MlcnnModel *MlcnnModelForCall(FunctionCallInfo fcinfo, int argno, int batch);
 /* decode a model that is not cached, with allocator a */

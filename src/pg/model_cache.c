@@ -11,7 +11,11 @@
  * model is recognised by its raw bytes.
  *
  * Models stored out of line are also kept, decoded, across queries: the
- * last SESSION_MODELS of them, in the session's memory. A new call site
+ * last SESSION_MODELS of them, in the session's memory, within
+ * mlcnn.model_cache_memory bytes (least recently used first out). An entry
+ * goes when a relcache invalidation names its TOAST table (TRUNCATE,
+ * VACUUM FULL, CLUSTER and DROP may reuse the value's OID), and the whole
+ * cache goes at DROP EXTENSION mlcnn. A new call site
  * finds its model there by the TOAST pointer plus the checksum stored in
  * the blob's last four bytes (a one-chunk read), so a short query such as
  * SELECT predict(model, $1) FROM models WHERE name = 'mnist' neither
@@ -20,6 +24,10 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 
 #include "compat.h"
@@ -35,20 +43,82 @@ typedef struct SessionModel
 	Size		key_len;
 	uint32		crc;			/* the blob's stored checksum */
 	Size		blob_bytes;
+	Size		held;			/* bytes of cxt */
+	Oid			toastrelid;		/* the TOAST table the key points into */
 	nn_model	model;
 	uint64		last_used;
 } SessionModel;
 
 static SessionModel session_models[SESSION_MODELS];
 static uint64 session_clock;
+static object_access_hook_type prev_object_access_hook;
+
+/* Drop one session entry. */
+static void
+session_evict(SessionModel *e)
+{
+	if (e->cxt)
+		MemoryContextDelete(e->cxt);
+	e->cxt = NULL;
+	e->held = 0;
+}
+
+/* Drop every session entry pointing into toastrelid (InvalidOid: all). */
+static void
+session_invalidate(Oid toastrelid)
+{
+	for (int i = 0; i < SESSION_MODELS; i++)
+		if (session_models[i].cxt &&
+			(toastrelid == InvalidOid || session_models[i].toastrelid == toastrelid))
+			session_evict(&session_models[i]);
+}
+
+/* Relcache invalidation: a TOAST table changed, so its value OIDs may be reused. */
+static void
+session_relcache_callback(Datum arg, Oid relid)
+{
+	session_invalidate(relid);
+}
+
+/* DROP EXTENSION mlcnn frees the session cache (other objects pass on). */
+static void
+session_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+					  int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (access == OAT_DROP && classId == ExtensionRelationId &&
+		objectId == get_extension_oid("mlcnn", true))
+		session_invalidate(InvalidOid);
+}
+
+/* Register the session cache's invalidation callback and hook (from _PG_init). */
+void
+MlcnnModelCacheInit(void)
+{
+	CacheRegisterRelcacheCallback(session_relcache_callback, (Datum) 0);
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = session_object_access;
+}
+
+/* Bytes the session cache holds. */
+static Size
+session_bytes(void)
+{
+	Size		n = 0;
+
+	for (int i = 0; i < SESSION_MODELS; i++)
+		n += session_models[i].cxt ? session_models[i].held : 0;
+	return n;
+}
 
 /*
  * The checksum stored in the last four bytes of an out-of-line,
- * uncompressed model, read without detoasting the rest; false if that
- * cannot be had cheaply.
+ * uncompressed model, and its length, read without detoasting the rest;
+ * false if that cannot be had cheaply.
  */
-static bool
-stored_crc(struct varlena *raw, uint32 *crc)
+bool
+MlcnnStoredCrc(struct varlena *raw, uint32 *crc, Size *blob_len)
 {
 	struct varatt_external ext;
 	struct varlena *tail;
@@ -64,6 +134,7 @@ stored_crc(struct varlena *raw, uint32 *crc)
 	len = VARATT_EXTERNAL_GET_EXTSIZE(ext);
 	if (len < 8)
 		return false;
+	*blob_len = len;
 	tail = detoast_attr_slice(raw, (int32) (len - 4), 4);
 	ok = VARSIZE_ANY_EXHDR(tail) == 4;
 	if (ok)
@@ -110,20 +181,38 @@ copy_model(nn_model *dst, const nn_model *src, const nn_allocator *a)
 	return true;
 }
 
-/* Keep a decoded model for the session, in place of the least recently used. */
-static void
-session_put(struct varlena *raw, uint32 crc, const nn_model *m, Size blob_bytes)
+/* The least recently used entry, or an empty one. */
+static SessionModel *
+session_victim(void)
 {
 	SessionModel *e = &session_models[0];
-	MlcnnAlloc	alloc;
-	MemoryContext cxt;
 
 	for (int i = 1; i < SESSION_MODELS && e->cxt; i++)
 		if (session_models[i].cxt == NULL || session_models[i].last_used < e->last_used)
 			e = &session_models[i];
-	if (e->cxt)
-		MemoryContextDelete(e->cxt);
-	e->cxt = NULL;
+	return e;
+}
+
+/*
+ * Keep a decoded model for the session, in place of the least recently
+ * used, evicting more until it fits mlcnn.model_cache_memory.
+ */
+static void
+session_put(struct varlena *raw, uint32 crc, const nn_model *m, Size blob_bytes)
+{
+	Size		limit = (Size) mlcnn_model_cache_memory_kb * 1024;
+	Size		need = m->net.nparams * sizeof(float) + (Size) m->nepochs * sizeof(nn_epoch);
+	SessionModel *e;
+	MlcnnAlloc	alloc;
+	MemoryContext cxt;
+	struct varatt_external ext;
+
+	if (need > limit)
+		return;					/* larger than the whole cache: not kept */
+	session_evict(session_victim());
+	while (session_bytes() + need > limit)
+		session_evict(session_victim());
+	e = session_victim();
 	cxt = AllocSetContextCreate(TopMemoryContext, "mlcnn session model", ALLOCSET_DEFAULT_SIZES);
 	MlcnnAllocInit(&alloc, cxt);
 	if (!copy_model(&e->model, m, &alloc.a))
@@ -133,8 +222,11 @@ session_put(struct varlena *raw, uint32 crc, const nn_model *m, Size blob_bytes)
 	}
 	e->key_len = VARSIZE_EXTERNAL(raw);
 	memcpy(e->key, raw, e->key_len);
+	VARATT_EXTERNAL_GET_POINTER(ext, raw);
+	e->toastrelid = ext.va_toastrelid;
 	e->crc = crc;
 	e->blob_bytes = blob_bytes;
+	e->held = MemoryContextMemAllocated(cxt, true);
 	e->last_used = ++session_clock;
 	e->cxt = cxt;
 }
@@ -167,9 +259,14 @@ MlcnnModelDecode(nn_model *m, bytea *blob, const nn_allocator *a)
 				 errhint("Gradients from compute_gradients() go to update_weights().")));
 }
 
-/* The decoded model for datum d: from *slot if it holds d, else decoded into it. */
+/*
+ * The decoded model for datum d: from *slot if it holds d, else decoded
+ * into it, with inference buffers for up to batch images (fewer when
+ * mlcnn.max_inference_memory says so: mm->batch). accounted: the slot
+ * belongs to an aggregate state, whose memory counts in the training budget.
+ */
 MlcnnModel *
-MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch)
+MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch, bool accounted)
 {
 	struct varlena *raw = (struct varlena *) DatumGetPointer(d);
 	MlcnnModel *mm = *slot;
@@ -178,29 +275,31 @@ MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch)
 	nn_status	st;
 	SessionModel *e;
 	uint32		crc = 0;
+	Size		crc_len;
 	bool		have_crc;
 
-	if (mm && mm->batch >= batch && key_matches(mm, raw))
+	if (mm && mm->want >= batch && key_matches(mm, raw))
 		return mm;
 
 	if (mm == NULL)
 	{
 		mm = MemoryContextAllocZero(parent, sizeof(MlcnnModel));
 		mm->cxt = AllocSetContextCreate(parent, "mlcnn model cache", ALLOCSET_DEFAULT_SIZES);
-		MlcnnAllocInit(&mm->alloc, mm->cxt);
 		*slot = mm;
 	}
 	else
-	{
 		MemoryContextReset(mm->cxt);
+	if (accounted)
+		MlcnnAllocInitAccounted(&mm->alloc, mm->cxt);
+	else
 		MlcnnAllocInit(&mm->alloc, mm->cxt);
-		mm->key = NULL;
-		mm->key_len = 0;
-		mm->batch = 0;
-	}
+	mm->key = NULL;
+	mm->key_len = 0;
+	mm->batch = 0;
+	mm->want = 0;
 
 	old = MemoryContextSwitchTo(mm->cxt);
-	have_crc = stored_crc(raw, &crc);
+	have_crc = MlcnnStoredCrc(raw, &crc, &crc_len);
 	if (have_crc && (e = session_find(raw, crc)) != NULL)
 	{
 		if (!copy_model(&mm->model, &e->model, &mm->alloc.a))
@@ -220,9 +319,11 @@ MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch)
 		if (have_crc)
 			session_put(raw, crc, &mm->model, mm->blob_bytes);
 	}
-	if (nn_work_alloc(&mm->work, &mm->model.net, batch, 0, &mm->alloc.a, &st) != NN_OK)
+	/* the budget, measured before the working memory is allocated */
+	mm->batch = MlcnnFitBatch(&mm->model.net, batch, false, mm->alloc.cur, "the model");
+	if (nn_work_alloc(&mm->work, &mm->model.net, mm->batch, 0, &mm->alloc.a, &st) != NN_OK)
 		MlcnnReportStatus(&st);
-	mm->batch = batch;
+	mm->want = batch;
 	mm->generation++;
 	if (VARATT_IS_EXTERNAL_ONDISK(raw))
 	{
@@ -250,7 +351,7 @@ MlcnnModel *
 MlcnnModelForCall(FunctionCallInfo fcinfo, int argno, int batch)
 {
 	return MlcnnModelGet((MlcnnModel **) &fcinfo->flinfo->fn_extra,
-						 fcinfo->flinfo->fn_mcxt, PG_GETARG_DATUM(argno), batch);
+						 fcinfo->flinfo->fn_mcxt, PG_GETARG_DATUM(argno), batch, false);
 }
 
 /* Serialise m into a new bytea in the current memory context. */
@@ -284,11 +385,13 @@ MlcnnCheckPixels(const nn_model *m, Size len)
 						len, in->h, in->w, in->c, want)));
 }
 
-/* Forward B rows of pixels through the cached model. */
+/* Forward B (<= mm->batch) rows of pixels through the cached model. */
 void
 MlcnnModelForward(MlcnnModel *mm, const uint8_t *const *rows, int B, nn_timing *t)
 {
+	Assert(B <= mm->batch);
 	MlcnnSetThreads(B == 1 ? 1 : 0);
 	nn_load_pixels(mm->work.act[0], rows, B, mm->model.net.input, &mm->model.norm);
-	nn_net_forward(&mm->model.net, mm->model.params, &mm->work, B, 0, NULL, t);
+	if (nn_net_forward(&mm->model.net, mm->model.params, &mm->work, B, 0, NULL, t) != NN_OK)
+		MlcnnReportCancel("the forward pass was cancelled");
 }

@@ -41,6 +41,7 @@ typedef struct BatchState
 	MlcnnModel *mm;				/* the model, decoded once */
 	uint64		generation;		/* mm->generation when first seen */
 	int			nb;				/* rows waiting in the batch */
+	int			cap;			/* rows a batch holds (<= AGG_BATCH, within the budget) */
 	uint8	   *pix;			/* AGG_BATCH * row_bytes */
 	const uint8_t *rows[AGG_BATCH];
 	int32		labels[AGG_BATCH];
@@ -67,38 +68,51 @@ batch_state(FunctionCallInfo fcinfo, bool gradients)
 	MlcnnModel *mm;
 	int			K;
 
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "mlcnn aggregate function called in non-aggregate context");
+	MlcnnAggContext(fcinfo, &aggcxt, gradients ? "compute_gradients" : "evaluate");
 	if (!PG_ARGISNULL(0))
 		s = (BatchState *) PG_GETARG_POINTER(0);
 	else
 	{
 		s = MemoryContextAllocZero(aggcxt, sizeof(BatchState));
 		s->cxt = AllocSetContextCreate(aggcxt, "mlcnn batch state", ALLOCSET_DEFAULT_SIZES);
-		MlcnnAllocInit(&s->alloc, s->cxt);
+		MlcnnAllocInitAccounted(&s->alloc, s->cxt);
 	}
 	if (PG_ARGISNULL(1))
 		return s;
 	/* gradients run in s->work; only evaluate uses the cache's inference buffers */
-	mm = MlcnnModelGet(&s->mm, s->cxt, PG_GETARG_DATUM(1), gradients ? 1 : AGG_BATCH);
+	mm = MlcnnModelGet(&s->mm, s->cxt, PG_GETARG_DATUM(1), gradients ? 1 : AGG_BATCH, true);
 	if (s->pix == NULL)
 	{
 		nn_status	st;
 		const nn_net *net = &mm->model.net;
+		Size		grad_bytes = sizeof(float) * net->nparams;
 
 		s->generation = mm->generation;
 		K = net->classes;
-		old = MemoryContextSwitchTo(s->cxt);
-		s->pix = palloc((Size) AGG_BATCH * net->input.h * net->input.w * net->input.c);
 		if (gradients)
 		{
-			s->grads = palloc0(sizeof(float) * net->nparams);
-			if (nn_work_alloc(&s->work, net, AGG_BATCH, 1, &s->alloc.a, &st) != NN_OK)
+			/* the gradient sums and training buffers, within the inference budget */
+			s->cap = MlcnnFitBatch(net, AGG_BATCH, true, mm->alloc.cur + grad_bytes, "compute_gradients");
+			s->grads = nn_calloc(&s->alloc.a, net->nparams, sizeof(float));
+			if (s->grads == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("out of memory for the gradients of %zu parameters", net->nparams)));
+			if (nn_work_alloc(&s->work, net, s->cap, 1, &s->alloc.a, &st) != NN_OK)
 				MlcnnReportStatus(&st);
 		}
 		else
+		{
+			s->cap = mm->batch;
+			old = MemoryContextSwitchTo(s->cxt);
 			s->confusion = palloc0(sizeof(int64) * K * K);
-		MemoryContextSwitchTo(old);
+			MemoryContextSwitchTo(old);
+		}
+		s->pix = nn_alloc(&s->alloc.a, (Size) s->cap * net->input.h * net->input.w * net->input.c);
+		if (s->pix == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory for a batch of %d rows", s->cap)));
 	}
 	else if (mm->generation != s->generation)
 		ereport(ERROR,
@@ -134,7 +148,7 @@ queue_row(FunctionCallInfo fcinfo, BatchState *s)
 	s->rows[s->nb] = s->pix + s->nb * rb;
 	s->labels[s->nb] = label;
 	s->nb++;
-	return s->nb == AGG_BATCH;
+	return s->nb == s->cap;
 }
 
 /* Run the queued rows: gradients accumulate, or evaluation counts. */
@@ -152,9 +166,11 @@ flush(BatchState *s, bool gradients)
 	if (gradients)
 	{
 		nn_load_pixels(s->work.act[0], s->rows, B, net->input, &mm->model.norm);
-		nn_net_forward(net, mm->model.params, &s->work, B, 0, NULL, &s->t);
+		if (nn_net_forward(net, mm->model.params, &s->work, B, 0, NULL, &s->t) != NN_OK)
+			MlcnnReportCancel("compute_gradients was cancelled");
 		nn_net_loss(net, &s->work, s->labels, B, NULL, &s->t);
-		nn_net_backward(net, mm->model.params, s->grads, &s->work, B, 1.0f, &s->t);
+		if (nn_net_backward(net, mm->model.params, s->grads, &s->work, B, 1.0f, &s->t) != NN_OK)
+			MlcnnReportCancel("compute_gradients was cancelled");
 	}
 	else
 	{
@@ -201,8 +217,7 @@ batch_final(FunctionCallInfo fcinfo, bool gradients)
 	BatchState *s;
 	double		t0;
 
-	if (!AggCheckCallContext(fcinfo, NULL))
-		elog(ERROR, "mlcnn aggregate final function called in non-aggregate context");
+	MlcnnAggContext(fcinfo, NULL, gradients ? "compute_gradients" : "evaluate");
 	if (PG_ARGISNULL(0))
 		return NULL;
 	s = (BatchState *) PG_GETARG_POINTER(0);

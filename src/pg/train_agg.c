@@ -15,10 +15,13 @@
 
 #include <math.h>
 
+#include "access/detoast.h"
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "compat.h"
 #include "mlcnn_pg.h"
@@ -40,6 +43,9 @@ typedef struct TrainState
 	char	   *opt_raw;		/* the options jsonb as given, for equality */
 	Size		opt_len;
 	bytea	   *init;			/* continue from this model, or NULL */
+	uint32		init_crc;		/* its stored checksum: with its length, its identity */
+	int			ninit_keys;		/* TOAST pointers known to hold the same model */
+	char		init_keys[4][TOAST_POINTER_SIZE];
 	bytea	   *result;			/* cached final result */
 	int64		result_rows;
 } TrainState;
@@ -51,7 +57,7 @@ state_create(MemoryContext aggcxt)
 	TrainState *s = MemoryContextAllocZero(aggcxt, sizeof(TrainState));
 
 	s->cxt = AllocSetContextCreate(aggcxt, "mlcnn training rows", ALLOCSET_DEFAULT_SIZES);
-	MlcnnAllocInit(&s->alloc, s->cxt);
+	MlcnnAllocInitAccounted(&s->alloc, s->cxt);
 	nn_rows_init(&s->rows, 0);
 	nn_options_default(&s->opt);
 	return s;
@@ -103,21 +109,89 @@ check_row_options(const TrainState *s, Jsonb *jb)
 					   jb ? VARSIZE_ANY_EXHDR(jb) : 0);
 }
 
-/* Budget check: rows plus the estimated training memory. */
+/* Budget check: these rows plus extra bytes, beside every other aggregate state of the backend. */
 static void
 check_budget(const TrainState *s, Size extra)
 {
-	Size		limit = (Size) mlcnn_max_train_memory_kb * 1024;
-	Size		need = s->rows.bytes + extra;
+	char		detail[128];
 
-	if (mlcnn_max_train_memory_kb > 0 && need > limit)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("training needs %zu kB, more than mlcnn.max_train_memory (%d kB)",
-						need / 1024, mlcnn_max_train_memory_kb),
-				 errdetail("%lld buffered rows of %d bytes take %zu kB.",
-						   (long long) s->rows.n, s->rows.row_bytes, s->rows.bytes / 1024),
-				 errhint("Raise mlcnn.max_train_memory, or train on fewer rows.")));
+	snprintf(detail, sizeof(detail), "%lld buffered rows of %d bytes take %zu kB.",
+			 (long long) s->rows.n, s->rows.row_bytes, s->rows.bytes / 1024);
+	MlcnnCheckTrainBudget(extra, detail);
+}
+
+/* The stored checksum (last four bytes) of a model blob. */
+static uint32
+blob_crc(const bytea *b)
+{
+	const uint8 *p = (const uint8 *) VARDATA_ANY(b) + VARSIZE_ANY_EXHDR(b) - 4;
+
+	if (VARSIZE_ANY_EXHDR(b) < 4)
+		return 0;
+	return (uint32) p[0] | (uint32) p[1] << 8 | (uint32) p[2] << 16 | (uint32) p[3] << 24;
+}
+
+/* Remember a TOAST pointer that holds s->init. */
+static void
+remember_init_key(TrainState *s, struct varlena *raw)
+{
+	if (s->ninit_keys < (int) lengthof(s->init_keys) && VARSIZE_EXTERNAL(raw) <= TOAST_POINTER_SIZE)
+		memcpy(s->init_keys[s->ninit_keys++], raw, VARSIZE_EXTERNAL(raw));
+}
+
+/*
+ * The first non-NULL init_model is copied; every later one must be the
+ * same model (an ERROR 22023 otherwise, so the plan never picks which).
+ * A model is known by its length and the checksum it stores: a TOAST
+ * pointer already seen costs nothing, a new one a four-byte slice read,
+ * an in-line value no copy.
+ */
+static void
+note_init_model(TrainState *s, Datum d)
+{
+	struct varlena *raw = (struct varlena *) DatumGetPointer(d);
+	uint32		crc;
+	Size		len;
+
+	if (s->init != NULL && VARATT_IS_EXTERNAL_ONDISK(raw))
+	{
+		for (int i = 0; i < s->ninit_keys; i++)
+			if (memcmp(s->init_keys[i], raw, VARSIZE_EXTERNAL(raw)) == 0)
+				return;
+		if (MlcnnStoredCrc(raw, &crc, &len))
+		{
+			if (len != VARSIZE(s->init) - VARHDRSZ || crc != s->init_crc)
+				goto differ;
+			remember_init_key(s, raw);
+			return;
+		}
+	}
+	if (s->init == NULL)
+	{
+		bytea	   *init = DatumGetByteaP(d);
+
+		s->init = nn_alloc(&s->alloc.a, VARSIZE(init));
+		if (s->init == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory copying an initial model of %zu bytes", (Size) VARSIZE(init))));
+		memcpy(s->init, init, VARSIZE(init));
+		s->init_crc = blob_crc(s->init);
+		if (VARATT_IS_EXTERNAL_ONDISK(raw))
+			remember_init_key(s, raw);
+		return;
+	}
+	{
+		bytea	   *b = DatumGetByteaPP(d);
+
+		if (VARSIZE_ANY_EXHDR(b) == VARSIZE(s->init) - VARHDRSZ && blob_crc(b) == s->init_crc)
+			return;
+	}
+differ:
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("train_conv2d's init_model must be the same model on every row"),
+			 errhint("Train from one model per call; GROUP BY the model to train several.")));
 }
 
 /* train_conv2d transition: buffer one row (pixels, label[, options[, init_model]]). */
@@ -131,8 +205,7 @@ mlcnn_train_transfn(PG_FUNCTION_ARGS)
 	Size		len;
 	nn_status	st;
 
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "mlcnn_train_transfn called in non-aggregate context");
+	MlcnnAggContext(fcinfo, &aggcxt, "train_conv2d");
 	s = PG_ARGISNULL(0) ? state_create(aggcxt) : (TrainState *) PG_GETARG_POINTER(0);
 
 	/* options: parsed at the first row, then only compared */
@@ -143,13 +216,8 @@ mlcnn_train_transfn(PG_FUNCTION_ARGS)
 		else
 			check_row_options(s, PG_ARGISNULL(3) ? NULL :
 							  (Jsonb *) PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(3)));
-		if (PG_NARGS() > 4 && !PG_ARGISNULL(4) && s->init == NULL)
-		{
-			bytea	   *init = PG_GETARG_BYTEA_P(4);
-
-			s->init = MemoryContextAlloc(s->cxt, VARSIZE(init));
-			memcpy(s->init, init, VARSIZE(init));
-		}
+		if (PG_NARGS() > 4 && !PG_ARGISNULL(4))
+			note_init_model(s, PG_GETARG_DATUM(4));
 	}
 	else if (!s->configured)
 		state_configure(s, NULL);
@@ -209,8 +277,7 @@ mlcnn_train_combinefn(PG_FUNCTION_ARGS)
 			   *s2;
 	nn_status	st;
 
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "mlcnn_train_combinefn called in non-aggregate context");
+	MlcnnAggContext(fcinfo, &aggcxt, "train_conv2d");
 	s1 = PG_ARGISNULL(0) ? NULL : (TrainState *) PG_GETARG_POINTER(0);
 	s2 = PG_ARGISNULL(1) ? NULL : (TrainState *) PG_GETARG_POINTER(1);
 	if (s2 == NULL)
@@ -235,10 +302,15 @@ mlcnn_train_combinefn(PG_FUNCTION_ARGS)
 	}
 	if (nn_rows_merge(&s1->rows, &s2->rows, &s1->alloc.a, &st) != NN_OK)
 		MlcnnReportStatus(&st);
-	if (s1->init == NULL && s2->init != NULL)
+	if (s2->init != NULL)
 	{
-		s1->init = MemoryContextAlloc(s1->cxt, VARSIZE(s2->init));
-		memcpy(s1->init, s2->init, VARSIZE(s2->init));
+		if (s1->init != NULL &&
+			(VARSIZE(s1->init) != VARSIZE(s2->init) || memcmp(s1->init, s2->init, VARSIZE(s1->init)) != 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("train_conv2d's init_model must be the same model on every row")));
+		if (s1->init == NULL)
+			note_init_model(s1, PointerGetDatum(s2->init));
 	}
 	check_budget(s1, 0);
 	MemoryContextDelete(s2->cxt);
@@ -259,8 +331,7 @@ mlcnn_train_serialfn(PG_FUNCTION_ARGS)
 	char	   *p;
 	uint32		u;
 
-	if (!AggCheckCallContext(fcinfo, NULL))
-		elog(ERROR, "mlcnn_train_serialfn called in non-aggregate context");
+	MlcnnAggContext(fcinfo, NULL, "train_conv2d");
 	s = (TrainState *) PG_GETARG_POINTER(0);
 	initlen = s->init ? VARSIZE(s->init) : 0;
 	len = 1 + 4 + s->opt_len + 4 + initlen + nn_rows_serial_size(&s->rows);
@@ -303,8 +374,7 @@ mlcnn_train_deserialfn(PG_FUNCTION_ARGS)
 	uint8		flags;
 	nn_status	st;
 
-	if (!AggCheckCallContext(fcinfo, &aggcxt))
-		elog(ERROR, "mlcnn_train_deserialfn called in non-aggregate context");
+	MlcnnAggContext(fcinfo, &aggcxt, "train_conv2d");
 	if (left < 5)
 		elog(ERROR, "deserialized training state is truncated");
 	flags = (uint8) *p++;
@@ -334,10 +404,12 @@ mlcnn_train_deserialfn(PG_FUNCTION_ARGS)
 		elog(ERROR, "deserialized training state is truncated");
 	if (initlen)
 	{
-		s->init = MemoryContextAlloc(s->cxt, initlen);
+		if (initlen < VARHDRSZ + 4 || (s->init = nn_alloc(&s->alloc.a, initlen)) == NULL)
+			elog(ERROR, "deserialized training state is corrupt or too large");
 		memcpy(s->init, p, initlen);
-		if (VARSIZE(s->init) != initlen)
+		if (VARATT_IS_EXTENDED(s->init) || VARSIZE(s->init) != initlen)
 			elog(ERROR, "deserialized training state is corrupt");
+		s->init_crc = blob_crc(s->init);
 	}
 	p += initlen;
 	left -= initlen;
@@ -382,6 +454,46 @@ hook_epoch(void *ctx, int32_t epoch, int32_t epochs, const nn_epoch *e,
 					(double) e->seconds, images_per_s, eta_s)));
 }
 
+/* what a training is doing, for the error context and progress */
+typedef struct TrainProgress
+{
+	nn_train_phase phase;
+	bool		started;		/* a phase has begun */
+	int64		rows;
+} TrainProgress;
+
+/* the words of each phase, in nn_train_phase order */
+static const char *const phase_words[] = {
+	"sorting the training rows into canonical order",
+	"splitting off the validation rows",
+	"computing normalisation statistics",
+	"training",
+};
+
+/* Phase hook: remember the phase; a NOTICE when mlcnn.progress is on. */
+static void
+hook_phase(void *ctx, nn_train_phase phase)
+{
+	TrainProgress *p = (TrainProgress *) ctx;
+
+	p->phase = phase;
+	p->started = true;
+	if (mlcnn_progress)
+		ereport(NOTICE,
+				(errmsg("%s: %lld rows, %.2f s into the statement", phase_words[phase], (long long) p->rows,
+						(double) (GetCurrentTimestamp() - GetCurrentStatementStartTimestamp()) / 1e6)));
+}
+
+/* Error context: which phase of train_conv2d was interrupted or failed. */
+static void
+train_error_context(void *arg)
+{
+	TrainProgress *p = (TrainProgress *) arg;
+
+	if (p->started)
+		errcontext("train_conv2d %s (%lld rows)", phase_words[p->phase], (long long) p->rows);
+}
+
 /* set_threads hook: OpenBLAS threads, 0 meaning mlcnn.threads */
 static int32_t
 hook_threads(void *ctx, int32_t threads)
@@ -399,15 +511,17 @@ mlcnn_train_finalfn(PG_FUNCTION_ARGS)
 	MlcnnAlloc	alloc;
 	nn_model	model,
 				init;
-	nn_train_hooks hooks = {NULL, hook_batch, hook_epoch, hook_threads};
+	TrainProgress progress = {0};
+	nn_train_hooks hooks = {.ctx = &progress, .on_phase = hook_phase, .on_batch = hook_batch,
+	.on_epoch = hook_epoch, .set_threads = hook_threads};
+	ErrorContextCallback errcb;
 	nn_timing	t = {0};
 	nn_status	st;
 	double		t0 = nn_now();
 	bytea	   *result;
 	Size		peak;
 
-	if (!AggCheckCallContext(fcinfo, NULL))
-		elog(ERROR, "mlcnn_train_finalfn called in non-aggregate context");
+	MlcnnAggContext(fcinfo, NULL, "train_conv2d");
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();		/* no rows at all, like sum() */
 	s = (TrainState *) PG_GETARG_POINTER(0);
@@ -415,7 +529,7 @@ mlcnn_train_finalfn(PG_FUNCTION_ARGS)
 		PG_RETURN_BYTEA_P(copy_bytea(s->result));
 
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlcnn training", ALLOCSET_DEFAULT_SIZES);
-	MlcnnAllocInit(&alloc, cxt);
+	MlcnnAllocInitAccounted(&alloc, cxt);
 	if (s->init)
 		MlcnnModelDecode(&init, s->init, &alloc.a);
 	if (s->rows.n > 0)
@@ -432,8 +546,14 @@ mlcnn_train_finalfn(PG_FUNCTION_ARGS)
 			MlcnnReportStatus(&st);
 		check_budget(s, nn_train_work_bytes(&net, &s->opt, s->rows.n));
 	}
+	progress.rows = s->rows.n;
+	errcb.callback = train_error_context;
+	errcb.arg = &progress;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
 	if (nn_train(&model, &s->rows, &s->opt, s->init ? &init : NULL, &hooks, &t, &alloc.a, &st) != NN_OK)
 		MlcnnReportStatus(&st);
+	error_context_stack = errcb.previous;
 
 	old = MemoryContextSwitchTo(MemoryContextGetParent(s->cxt));
 	result = MlcnnModelToBytea(&model);
