@@ -245,28 +245,42 @@ cmp_rows(const void *pa, const void *pb)
 	return (a > b) - (a < b);
 }
 
-/* Merge the sorted runs a[lo..mid) and a[mid..hi) into out[lo..hi). */
-static void
-merge_runs(int64_t *out, const int64_t *a, int64_t lo, int64_t mid, int64_t hi)
+/*
+ * Merge the sorted runs a[lo..mid) and a[mid..hi) into out[lo..hi),
+ * checking for interrupts every ROWS_CHECK rows merged, counted across
+ * calls in *since (the first passes merge small runs, the last all rows at
+ * once); NN_ERR_CANCELLED when asked to stop.
+ */
+static int
+merge_runs(int64_t *out, const int64_t *a, int64_t lo, int64_t mid, int64_t hi, int64_t *since)
 {
 	int64_t		i = lo,
 				j = mid,
 				k = lo;
 
 	while (i < mid && j < hi)
+	{
+		if (++*since >= ROWS_CHECK)
+		{
+			*since = 0;
+			if (nn_interrupted())
+				return NN_ERR_CANCELLED;
+		}
 		out[k++] = cmp_rows(&a[j], &a[i]) < 0 ? a[j++] : a[i++];
+	}
 	while (i < mid)
 		out[k++] = a[i++];
 	while (j < hi)
 		out[k++] = a[j++];
+	return NN_OK;
 }
 
 /*
  * Put idx[0..n) (row numbers) into canonical order. A qsort over millions
  * of rows cannot be interrupted, so: runs of SORT_RUN rows by qsort, then
  * bottom-up merge passes through tmp (n slots), checking for interrupts
- * between runs and merges. The order is total, so the result is the one
- * any correct sort gives.
+ * between runs and inside the merges. The order is total, so the result is
+ * the one any correct sort gives.
  */
 static int
 sort_canonical(int64_t *idx, int64_t *tmp, int64_t n, const nn_rows *rows, nn_status *st)
@@ -284,26 +298,19 @@ sort_canonical(int64_t *idx, int64_t *tmp, int64_t n, const nn_rows *rows, nn_st
 	}
 	for (int64_t width = SORT_RUN; width < n; width *= 2)
 	{
+		int64_t    *t;
+
 		for (int64_t lo = 0; lo < n; lo += 2 * width)
 		{
 			int64_t		mid = lo + width < n ? lo + width : n;
 			int64_t		hi = lo + 2 * width < n ? lo + 2 * width : n;
 
-			merge_runs(dst, src, lo, mid, hi);
-			since += hi - lo;
-			if (since >= ROWS_CHECK)
-			{
-				since = 0;
-				if (nn_interrupted())
-					goto cancelled;
-			}
+			if (merge_runs(dst, src, lo, mid, hi, &since) != NN_OK)
+				goto cancelled;
 		}
-		{
-			int64_t    *t = src;
-
-			src = dst;
-			dst = t;
-		}
+		t = src;
+		src = dst;
+		dst = t;
 	}
 	if (src != idx)
 		memcpy(idx, src, (size_t) n * sizeof(int64_t));
