@@ -428,8 +428,10 @@ nn_model_free(nn_model *m, const nn_allocator *a)
 {
 	nn_free(a, m->history);
 	nn_free(a, m->params);
+	nn_free(a, m->buffers);
 	m->history = NULL;
 	m->params = NULL;
+	m->buffers = NULL;
 }
 
 /*

@@ -44,6 +44,7 @@ typedef struct nn_model
 	int32_t		nepochs;
 	nn_epoch   *history;		/* nepochs entries */
 	float	   *params;			/* net.nparams floats */
+	float	   *buffers;		/* net.nbuffers floats (running statistics); NULL when 0 */
 } nn_model;
 
 /* exact size in bytes of the serialised form */

@@ -139,6 +139,9 @@ typedef struct nn_layer
 				w_len,
 				b_off,
 				b_len;			/* parameter slices; len 0 if none */
+	size_t		buf_off,
+				buf_len;		/* slice of the net's buffers (batch norm's running
+								 * statistics: state that is not trained); len 0 if none */
 } nn_layer;
 
 /*
@@ -225,6 +228,7 @@ typedef struct nn_net
 	int32_t		nlayers;
 	nn_layer	layers[NN_MAX_LAYERS];
 	size_t		nparams;
+	size_t		nbuffers;		/* floats of non-trained state (running statistics) */
 	char		spec[NN_MAX_SPEC];	/* canonical spec text */
 	nn_bound	per_image;		/* inference bound of one image (nn_net_build) */
 } nn_net;
