@@ -6,8 +6,6 @@
 
 #include <limits.h>
 
-#include <cblas.h>
-
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -18,8 +16,6 @@ int			mlcnn_threads = 0;	/* OpenBLAS threads; 0 = one per core */
 int			mlcnn_max_train_memory_kb = 1024 * 1024;	/* kB; 0 = no limit */
 bool		mlcnn_progress = false; /* NOTICE per epoch */
 
-static int	current_threads = -1;	/* what OpenBLAS was last told */
-
 /* Define the GUCs and reserve the prefix. */
 void
 MlcnnGucInit(void)
@@ -29,7 +25,10 @@ MlcnnGucInit(void)
 							"Used when the training options do not name a thread count, and "
 							"for batched inference (evaluate, compute_gradients). 0 means one "
 							"per core. Single-row functions such as predict always use one "
-							"thread: for one image, waking threads costs more than it saves.",
+							"thread: for one image, waking threads costs more than it saves. "
+							"For a role that is not a superuser, this setting and the threads "
+							"option of train_conv2d are capped at the number of cores the server "
+							"may run on; superusers may ask for up to 256.",
 							&mlcnn_threads,
 							0, 0, 256,
 							PGC_USERSET, 0,
@@ -96,22 +95,6 @@ MlcnnAllocInit(MlcnnAlloc *m, MemoryContext cxt)
 	m->cxt = cxt;
 	m->cur = 0;
 	m->peak = 0;
-}
-
-/* Tell OpenBLAS how many threads to use (0 = mlcnn.threads); returns that count. */
-int
-MlcnnSetThreads(int threads)
-{
-	int			n = threads > 0 ? threads : mlcnn_threads;
-
-	if (n <= 0)
-		n = openblas_get_num_procs();
-	if (n != current_threads)
-	{
-		openblas_set_num_threads(n);
-		current_threads = n;
-	}
-	return n;
 }
 
 /* Raise st as an ERROR, choosing the SQLSTATE from its code. */
