@@ -182,10 +182,10 @@ if [ "$db_ok" -eq 1 ] && [ "$built" -eq 1 ] &&
 	# open() or read(), where neither a cancel nor statement_timeout reaches
 	# it (the server's signal handlers restart system calls): every 10 s, open
 	# the FIFO's other end for a moment, so that such a call returns and its
-	# test fails instead of hanging the run
+	# test fails instead of hanging the run (it stops with this script)
 	watchdog=""
 	if [ -p build/testdata/fifo ]; then
-		(while sleep 10; do exec 3<>build/testdata/fifo; exec 3>&-; done) &
+		(while sleep 10 && kill -0 $$ 2>/dev/null; do exec 3<>build/testdata/fifo; exec 3>&-; done) &
 		watchdog=$!
 	fi
 	shopt -s nullglob
