@@ -3,7 +3,7 @@
 #   1. setup (apt packages, only when missing), build, install
 #   2. the C unit tests of the core (test/nn_test), then again under
 #      ASan/UBSan/LeakSanitizer (test/sanitize.sh, counted as one check)
-#   3. test data (build/testdata: synthetic IDX set and malformed files)
+#   3. test data (build/testdata: synthetic IDX set, malformed files, a FIFO)
 #   4. the embedded cluster (scripts/db.sh), or the server PGHOST/PGPORT name
 #   5. pg_regress (make installcheck: sql/*.sql against expected/*.out)
 #   6. pgTAP (pg_prove over test/pgtap/*.sql in the database mlcnn_test)
@@ -106,8 +106,11 @@ banner "test data (build/testdata)"
 if make data/idxtool >"$LOGS/idxtool.log" 2>&1 &&
 	rm -rf build/testdata &&
 	data/idxtool synth build/testdata/synth 2000 500 1 &&
-	data/idxtool bad build/testdata/bad; then
-	# the server may run as another OS user: everything readable
+	data/idxtool bad build/testdata/bad &&
+	mkfifo build/testdata/fifo; then
+	# fifo: a named pipe nobody writes to, which load_idx must refuse at once
+	# (test/pgtap/load_idx.sql). The server may run as another OS user:
+	# everything readable
 	chmod a+rx build
 	chmod -R a+rX build/testdata
 	ls build/testdata/synth build/testdata/bad
@@ -175,6 +178,16 @@ if [ "$db_ok" -eq 1 ] && [ "$built" -eq 1 ] &&
 		-c 'DROP DATABASE IF EXISTS mlcnn_test' -c 'CREATE DATABASE mlcnn_test' &&
 	psql -X -q -v ON_ERROR_STOP=1 -d mlcnn_test \
 		-c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION mlcnn'; then
+	# a load_idx that blocked on the FIFO of the test data would hang in
+	# open() or read(), where neither a cancel nor statement_timeout reaches
+	# it (the server's signal handlers restart system calls): every 10 s, open
+	# the FIFO's other end for a moment, so that such a call returns and its
+	# test fails instead of hanging the run (it stops with this script)
+	watchdog=""
+	if [ -p build/testdata/fifo ]; then
+		(while sleep 10 && kill -0 $$ 2>/dev/null; do exec 3<>build/testdata/fifo; exec 3>&-; done) &
+		watchdog=$!
+	fi
 	shopt -s nullglob
 	for f in test/pgtap/*.sql; do
 		log="$LOGS/pgtap-$(basename "$f" .sql).log"
@@ -195,6 +208,10 @@ if [ "$db_ok" -eq 1 ] && [ "$built" -eq 1 ] &&
 		fi
 	done
 	shopt -u nullglob
+	if [ -n "$watchdog" ]; then
+		kill "$watchdog" 2>/dev/null || true
+		wait "$watchdog" 2>/dev/null || true
+	fi
 else
 	echo "test.sh: skipped: no server, no installed extension, or mlcnn_test could not be made"
 	count 0 1

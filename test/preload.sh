@@ -12,7 +12,9 @@
 # a normal backend, in parallel workers and in two backends at once, and
 # compares the model bytes (record_times false) and the predictions with the
 # same queries on the embedded cluster of scripts/db.sh, which loads the
-# library on first use. Then it stops and removes the cluster.
+# library on first use. It also checks that the OpenBLAS threads such a
+# forked backend builds block the server's signals. Then it stops and
+# removes the cluster.
 #
 # Needs: the extension installed (make install), build/testdata (scripts/test.sh
 # writes it) and the embedded cluster running (bash scripts/db.sh start).
@@ -224,6 +226,28 @@ got=$(pre_psql mlcnn_preload <<<"$PREDICT_SQL")
 check_eq "$got" "$ref_pred" "predict() with SET mlcnn.threads = 2: the same 500 predictions"
 got=$(pre_psql mlcnn_preload <<<"$EVAL_SQL")
 check_eq "$got" "$ref_eval" "evaluate() with 2 threads: the same number correct"
+# a backend forked by the postmaster starts with OpenBLAS's pool down (its
+# fork handler shut it down in the postmaster); the pool built for the first
+# computation must block PostgreSQL's signals (HUP INT QUIT USR1 USR2 ALRM
+# TERM) in every thread but the backend's own: "unblocked/other threads"
+got=$(pre_psql mlcnn_preload <<'EOF' | tail -n 1
+SET mlcnn.threads = 2;
+SELECT evaluate(m.blob, t.pixels, t.label)->>'correct' FROM pl_model m, pl_test t;
+WITH tasks AS (
+	SELECT t::int AS tid,
+	       ('x' || lpad((regexp_match(pg_read_file('/proc/' || pg_backend_pid() || '/task/' || t || '/status'),
+	                                  'SigBlk:\s+([0-9a-f]+)'))[1], 16, '0'))::bit(64)::bigint AS sigblk
+	FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/task') t),
+     sigs AS (SELECT sum(1::bigint << (s - 1))::bigint AS m FROM unnest(ARRAY[1, 2, 3, 10, 12, 14, 15]) s)
+SELECT count(*) FILTER (WHERE sigblk & m <> m) || '/' || count(*)
+FROM tasks, sigs WHERE tid <> pg_backend_pid();
+EOF
+)
+if [[ $got =~ ^0/[1-9][0-9]*$ ]]; then
+	check 1 "OpenBLAS threads built in a forked backend block the server's signals ($got unblocked/other threads)"
+else
+	check 0 "OpenBLAS threads built in a forked backend block the server's signals (got '$got' unblocked/other threads)"
+fi
 # force_parallel_mode became debug_parallel_query in PostgreSQL 16
 force=force_parallel_mode
 if [ "$(pre_psql postgres -c 'SHOW server_version_num')" -ge 160000 ]; then

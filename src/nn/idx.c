@@ -19,10 +19,17 @@
  * images and labels with different row counts, data that ends before the
  * header's row count. Header parsing works on a memory buffer, so a fuzzer
  * can drive it without files.
+ *
+ * The reader works on descriptors (nn_idx_open_fds, through gzdopen), so a
+ * caller can open the files its own way: the PostgreSQL layer opens them
+ * through fd.c and refuses anything but regular files first. nn_idx_open()
+ * is the plain open() for the standalone tools, which may read pipes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "idx.h"
@@ -175,9 +182,13 @@ gz_read_full(gzFile f, void *buf, size_t len, const char *what, const char *path
 	return (int64_t) got;
 }
 
-/* Open one IDX file and read and check its header. */
+/*
+ * Read and check the header of one IDX file open on *fd. The descriptor
+ * passes to the gzFile in *out (then *fd becomes -1, and gzclose closes it);
+ * if gzdopen fails, *fd stays the caller's.
+ */
 static int
-open_one(gzFile *out, const char *path, int labels, int64_t *n, int32_t *h,
+open_one(gzFile *out, int *fd, const char *path, int labels, int64_t *n, int32_t *h,
 		 int32_t *w, int32_t *c, nn_status *st)
 {
 	uint8_t		hdr[IDX_MAX_HEADER];
@@ -185,13 +196,12 @@ open_one(gzFile *out, const char *path, int labels, int64_t *n, int32_t *h,
 	size_t		need;
 	gzFile		f;
 
-	errno = 0;
-	f = gzopen(path, "rb");
+	f = gzdopen(*fd, "rb");
 	if (f == NULL)
-		return nn_fail(st, NN_ERR_IO, "could not open IDX %s file \"%s\": %s",
-					   kind_name(labels), path,
-					   errno ? strerror(errno) : "out of memory");
+		return nn_fail(st, NN_ERR_NOMEM, "could not open IDX %s file \"%s\": out of memory",
+					   kind_name(labels), path);
 	*out = f;
+	*fd = -1;
 	gzbuffer(f, IDX_GZ_BUFFER);
 
 	/* the magic number first: it says how long the header is */
@@ -212,18 +222,10 @@ open_one(gzFile *out, const char *path, int labels, int64_t *n, int32_t *h,
 	return NN_OK;
 }
 
-/* Open an images file and a labels file and check that they belong together. */
-int
-nn_idx_open(nn_idx *x, const char *images_path, const char *labels_path, nn_status *st)
+/* Check the two paths and copy them into x for messages. */
+static int
+set_paths(nn_idx *x, const char *images_path, const char *labels_path, nn_status *st)
 {
-	int64_t		nlabels;
-	int32_t		lh,
-				lw,
-				lc;
-	gzFile		images = NULL,
-				labels = NULL;
-
-	memset(x, 0, sizeof(*x));
 	if (images_path == NULL || labels_path == NULL)
 		return nn_fail(st, NN_ERR_INVALID, "IDX file path is missing");
 	if (strlen(images_path) >= sizeof(x->images_path))
@@ -234,30 +236,115 @@ nn_idx_open(nn_idx *x, const char *images_path, const char *labels_path, nn_stat
 					   sizeof(x->labels_path) - 1, labels_path);
 	strcpy(x->images_path, images_path);
 	strcpy(x->labels_path, labels_path);
+	return NN_OK;
+}
 
-	if (open_one(&images, images_path, 0, &x->n, &x->h, &x->w, &x->c, st) != NN_OK)
-		goto fail;
-	if (open_one(&labels, labels_path, 1, &nlabels, &lh, &lw, &lc, st) != NN_OK)
-		goto fail;
+/* Take over fd as x's images file and read its header; on failure fd is closed. */
+static int
+attach_images(nn_idx *x, int fd, nn_status *st)
+{
+	gzFile		f = NULL;
+	int			rc = open_one(&f, &fd, x->images_path, 0, &x->n, &x->h, &x->w, &x->c, st);
+
+	x->images = f;
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Take over fd as x's labels file, read its header and match the row counts; on failure fd is closed. */
+static int
+attach_labels(nn_idx *x, int fd, nn_status *st)
+{
+	gzFile		f = NULL;
+	int64_t		nlabels;
+	int32_t		lh,
+				lw,
+				lc;
+	int			rc = open_one(&f, &fd, x->labels_path, 1, &nlabels, &lh, &lw, &lc, st);
+
+	x->labels = f;
+	if (fd >= 0)
+		close(fd);
+	if (rc != NN_OK)
+		return rc;
 	if (nlabels != x->n)
-	{
-		nn_fail(st, NN_ERR_DATA, "IDX images file \"%s\" has %lld rows but labels file \"%s\" has %lld",
-				images_path, (long long) x->n, labels_path, (long long) nlabels);
-		goto fail;
-	}
-	x->images = images;
-	x->labels = labels;
+		return nn_fail(st, NN_ERR_DATA, "IDX images file \"%s\" has %lld rows but labels file \"%s\" has %lld",
+					   x->images_path, (long long) x->n, x->labels_path, (long long) nlabels);
 	x->row_bytes = x->h * x->w * x->c;
 	x->next = 0;
 	return NN_OK;
+}
 
-fail:
-	if (images)
-		gzclose(images);
-	if (labels)
-		gzclose(labels);
+/* Leave x closed and empty after a failed open; returns st's code. */
+static int
+open_failed(nn_idx *x, nn_status *st)
+{
+	nn_idx_close(x);
 	x->n = 0;
 	return st->code;
+}
+
+/* Open an images and a labels descriptor, taken over, and check that they belong together. */
+int
+nn_idx_open_fds(nn_idx *x, int images_fd, int labels_fd, const char *images_path,
+				const char *labels_path, nn_status *st)
+{
+	memset(x, 0, sizeof(*x));
+	if (images_fd < 0 || labels_fd < 0)
+		nn_fail(st, NN_ERR_INVALID, "IDX file descriptor is missing");
+	else if (set_paths(x, images_path, labels_path, st) == NN_OK)
+	{
+		/* from here each attach_* closes its descriptor when it fails */
+		if (attach_images(x, images_fd, st) != NN_OK)
+		{
+			close(labels_fd);
+			return open_failed(x, st);
+		}
+		if (attach_labels(x, labels_fd, st) != NN_OK)
+			return open_failed(x, st);
+		return NN_OK;
+	}
+	/* nothing taken over yet: close what we were given */
+	if (images_fd >= 0)
+		close(images_fd);
+	if (labels_fd >= 0)
+		close(labels_fd);
+	return open_failed(x, st);
+}
+
+/* open(2) one IDX file for reading; returns the descriptor or -1 with st set. */
+static int
+open_path(const char *path, int labels, nn_status *st)
+{
+	int			fd;
+
+	errno = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		nn_fail(st, NN_ERR_IO, "could not open IDX %s file \"%s\": %s",
+				kind_name(labels), path, strerror(errno));
+	return fd;
+}
+
+/*
+ * Open an images file and a labels file by path and check that they belong
+ * together; the images file's header is checked before the labels file is
+ * opened.
+ */
+int
+nn_idx_open(nn_idx *x, const char *images_path, const char *labels_path, nn_status *st)
+{
+	int			fd;
+
+	memset(x, 0, sizeof(*x));
+	if (set_paths(x, images_path, labels_path, st) != NN_OK)
+		return open_failed(x, st);
+	if ((fd = open_path(images_path, 0, st)) < 0 || attach_images(x, fd, st) != NN_OK)
+		return open_failed(x, st);
+	if ((fd = open_path(labels_path, 1, st)) < 0 || attach_labels(x, fd, st) != NN_OK)
+		return open_failed(x, st);
+	return NN_OK;
 }
 
 /* Read the next row into pixels (row_bytes) and *label: 1 row, 0 at the end, -1 on error. */

@@ -28,9 +28,19 @@ int			nn_idx_parse_header(const uint8_t *buf, size_t len, int labels,
 								int64_t *n, int32_t *h, int32_t *w, int32_t *c,
 								const char *path, nn_status *st);
 
+/* open an images and a labels file by path (plain open(2), blocking: pipes work too) */
 int			nn_idx_open(nn_idx *x, const char *images_path, const char *labels_path, nn_status *st);
+
+/*
+ * The same on two descriptors open for reading, which the reader takes over:
+ * nn_idx_close closes them, and so does a failed open, always. The paths only
+ * name the files in messages.
+ */
+int			nn_idx_open_fds(nn_idx *x, int images_fd, int labels_fd, const char *images_path,
+							const char *labels_path, nn_status *st);
 /* read the next row into pixels (row_bytes) and *label; returns 1 row, 0 at end, -1 error */
 int			nn_idx_next(nn_idx *x, uint8_t *pixels, int32_t *label, nn_status *st);
+/* close both files; safe to call twice and after a failed open */
 void		nn_idx_close(nn_idx *x);
 
 #endif							/* MLCNN_IDX_H */

@@ -1,12 +1,10 @@
 /*
- * guc.c: the mlcnn.* settings, the allocator over memory contexts, and the
- * translation of core status codes into SQLSTATEs.
+ * guc.c: the mlcnn.* settings and the translation of core status codes
+ * into SQLSTATEs.
  */
 #include "postgres.h"
 
 #include <limits.h>
-
-#include <cblas.h>
 
 #include "miscadmin.h"
 #include "utils/guc.h"
@@ -21,8 +19,6 @@ int			mlcnn_max_inference_memory_kb = 256 * 1024; /* kB; 0 = no limit */
 int			mlcnn_model_cache_memory_kb = 64 * 1024;	/* kB; 0 = no session cache */
 bool		mlcnn_progress = false; /* NOTICE per epoch */
 
-static int	current_threads = -1;	/* what OpenBLAS was last told */
-
 /* Define the GUCs and reserve the prefix. */
 void
 MlcnnGucInit(void)
@@ -32,7 +28,10 @@ MlcnnGucInit(void)
 							"Used when the training options do not name a thread count, and "
 							"for batched inference (evaluate, compute_gradients). 0 means one "
 							"per core. Single-row functions such as predict always use one "
-							"thread: for one image, waking threads costs more than it saves.",
+							"thread: for one image, waking threads costs more than it saves. "
+							"For a role that is not a superuser, this setting and the threads "
+							"option of train_conv2d are capped at the number of cores the server "
+							"may run on; superusers may ask for up to 256.",
 							&mlcnn_threads,
 							0, 0, 256,
 							PGC_USERSET, 0,
@@ -83,22 +82,6 @@ MlcnnGucInit(void)
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("mlcnn");
-}
-
-/* Tell OpenBLAS how many threads to use (0 = mlcnn.threads); returns that count. */
-int
-MlcnnSetThreads(int threads)
-{
-	int			n = threads > 0 ? threads : mlcnn_threads;
-
-	if (n <= 0)
-		n = openblas_get_num_procs();
-	if (n != current_threads)
-	{
-		openblas_set_num_threads(n);
-		current_threads = n;
-	}
-	return n;
 }
 
 /* Raise the error of a cancelled core call. */

@@ -7,8 +7,20 @@
  * SRF's multi_call_memory_ctx and holds one row at a time. Called in the
  * select list (`SELECT (load_idx(...)).*`), rows stream one by one and a
  * LIMIT stops the reading; in FROM, PostgreSQL's function scan first collects
- * the rows in a tuplestore, which spills to disk beyond work_mem. The files
- * are zlib handles outside any memory context; a reset callback on that
+ * the rows in a tuplestore, which spills to disk beyond work_mem.
+ *
+ * Nothing here may block: a FIFO with no writer, a terminal or a device
+ * would hang the backend in open() or read(), out of reach of cancel and
+ * statement_timeout. So only regular files are read. Each path is checked
+ * with stat() before it is opened, opened through fd.c (OpenTransientFile,
+ * so the descriptor is counted and an error closes it) with O_NONBLOCK, so
+ * that even a path swapped for a FIFO in between cannot block the open, and
+ * checked again with fstat() on the descriptor; then O_NONBLOCK is cleared.
+ * zlib's gzclose closes the descriptor it reads, and fd.c has no way to let
+ * go of a transient file without closing it, so zlib gets a duplicate,
+ * counted with AcquireExternalFD, and the transient file is closed at once:
+ * every descriptor has one owner that closes it exactly once. The duplicates
+ * live in zlib handles outside any memory context; a reset callback on that
  * context closes them when the query ends early or aborts.
  *
  * Reading a file on the server is what COPY FROM a file does, and it is
@@ -19,10 +31,15 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "catalog/pg_authid.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -35,18 +52,117 @@ PG_FUNCTION_INFO_V1(load_idx);
 /* what lives across calls */
 typedef struct LoadIdxState
 {
-	nn_idx		idx;
+	nn_idx		idx;			/* the two zlib handles, once open */
+	int			fds[2];			/* descriptors not yet handed to idx, or -1 */
+	int			external;		/* descriptors counted with AcquireExternalFD */
 	uint8	   *pixels;			/* row_bytes scratch */
 	MemoryContextCallback cb;
 } LoadIdxState;
+
+/* Close the files and stop counting their descriptors; safe to call again. */
+static void
+LoadIdxClose(LoadIdxState *state)
+{
+	nn_idx_close(&state->idx);
+	for (int i = 0; i < 2; i++)
+	{
+		if (state->fds[i] >= 0)
+			close(state->fds[i]);
+		state->fds[i] = -1;
+	}
+	for (; state->external > 0; state->external--)
+		ReleaseExternalFD();
+}
 
 /* Reset callback of the SRF's context: close the files whatever happened. */
 static void
 LoadIdxCleanup(void *arg)
 {
-	LoadIdxState *state = (LoadIdxState *) arg;
+	LoadIdxClose((LoadIdxState *) arg);
+}
 
-	nn_idx_close(&state->idx);
+/* What a file that is not a regular file is, for messages. */
+static const char *
+FileKind(mode_t mode)
+{
+	if (S_ISDIR(mode))
+		return "directory";
+	if (S_ISFIFO(mode))
+		return "named pipe (FIFO)";
+	if (S_ISCHR(mode))
+		return "character device";
+	if (S_ISBLK(mode))
+		return "block device";
+	if (S_ISSOCK(mode))
+		return "socket";
+	return "special file";
+}
+
+/* Refuse anything but a regular file: reading a FIFO or a device can block. */
+static void
+CheckRegularFile(const struct stat *st, const char *path, const char *what)
+{
+	if (!S_ISREG(st->st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("IDX %s file \"%s\" is not a regular file", what, path),
+				 errdetail("It is a %s. load_idx reads only regular files, so that reading cannot block the server.",
+						   FileKind(st->st_mode)),
+				 S_ISDIR(st->st_mode) ? 0 :
+				 errhint("To load from a pipe, use psql's \\copy with FROM PROGRAM 'data/idxtool copy IMAGES LABELS' on the client.")));
+}
+
+/*
+ * Open one IDX file without blocking into state->fds[slot]: a descriptor of
+ * a regular file, in blocking mode, counted as an external descriptor.
+ */
+static void
+OpenIdxFile(LoadIdxState *state, int slot, const char *path, const char *what)
+{
+	struct stat st;
+	int			fd;
+	int			flags;
+
+	/* refuse a FIFO or a device before open() could block on it */
+	if (stat(path, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open IDX %s file \"%s\": %m", what, path)));
+	CheckRegularFile(&st, path, what);
+
+	/* O_NONBLOCK: the path may have been replaced by a FIFO since */
+	fd = OpenTransientFile(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open IDX %s file \"%s\": %m", what, path)));
+	/* until CloseTransientFile, an error leaves fd to fd.c, which closes it */
+	if (fstat(fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat IDX %s file \"%s\": %m", what, path)));
+	CheckRegularFile(&st, path, what);
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not set IDX %s file \"%s\" to blocking mode: %m", what, path)));
+
+	/* zlib closes what it reads: give it a duplicate of its own */
+	if (!AcquireExternalFD())
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open IDX %s file \"%s\": %m", what, path)));
+	state->external++;
+	state->fds[slot] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (state->fds[slot] < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not duplicate the descriptor of IDX %s file \"%s\": %m", what, path)));
+	if (CloseTransientFile(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close IDX %s file \"%s\": %m", what, path)));
 }
 
 /* Refuse roles that may not read server files, like COPY FROM a file. */
@@ -92,12 +208,26 @@ load_idx(PG_FUNCTION_ARGS)
 		labels_path = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
 		state = palloc0(sizeof(LoadIdxState));
-		if (nn_idx_open(&state->idx, images_path, labels_path, &st) != NN_OK)
-			MlcnnReportStatus(&st);
-		/* from here on the files are open: make sure they get closed */
+		state->fds[0] = state->fds[1] = -1;
+		/* from here on, whatever happens, what gets opened gets closed */
 		state->cb.func = LoadIdxCleanup;
 		state->cb.arg = state;
 		MemoryContextRegisterResetCallback(funcctx->multi_call_memory_ctx, &state->cb);
+		OpenIdxFile(state, 0, images_path, "images");
+		OpenIdxFile(state, 1, labels_path, "labels");
+		{
+			int			images_fd = state->fds[0],
+						labels_fd = state->fds[1];
+
+			/* the reader takes both over, and closes them if it fails */
+			state->fds[0] = state->fds[1] = -1;
+			if (nn_idx_open_fds(&state->idx, images_fd, labels_fd, images_path, labels_path,
+								&st) != NN_OK)
+			{
+				LoadIdxClose(state);
+				MlcnnReportStatus(&st);
+			}
+		}
 		if (state->idx.n > (int64) PG_INT32_MAX + 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -119,12 +249,12 @@ load_idx(PG_FUNCTION_ARGS)
 	r = nn_idx_next(&state->idx, state->pixels, &label, &st);
 	if (r < 0)
 	{
-		nn_idx_close(&state->idx);
+		LoadIdxClose(state);
 		MlcnnReportStatus(&st);
 	}
 	if (r == 0)
 	{
-		nn_idx_close(&state->idx);
+		LoadIdxClose(state);
 		SRF_RETURN_DONE(funcctx);
 	}
 	else

@@ -12,11 +12,12 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* Load-time set-up: GUCs first, hooks last. */
+/* Load-time set-up: GUCs first, then OpenBLAS's threads, hooks last. */
 void
 _PG_init(void)
 {
 	MlcnnGucInit();
+	MlcnnThreadsInit();
 	MlcnnInterruptsInit();
 	MlcnnModelCacheInit();
 	MlcnnExplainInit();			/* hooks: keep last */

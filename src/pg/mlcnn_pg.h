@@ -54,7 +54,16 @@ int			MlcnnAggContext(FunctionCallInfo fcinfo, MemoryContext *aggcxt, const char
 /* point the core's interrupt poll at PostgreSQL's flags */
 void		MlcnnInterruptsInit(void);
 
-/* set the OpenBLAS thread count (0 = the mlcnn.threads setting); returns it */
+/* ------------------------------------------------------------ threads.c */
+
+/* rebuild OpenBLAS's thread pool with every signal blocked (from _PG_init) */
+void		MlcnnThreadsInit(void);
+
+/*
+ * Set the OpenBLAS thread count (0 = the mlcnn.threads setting), capped at
+ * the cores for roles that are not superusers; returns the count in force.
+ * Call before computing: it also rebuilds a pool that a fork took down.
+ */
 int			MlcnnSetThreads(int threads);
 
 /* ------------------------------------------------------------ model_cache.c */

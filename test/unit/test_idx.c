@@ -2,6 +2,7 @@
  * test_idx.c: the IDX reader on files written here (gzip and raw) whose
  * content is known by construction, and on every kind of broken file.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -215,6 +216,71 @@ T_CASE(idx_missing_file)
 	expect_open_error(lp, "/tmp/mlcnn_test_idx_no_labels", NN_ERR_DATA, lp,
 					  "not an IDX images file", "labels given as images");
 	expect_open_error("/tmp", lp, NN_ERR_IO, "\"/tmp\"", "directory", "a directory");
+	unlink(lp);
+}
+
+/* Is fd an open descriptor? */
+static int
+fd_is_open(int fd)
+{
+	return fcntl(fd, F_GETFD) != -1;
+}
+
+/* nn_idx_open_fds reads from descriptors it takes over and closes them on every path */
+T_CASE(idx_open_fds)
+{
+	static uint8_t ibuf[1 << 12],
+				lbuf[64];
+	char		ip[64],
+				lp[64];
+	nn_idx		x;
+	nn_status	st = {0};
+	uint8_t		row[64];
+	int32_t		label;
+	int			ifd,
+				lfd,
+				rows = 0;
+
+	tmp_path(ip, sizeof(ip), "img");
+	tmp_path(lp, sizeof(lp), "lab");
+	T_OK(write_file(ip, ibuf, build_images(ibuf, 5, 3, 3, 0, 5), 1), "write images file");
+	T_OK(write_file(lp, lbuf, build_labels(lbuf, 5, 5), 0), "write labels file");
+
+	/* a good pair: the rows as written, the descriptors closed with the reader */
+	ifd = open(ip, O_RDONLY);
+	lfd = open(lp, O_RDONLY);
+	T_OK(nn_idx_open_fds(&x, ifd, lfd, ip, lp, &st) == NN_OK, "open from descriptors: %s", st.msg);
+	while (nn_idx_next(&x, row, &label, &st) == 1)
+		rows += row[0] == pix(rows, 0) && label == lab(rows);
+	T_OK(rows == 5, "5 rows as written from descriptors (got %d)", rows);
+	nn_idx_close(&x);
+	T_OK(!fd_is_open(ifd) && !fd_is_open(lfd), "nn_idx_close closes both descriptors");
+
+	/* a bad labels header: both closed, the message names the path given */
+	ifd = open(ip, O_RDONLY);
+	lfd = open(ip, O_RDONLY);
+	T_OK(nn_idx_open_fds(&x, ifd, lfd, ip, "labels-name", &st) == NN_ERR_DATA &&
+		 strstr(st.msg, "\"labels-name\" is not an IDX labels file") != NULL,
+		 "a bad labels file fails naming the path given: %s", st.msg);
+	T_OK(!fd_is_open(ifd) && !fd_is_open(lfd) && x.images == NULL && x.labels == NULL,
+		 "a failed open closes both descriptors");
+
+	/* a bad images header: the labels descriptor, not yet read, is closed too */
+	ifd = open(lp, O_RDONLY);
+	lfd = open(lp, O_RDONLY);
+	T_OK(nn_idx_open_fds(&x, ifd, lfd, "images-name", lp, &st) == NN_ERR_DATA,
+		 "a bad images file fails: %s", st.msg);
+	T_OK(!fd_is_open(ifd) && !fd_is_open(lfd), "and closes both descriptors");
+
+	/* a missing descriptor or path: what was given is still closed */
+	lfd = open(lp, O_RDONLY);
+	T_OK(nn_idx_open_fds(&x, -1, lfd, ip, lp, &st) == NN_ERR_INVALID, "a missing descriptor: %s", st.msg);
+	T_OK(!fd_is_open(lfd), "the other descriptor is closed");
+	ifd = open(ip, O_RDONLY);
+	lfd = open(lp, O_RDONLY);
+	T_OK(nn_idx_open_fds(&x, ifd, lfd, ip, NULL, &st) == NN_ERR_INVALID, "a missing path: %s", st.msg);
+	T_OK(!fd_is_open(ifd) && !fd_is_open(lfd), "both descriptors are closed");
+	unlink(ip);
 	unlink(lp);
 }
 
