@@ -72,7 +72,7 @@ test_accuracy(const nn_model *m, const nn_rows *rows)
 			w.labels[b] = nn_rows_label(rows, s + b);
 		}
 		nn_load_pixels(w.act[0], batch, B, m->net.input, &m->norm);
-		nn_net_forward(&m->net, m->params, &w, B, 0, NULL, NULL);
+		nn_net_forward(&m->net, m->params, NULL, &w, B, 0, NULL, NULL);
 		nn_net_loss(&m->net, &w, w.labels, B, &correct, NULL);
 	}
 	nn_work_free(&w, &nn_malloc_allocator);

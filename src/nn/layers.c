@@ -340,12 +340,21 @@ conv_is_pointwise(const nn_layer *L)
 	return L->kernel == 1 && L->stride == 1 && L->pad == 0;
 }
 
+/* channel groups of a conv layer (0, as in a zeroed nn_layer, means 1) */
+static inline int
+conv_groups(const nn_layer *L)
+{
+	return L->groups > 1 ? L->groups : 1;
+}
+
 /*
  * conv forward: inp (C,B,H,W) -> out (OC,B,OH,OW), leaving the im2col
  * matrix in col for backward. For a pointwise conv (1x1, stride 1, pad 0)
  * col would equal inp: forward then copies inp into col unless col is NULL
  * or col == inp, so a caller may skip the copy by passing the forward's
- * input as col to backward.
+ * input as col to backward. With G groups, group g's OC/G filters see
+ * only its C/G input channels: rows g*C/G*K*K.. of col, one gemm each
+ * (weights (OC, C/G, K, K), as PyTorch).
  */
 void
 nn_conv2d_forward(float *out, float *col, const float *inp,
@@ -359,8 +368,10 @@ nn_conv2d_forward(float *out, float *col, const float *inp,
 				OH = L->out.h,
 				OW = L->out.w;
 	int			K = L->kernel;
+	int			G = conv_groups(L);
 	int			N = B * OH * OW;
-	int			KK = C * K * K;
+	int			KKg = C / G * K * K;
+	int			OCg = OC / G;
 	const float *a;
 
 	if (conv_is_pointwise(L))
@@ -384,32 +395,15 @@ nn_conv2d_forward(float *out, float *col, const float *inp,
 		for (int i = 0; i < N; i++)
 			o[i] = v;
 	}
-	sgemm(CblasNoTrans, CblasNoTrans, OC, N, KK, 1.0f, weight, KK, a, N, 1.0f, out, N);
+	for (int g = 0; g < G; g++)
+		sgemm(CblasNoTrans, CblasNoTrans, OCg, N, KKg, 1.0f, weight + (size_t) g * OCg * KKg, KKg,
+			  a + (size_t) g * KKg * N, N, 1.0f, out + (size_t) g * OCg * N, N);
 }
 
-/*
- * conv backward: dweight += dout x col^T, dbias += row sums of dout, and
- * when dinp is not NULL dinp += col2im(W^T x dout) (dcol is the scratch for
- * W^T x dout; a pointwise conv gemms straight into dinp instead).
- */
-void
-nn_conv2d_backward(float *dinp, float *dweight, float *dbias, float *dcol,
-				   const float *dout, const float *col,
-				   const float *weight, const nn_layer *L, int B)
+/* dweight (OC,KK) += dout (OC,N) x col (KK,N)^T for one group */
+static void
+conv_dweight(float *dweight, const float *dout, const float *col, int OC, int KK, int N)
 {
-	int			C = L->in.c,
-				H = L->in.h,
-				W = L->in.w;
-	int			OC = L->out.c,
-				OH = L->out.h,
-				OW = L->out.w;
-	int			K = L->kernel;
-	int			N = B * OH * OW;
-	int			KK = C * K * K;
-
-	for (int oc = 0; oc < OC; oc++)
-		dbias[oc] += sum_floats(dout + (size_t) oc * N, N);
-
 	if (KK < OC && (size_t) KK * OC <= DW_SCRATCH)
 	{
 		/*
@@ -426,15 +420,50 @@ nn_conv2d_backward(float *dinp, float *dweight, float *dbias, float *dcol,
 	}
 	else
 		sgemm(CblasNoTrans, CblasTrans, OC, KK, N, 1.0f, dout, N, col, N, 1.0f, dweight, KK);
+}
+
+/*
+ * conv backward: dweight += dout x col^T, dbias += row sums of dout, and
+ * when dinp is not NULL dinp += col2im(W^T x dout) (dcol is the scratch for
+ * W^T x dout; a pointwise conv gemms straight into dinp instead), group by
+ * group.
+ */
+void
+nn_conv2d_backward(float *dinp, float *dweight, float *dbias, float *dcol,
+				   const float *dout, const float *col,
+				   const float *weight, const nn_layer *L, int B)
+{
+	int			C = L->in.c,
+				H = L->in.h,
+				W = L->in.w;
+	int			OC = L->out.c,
+				OH = L->out.h,
+				OW = L->out.w;
+	int			K = L->kernel;
+	int			G = conv_groups(L);
+	int			N = B * OH * OW;
+	int			KKg = C / G * K * K;
+	int			OCg = OC / G;
+	int			Cg = C / G;
+
+	for (int oc = 0; oc < OC; oc++)
+		dbias[oc] += sum_floats(dout + (size_t) oc * N, N);
+	for (int g = 0; g < G; g++)
+		conv_dweight(dweight + (size_t) g * OCg * KKg, dout + (size_t) g * OCg * N,
+					 col + (size_t) g * KKg * N, OCg, KKg, N);
 
 	if (dinp == NULL)
 		return;
 	if (conv_is_pointwise(L))
 	{
-		sgemm(CblasTrans, CblasNoTrans, C, N, OC, 1.0f, weight, C, dout, N, 1.0f, dinp, N);
+		for (int g = 0; g < G; g++)
+			sgemm(CblasTrans, CblasNoTrans, Cg, N, OCg, 1.0f, weight + (size_t) g * OCg * Cg, Cg,
+				  dout + (size_t) g * OCg * N, N, 1.0f, dinp + (size_t) g * Cg * N, N);
 		return;
 	}
-	sgemm(CblasTrans, CblasNoTrans, KK, N, OC, 1.0f, weight, KK, dout, N, 0.0f, dcol, N);
+	for (int g = 0; g < G; g++)
+		sgemm(CblasTrans, CblasNoTrans, KKg, N, OCg, 1.0f, weight + (size_t) g * OCg * KKg, KKg,
+			  dout + (size_t) g * OCg * N, N, 0.0f, dcol + (size_t) g * KKg * N, N);
 	col2im(dinp, dcol, C, B, H, W, K, L->stride, L->pad, OH, OW);
 }
 

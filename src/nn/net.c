@@ -1,20 +1,32 @@
 /*
- * net.c: a whole network over a mini-batch: working memory, input loading,
- * forward, loss and backward passes, and weight initialisation.
+ * net.c: a network over a mini-batch: the buffer planner and working
+ * memory, the resource bound, input loading, forward, loss and backward.
  *
- * The net is a flat list of layers (nn_net from nn_net_build). Activations
- * act[0..nlayers] are one buffer per layer boundary, sized for the batch
- * capacity (relu shares its input's); in training the gradients dact[]
- * alternate between two buffers (a relu's, again, in place). Backward walks the list in reverse and
- * skips input gradients that nothing upstream needs (the first convolution
- * never computes one, which saves its largest gemm).
+ * The network is a graph of nodes (spec.c builds it) run in node order;
+ * what a node does comes from its op (ops.h). Tensors are one buffer each
+ * per batch: spatial (C,B,H,W), flat (B,N). The planner lays every buffer
+ * of a batch (activations, their gradients, each op's kept state and
+ * scratch) into one arena from their lifetimes over a timeline of forward
+ * steps then backward steps, ggml-alloc style: a buffer's memory is given
+ * to another once its last reader has run, largest buffers placed first,
+ * each at the lowest offset free for its whole lifetime. A relu whose
+ * input nothing else reads works in place, forward and backward. With no
+ * memory behind it the same plan is the measure pass of the resource
+ * bound, so the bound and the allocation never disagree.
+ *
+ * Backward walks the nodes in reverse, accumulating into the gradients of
+ * their inputs (zeroed by their last reader, which runs first), and skips
+ * inputs no parameter lies upstream of (the first convolution never
+ * computes its input gradient, which saves its largest gemm).
  */
 #include <math.h>
 #include <string.h>
 
-#include "nn.h"
+#include "ops.h"
 
 #define Max(a, b) ((a) > (b) ? (a) : (b))
+#define PLAN_ALIGN 64			/* bytes */
+#define PLAN_MAX (8 * NN_MAX_LAYERS + 8)	/* buffers of one plan */
 
 /* a * b, saturating at SIZE_MAX instead of wrapping */
 static inline size_t
@@ -32,150 +44,295 @@ sat_add(size_t a, size_t b)
 	return a > SIZE_MAX - b ? SIZE_MAX : a + b;
 }
 
-/* number of floats one image occupies at boundary i (0 = input) */
+/* number of floats one image occupies in tensor t (0 = input) */
 static size_t
-boundary_elems(const nn_net *net, int i)
+tensor_elems(const nn_net *net, int t)
 {
-	const nn_shape *s = (i == 0) ? &net->input : &net->layers[i - 1].out;
+	nn_shape	s = nn_tensor_shape(net, t);
 
-	return sat_mul(sat_mul((size_t) s->h, (size_t) s->w), (size_t) s->c);
+	return sat_mul(sat_mul((size_t) s.h, (size_t) s.w), (size_t) s.c);
 }
 
-/* floats of the im2col buffer of a conv layer for B images; 0 for 1x1 */
-static size_t
-col_elems(const nn_layer *L, int B)
-{
-	if (L->kind != NN_CONV)
-		return 0;
-	if (L->kernel == 1 && L->stride == 1 && L->pad == 0)
-		return 0;
-	return sat_mul(sat_mul((size_t) L->in.c * L->kernel * L->kernel, (size_t) B),
-				   (size_t) L->out.h * L->out.w);
-}
+/* ---------------------------------------------------------------- graph facts */
 
-/* Does layer i need the gradient of its input (is there a parameter upstream)? */
+/* what the planner and the passes need to know about the graph */
+typedef struct graph_facts
+{
+	int			last_fwd[NN_MAX_LAYERS + 1];	/* last node reading tensor t (-1: none) */
+	int			readers[NN_MAX_LAYERS + 1]; /* nodes reading tensor t */
+	int			needs_grad[NN_MAX_LAYERS + 1];	/* a parameter lies upstream of t */
+	int			inplace[NN_MAX_LAYERS]; /* node i writes over its input */
+} graph_facts;
+
+/* what backward of node i reads (NN_BWD_*) */
 static int
-needs_dinp(const nn_net *net, int i)
+bwd_reads(const nn_net *net, int i)
 {
-	for (int j = 0; j < i; j++)
-		if (net->layers[j].w_len > 0)
-			return 1;
-	return 0;
+	const nn_op *op = nn_op_of(net->layers[i].kind);
+
+	return op->bwd_reads ? op->bwd_reads(&net->layers[i]) : 0;
+}
+
+/* Readers, gradients needed and in-place nodes of net. */
+static void
+graph_study(const nn_net *net, graph_facts *g)
+{
+	int			n = net->nlayers;
+
+	for (int t = 0; t <= n; t++)
+	{
+		g->last_fwd[t] = -1;
+		g->readers[t] = 0;
+		g->needs_grad[t] = 0;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		const nn_layer *L = &net->layers[i];
+		int			up = L->w_len > 0;
+
+		for (int k = 0; k < L->nin; k++)
+		{
+			g->last_fwd[L->inputs[k]] = i;
+			g->readers[L->inputs[k]]++;
+			up |= g->needs_grad[L->inputs[k]];
+		}
+		g->needs_grad[i + 1] = up;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		const nn_layer *L = &net->layers[i];
+		int			t = L->inputs[0];
+
+		/* in place: the only reader of an input whose producer does not read it back */
+		g->inplace[i] = nn_op_of(L->kind)->inplace && L->nin == 1 && g->readers[t] == 1 &&
+			(t == 0 || !(bwd_reads(net, t - 1) & NN_BWD_OUTPUT));
+	}
+}
+
+/* ---------------------------------------------------------------- planner */
+
+/* one buffer to place: bytes, lifetime [start, end] in steps, where its address goes */
+typedef struct plan_req
+{
+	size_t		bytes;
+	int			start;
+	int			end;
+	void	  **slot;
+	size_t		off;
+} plan_req;
+
+typedef struct plan
+{
+	plan_req	req[PLAN_MAX];
+	int			n;
+	int			overflow;		/* a size saturated */
+} plan;
+
+/* Ask for n elements of size sz living over [start, end], their address into *slot. */
+static plan_req *
+plan_take(plan *p, size_t n, size_t sz, int start, int end, void **slot)
+{
+	plan_req   *r;
+
+	if (n == 0)
+	{
+		*slot = NULL;
+		return NULL;
+	}
+	r = &p->req[p->n++];
+	r->bytes = sat_mul(n, sz);
+	if (r->bytes == SIZE_MAX)
+		p->overflow = 1;
+	r->start = start;
+	r->end = end;
+	r->slot = slot;
+	return r;
+}
+
+/* Offsets for every request: largest first, each at the lowest free offset; returns the arena size. */
+static size_t
+plan_place(plan *p)
+{
+	int			order[PLAN_MAX];
+	size_t		total = 0;
+
+	for (int i = 0; i < p->n; i++)
+		order[i] = i;
+	/* insertion sort, largest first, ties in request order: the same plan every time */
+	for (int i = 1; i < p->n; i++)
+		for (int j = i; j > 0 && p->req[order[j]].bytes > p->req[order[j - 1]].bytes; j--)
+		{
+			int			t = order[j];
+
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	for (int a = 0; a < p->n; a++)
+	{
+		plan_req   *r = &p->req[order[a]];
+		size_t		bytes = sat_add(r->bytes, PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN;
+		size_t		off = 0;
+		int			moved = 1;
+
+		/* the lowest offset clear of every placed buffer alive at the same time */
+		while (moved)
+		{
+			moved = 0;
+			for (int b = 0; b < a; b++)
+			{
+				const plan_req *q = &p->req[order[b]];
+				size_t		qbytes = sat_add(q->bytes, PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN;
+
+				if (q->end < r->start || r->end < q->start)
+					continue;	/* never alive together */
+				if (off < sat_add(q->off, qbytes) && q->off < sat_add(off, bytes))
+				{
+					off = sat_add(q->off, qbytes);
+					moved = 1;
+				}
+			}
+		}
+		r->off = off;
+		total = Max(total, sat_add(off, bytes));
+	}
+	return total;
 }
 
 /*
- * One buffer of n elements of size sz, counted in w->bytes and remembered
- * for nn_work_free. With a NULL allocator it only counts.
- */
-static void *
-work_take(nn_work *w, const nn_allocator *a, size_t n, size_t sz, int *failed)
-{
-	void	   *p;
-
-	if (n == 0 || *failed)
-		return NULL;
-	w->bytes = sat_add(w->bytes, sat_mul(n, sz));
-	if (a == NULL)
-		return NULL;
-	p = nn_calloc(a, n, sz);
-	if (p == NULL)
-		*failed = 1;
-	else
-		w->owned[w->nowned++] = p;
-	return p;
-}
-
-/*
- * Lay out the buffers of a batch of B images (or, with a NULL allocator,
- * count their bytes). Memory is kept small: relu works in place (act[i+1]
- * is act[i]: no backward pass needs a relu's input, only its output), and
- * the gradients of activations live in two ping-pong buffers, since
- * backward through layer i reads dact[i+1] and writes dact[i] only.
+ * Lay out the buffers of a batch of B images into plan p: the work's
+ * pointers are set relative to a NULL arena (plan_bind adds the base).
+ * Steps: node i runs forward at step i and backward at step 2n - 1 - i.
  */
 static void
-work_plan(nn_work *w, const nn_net *net, int B, int train, const nn_allocator *a,
-		  int *failed)
+work_plan(plan *p, nn_work *w, const nn_net *net, int B, int train)
 {
-	size_t		maxcol = 0,
-				maxact = 0;
+	graph_facts g;
+	int			n = net->nlayers;
+	int			last = 2 * n;	/* after everything */
+	plan_req   *act[NN_MAX_LAYERS + 1] = {0};
+	plan_req   *dact[NN_MAX_LAYERS + 1] = {0};
 
+	int			keep_all = train & NN_WORK_KEEP_ALL;
+
+	train &= ~NN_WORK_KEEP_ALL;
+	memset(p, 0, sizeof(*p));
 	memset(w, 0, sizeof(*w));
 	w->B = B;
 	w->train = train;
-	w->act[0] = work_take(w, a, sat_mul(boundary_elems(net, 0), (size_t) B), sizeof(float), failed);
-	for (int i = 0; i < net->nlayers; i++)
-	{
-		const nn_layer *L = &net->layers[i];
-		size_t		c = col_elems(L, B);
-		size_t		n = sat_mul(boundary_elems(net, i + 1), (size_t) B);
+	graph_study(net, &g);
 
-		if (L->kind == NN_RELU)
-			w->act[i + 1] = w->act[i];
-		else
-			w->act[i + 1] = work_take(w, a, n, sizeof(float), failed);
-		if (n > maxact)
-			maxact = n;
-		w->col[i] = work_take(w, a, c, sizeof(float), failed);
-		if (c > maxcol && needs_dinp(net, i))
-			maxcol = c;
-		if (L->kind == NN_MAXPOOL)
-			w->argmax[i] = work_take(w, a, n, sizeof(int32_t), failed);
-		if (L->kind == NN_DROPOUT && train)
-			w->mask[i] = work_take(w, a, n, sizeof(float), failed);
+	/* activations: from their producer to their last reader */
+	for (int t = 0; t <= n; t++)
+	{
+		int			start = t == 0 ? 0 : t - 1;
+		int			end = Max(g.last_fwd[t], start);
+
+		if (t == n)
+			end = last;			/* the logits are read after the pass */
+		else if (train)
+		{
+			for (int i = t; i < n; i++)
+				for (int k = 0; k < net->layers[i].nin; k++)
+					if (net->layers[i].inputs[k] == t && (bwd_reads(net, i) & NN_BWD_INPUT))
+						end = Max(end, 2 * n - 1 - i);
+			if (t > 0 && (bwd_reads(net, t - 1) & NN_BWD_OUTPUT))
+				end = Max(end, 2 * n - 1 - (t - 1));
+		}
+		if (t > 0 && g.inplace[t - 1])
+		{
+			/* the same buffer as the node's input, living as long as either */
+			act[t] = act[net->layers[t - 1].inputs[0]];
+			act[t]->end = Max(act[t]->end, end);
+			continue;
+		}
+		act[t] = plan_take(p, sat_mul(tensor_elems(net, t), (size_t) B), sizeof(float), start, end,
+						   (void **) &w->act[t]);
 	}
+
+	/* gradients: from the backward of the last reader to that of the producer */
 	if (train)
 	{
-		float	   *pingpong[2];
-
-		int			cur = 0;
-
-		pingpong[0] = work_take(w, a, maxact, sizeof(float), failed);
-		pingpong[1] = work_take(w, a, maxact, sizeof(float), failed);
-		/* from the top; a relu's gradient works in place, the others alternate */
-		w->dact[net->nlayers] = pingpong[cur];
-		for (int i = net->nlayers - 1; i >= 1; i--)
+		for (int t = n; t >= 1; t--)
 		{
-			if (net->layers[i].kind != NN_RELU)
-				cur = 1 - cur;
-			w->dact[i] = pingpong[cur];
+			int			start = t == n ? n - 1 : 2 * n - 1 - g.last_fwd[t];
+			int			end = 2 * n - 1 - (t - 1);
+			int			i = g.last_fwd[t];
+
+			if (t != n && (!g.needs_grad[t] || i < 0))
+				continue;			/* nothing upstream learns, or nothing reads it */
+			if (t < n && i >= 0 && g.inplace[i])
+			{
+				/* a relu's input gradient is its output gradient, rewritten in place */
+				dact[t] = dact[i + 1];
+				if (dact[t])
+					dact[t]->end = Max(dact[t]->end, end);
+				continue;
+			}
+			dact[t] = plan_take(p, sat_mul(tensor_elems(net, t), (size_t) B), sizeof(float), start, end,
+								(void **) &w->dact[t]);
 		}
-		w->dcol = work_take(w, a, maxcol, sizeof(float), failed);
 	}
-	w->probs = work_take(w, a, sat_mul((size_t) B, (size_t) net->classes), sizeof(float), failed);
-	w->labels = work_take(w, a, (size_t) B, sizeof(int32_t), failed);
+
+	/* what each op keeps or needs as scratch */
+	for (int i = 0; i < n; i++)
+	{
+		const nn_layer *L = &net->layers[i];
+		const nn_op *op = nn_op_of(L->kind);
+		nn_op_mem	m = {0};
+		int			kept = train ? 2 * n - 1 - i : i;
+
+		if (op->mem)
+			op->mem(L, B, train, &m);
+		plan_take(p, m.col, sizeof(float), i, kept, (void **) &w->col[i]);
+		plan_take(p, m.argmax, sizeof(int32_t), i, kept, (void **) &w->argmax[i]);
+		plan_take(p, m.mask, sizeof(float), i, kept, (void **) &w->mask[i]);
+		plan_take(p, m.aux, sizeof(float), i, kept, (void **) &w->aux[i]);
+		plan_take(p, m.stat, sizeof(double), i, kept, (void **) &w->stat[i]);
+		plan_take(p, m.dcol, sizeof(float), 2 * n - 1 - i, 2 * n - 1 - i, (void **) &w->dcol[i]);
+	}
+	plan_take(p, sat_mul((size_t) B, (size_t) net->classes), sizeof(float), 0, last, (void **) &w->probs);
+	plan_take(p, (size_t) B, sizeof(int32_t), 0, last, (void **) &w->labels);
+	if (keep_all)
+		for (int i = 0; i < p->n; i++)
+		{
+			p->req[i].start = 0;
+			p->req[i].end = last;
+		}
+	w->bytes = plan_place(p);
+	if (p->overflow)
+		w->bytes = SIZE_MAX;
+}
+
+/* Point every buffer of the plan into the arena at base; in-place tensors share. */
+static void
+plan_bind(plan *p, nn_work *w, const nn_net *net, char *base)
+{
+	graph_facts g;
+
+	for (int i = 0; i < p->n; i++)
+		*p->req[i].slot = base + p->req[i].off;
+	graph_study(net, &g);
+	for (int i = 0; i < net->nlayers; i++)
+		if (g.inplace[i])
+		{
+			w->act[i + 1] = w->act[net->layers[i].inputs[0]];
+			if (w->train && g.needs_grad[net->layers[i].inputs[0]])
+				w->dact[net->layers[i].inputs[0]] = w->dact[i + 1];
+		}
 }
 
 /* Bytes nn_work_alloc would take. */
 size_t
 nn_work_bytes(const nn_net *net, int B, int train)
 {
+	plan		p;
 	nn_work		w;
-	int			failed = 0;
 
-	work_plan(&w, net, B, train, NULL, &failed);
+	work_plan(&p, &w, net, B, train);
 	return w.bytes;
 }
 
-/* Multiply-adds (compares for pooling, one per value elsewhere) of layer L for one image. */
-static uint64_t
-layer_macs(const nn_layer *L)
-{
-	uint64_t	out = (uint64_t) L->out.h * L->out.w * L->out.c;
-
-	switch (L->kind)
-	{
-		case NN_CONV:
-			return sat_mul(out, (size_t) L->in.c * L->kernel * L->kernel);
-		case NN_MAXPOOL:
-			return sat_mul(out, (size_t) L->kernel * L->kernel);
-		case NN_DENSE:
-			return sat_mul(out, (size_t) L->in.h * L->in.w * L->in.c);
-		default:
-			return out;
-	}
-}
-
-/* Largest BLAS dimension layer L gives a batch of B (saturating). */
+/* Largest BLAS dimension node L gives a batch of B (saturating). */
 static size_t
 layer_gemm_dim(const nn_layer *L, int B)
 {
@@ -195,30 +352,34 @@ layer_gemm_dim(const nn_layer *L, int B)
 int
 nn_net_bound(const nn_net *net, int B, int train, nn_bound *b, nn_status *st)
 {
+	plan		p;
 	nn_work		w;
-	int			failed = 0;
 
 	memset(b, 0, sizeof(*b));
 	b->batch = B;
 	b->train = train;
 	if (B < 1)
 		return nn_fail(st, NN_ERR_INVALID, "a batch must hold at least one image, not %d", B);
-	b->params_bytes = sat_mul(net->nparams, sizeof(float));
-	for (int i = 0; i <= net->nlayers; i++)
-		b->largest = Max(b->largest, sat_mul(boundary_elems(net, i), (size_t) B));
+	b->params_bytes = sat_mul(sat_add(net->nparams, net->nbuffers), sizeof(float));
+	for (int t = 0; t <= net->nlayers; t++)
+		b->largest = Max(b->largest, sat_mul(tensor_elems(net, t), (size_t) B));
 	for (int i = 0; i < net->nlayers; i++)
 	{
 		const nn_layer *L = &net->layers[i];
+		const nn_op *op = nn_op_of(L->kind);
 		size_t		dim = layer_gemm_dim(L, B);
+		nn_op_mem	m = {0};
 
-		b->macs = sat_add(b->macs, sat_mul(layer_macs(L), (size_t) B));
-		b->largest = Max(b->largest, col_elems(L, B));
+		b->macs = sat_add(b->macs, sat_mul(op->macs(L), (size_t) B));
+		if (op->mem)
+			op->mem(L, B, train, &m);
+		b->largest = Max(b->largest, Max(m.col, m.aux));
 		if (dim > INT32_MAX)
 			return nn_fail(st, NN_ERR_LIMIT,
 						   "layer %d (%s) of the network would multiply matrices of %zu rows or columns for a batch of %d, more than the limit of %d",
-						   i + 1, L->kind == NN_CONV ? "conv" : "dense", dim, B, INT32_MAX);
+						   i + 1, op->name, dim, B, INT32_MAX);
 	}
-	work_plan(&w, net, B, train, NULL, &failed);
+	work_plan(&p, &w, net, B, train);
 	b->work_bytes = w.bytes;
 	if (b->work_bytes == SIZE_MAX || b->largest == SIZE_MAX)
 		return nn_fail(st, NN_ERR_LIMIT, "the network's working memory for a batch of %d overflows 64 bits", B);
@@ -230,19 +391,22 @@ int
 nn_work_alloc(nn_work *w, const nn_net *net, int B, int train,
 			  const nn_allocator *a, nn_status *st)
 {
-	int			failed = 0;
 	nn_bound	b;
+	plan		p;
 
 	memset(w, 0, sizeof(*w));
-	if (nn_net_bound(net, B, train, &b, st) != NN_OK)
+	if (nn_net_bound(net, B, train & ~NN_WORK_KEEP_ALL, &b, st) != NN_OK)
 		return st->code;
-	work_plan(w, net, B, train, a, &failed);
-	if (failed)
+	work_plan(&p, w, net, B, train);
+	train &= ~NN_WORK_KEEP_ALL;
+	w->arena = nn_calloc(a, 1, w->bytes);
+	if (w->arena == NULL)
 	{
-		nn_work_free(w, a);
+		memset(w, 0, sizeof(*w));
 		return nn_fail(st, NN_ERR_NOMEM, "out of memory allocating %llu bytes of working memory for a batch of %d",
 					   (unsigned long long) b.work_bytes, B);
 	}
+	plan_bind(&p, w, net, w->arena);
 	return NN_OK;
 }
 
@@ -250,31 +414,25 @@ nn_work_alloc(nn_work *w, const nn_net *net, int B, int train,
 void
 nn_work_free(nn_work *w, const nn_allocator *a)
 {
-	for (int i = 0; i < w->nowned; i++)
-		nn_free(a, w->owned[i]);
+	nn_free(a, w->arena);
 	memset(w, 0, sizeof(*w));
 }
 
-/* He-normal weights (std sqrt(2/fan_in)) and zero biases. */
+/* Initial parameters (He-normal weights, zero biases, batch norm's ones) and buffers. */
 void
-nn_net_init_params(const nn_net *net, float *params, nn_rng *rng)
+nn_net_init_params(const nn_net *net, float *params, float *buffers, nn_rng *rng)
 {
 	memset(params, 0, net->nparams * sizeof(float));
+	if (buffers)
+		memset(buffers, 0, net->nbuffers * sizeof(float));
 	for (int i = 0; i < net->nlayers; i++)
 	{
-		const nn_layer *L = &net->layers[i];
-		double		fan_in;
-		float		std;
+		const nn_op *op = nn_op_of(net->layers[i].kind);
 
-		if (L->w_len == 0)
-			continue;
-		fan_in = (double) L->w_len / L->units;
-		std = (float) sqrt(2.0 / fan_in);
-		for (size_t k = 0; k < L->w_len; k++)
-			params[L->w_off + k] = std * nn_rng_normal(rng);
+		if (op->init)
+			op->init(&net->layers[i], params, buffers, rng);
 	}
 }
-
 /* Convert B images of HWC bytes into (C,B,H,W) floats, normalised. */
 void
 nn_load_pixels(float *dst, const uint8_t *const *rows, int B, nn_shape in,
@@ -320,55 +478,87 @@ nn_load_pixels(float *dst, const uint8_t *const *rows, int B, nn_shape in,
 	}
 }
 
-/* Forward pass of B images in w->act[0]; logits end in w->act[nlayers]. */
-int
-nn_net_forward(const nn_net *net, const float *params, nn_work *w, int B,
-			   int train, nn_rng *rng, nn_timing *t)
+/* The context of node i of one part of a batch, forward fields. */
+static void
+op_ctx(nn_op_ctx *c, const nn_net *net, int i, const float *params, float *buffers,
+	   nn_work *w, int B, int train, nn_rng *rng)
 {
-	double		t0 = nn_now();
+	const nn_layer *L = &net->layers[i];
 
-	w->dropout_active = train && rng != NULL;
-	for (int i = 0; i < net->nlayers; i++)
+	memset(c, 0, sizeof(*c));
+	c->net = net;
+	c->L = L;
+	c->i = i;
+	c->B = B;
+	c->train = train;
+	for (int k = 0; k < L->nin; k++)
+		c->in[k] = w->act[L->inputs[k]];
+	c->out = w->act[i + 1];
+	c->w = L->w_len ? params + L->w_off : NULL;
+	c->b = L->b_len ? params + L->b_off : NULL;
+	c->buf = L->buf_len && buffers ? buffers + L->buf_off : NULL;
+	c->work = w;
+	c->rng = rng;
+}
+
+/* Is node i one whose training pass needs the whole batch? */
+static const nn_coupled *
+coupled_at(const nn_net *net, int i, int train)
+{
+	return train ? nn_op_of(net->layers[i].kind)->coupled : NULL;
+}
+
+/*
+ * Forward of nodes [from, to) of one part. A batch-coupled node may only
+ * be first (its apply step, with the batch's totals given) or run whole
+ * from this part's own sums (total NULL: a part that is the whole batch).
+ */
+static int
+forward_range(const nn_net *net, const float *params, float *buffers, nn_work *w, int B,
+			  int train, nn_rng *rng, nn_timing *t, int from, int to, const double *total, double count)
+{
+	for (int i = from; i < to; i++)
 	{
-		const nn_layer *L = &net->layers[i];
-		const float *in = w->act[i];
-		float	   *out = w->act[i + 1];
-		size_t		n = boundary_elems(net, i + 1) * B;
+		nn_op_ctx	c;
+		const nn_coupled *cp = coupled_at(net, i, train);
 		double		tl = t ? nn_now() : 0;
 
 		if (nn_interrupted())
 			return NN_ERR_CANCELLED;
-		switch (L->kind)
+		op_ctx(&c, net, i, params, buffers, w, B, train, rng);
+		if (cp && i == from && total)
+			cp->apply(&c, total, count);
+		else if (cp)
 		{
-			case NN_CONV:
-				nn_conv2d_forward(out, w->col[i], in, params + L->w_off, params + L->b_off, L, B);
-				break;
-			case NN_MAXPOOL:
-				nn_maxpool_forward(out, w->argmax[i], in, L, B);
-				break;
-			case NN_RELU:
-				nn_relu_forward(out, in, n);
-				break;
-			case NN_DENSE:
-				nn_dense_forward(out, in, params + L->w_off, params + L->b_off,
-								 B, L->in.c * L->in.h * L->in.w, L->units);
-				break;
-			case NN_DROPOUT:
-				if (w->dropout_active && w->mask[i] && L->rate > 0)
-					nn_dropout_forward(out, w->mask[i], in, n, L->rate, rng);
-				else
-					memcpy(out, in, n * sizeof(float));
-				break;
-			case NN_FLATTEN:
-				nn_flatten_forward(out, in, B, L->in.c, L->in.h, L->in.w);
-				break;
+			double		n = (double) B * cp->per_image(&net->layers[i]);
+
+			cp->stats(&c, w->stat[i]);
+			cp->update(&net->layers[i], c.buf, w->stat[i], n);
+			cp->apply(&c, w->stat[i], n);
 		}
+		else
+			nn_op_of(net->layers[i].kind)->forward(&c);
 		if (t)
 			t->layer_fwd_s[i] += nn_now() - tl;
 	}
+	return nn_interrupted() ? NN_ERR_CANCELLED : NN_OK;
+}
+
+/* Forward pass of B images in w->act[0]; logits end in w->act[nlayers]. */
+int
+nn_net_forward(const nn_net *net, const float *params, float *buffers, nn_work *w, int B,
+			   int train, nn_rng *rng, nn_timing *t)
+{
+	double		t0 = nn_now();
+	int			rc;
+
+	w->dropout_active = train && rng != NULL;
+	w->forward_train = train;
+	w->buffers = buffers;
+	rc = forward_range(net, params, buffers, w, B, train, rng, t, 0, net->nlayers, NULL, 0);
 	if (t)
 		t->forward_s += nn_now() - t0;
-	return nn_interrupted() ? NN_ERR_CANCELLED : NN_OK;
+	return rc;
 }
 
 /* Softmax cross-entropy of the logits; returns the summed loss, counts hits. */
@@ -404,71 +594,305 @@ nn_net_loss(const nn_net *net, nn_work *w, const int32_t *labels, int B,
 	return loss;
 }
 
+/* The backward fields of node i's context: gradients in and out, zeroed where first written. */
+static void
+op_ctx_backward(nn_op_ctx *c, const nn_net *net, const graph_facts *g, int i, float *grads,
+				nn_work *w, int B)
+{
+	const nn_layer *L = &net->layers[i];
+
+	c->dout = w->dact[i + 1];
+	c->dw = L->w_len ? grads + L->w_off : NULL;
+	c->db = L->b_len ? grads + L->b_off : NULL;
+	for (int k = 0; k < L->nin; k++)
+	{
+		int			t = L->inputs[k];
+
+		c->din[k] = (t > 0 && g->needs_grad[t]) ? w->dact[t] : NULL;
+		if (c->din[k] == NULL)
+			continue;
+		if (c->din[k] == c->dout)
+			c->din_inplace = 1;
+		else if (g->last_fwd[t] == i && (k == 0 || L->inputs[k - 1] != t))
+			memset(c->din[k], 0, sat_mul(tensor_elems(net, t), (size_t) B) * sizeof(float));
+	}
+}
+
+/* Backward of nodes [from, to), in reverse; a coupled node first in the range takes the totals. */
+static int
+backward_range(const nn_net *net, const graph_facts *g, const float *params, float *grads,
+			   nn_work *w, int B, nn_timing *t, int from, int to, const double *total, double count)
+{
+	for (int i = to - 1; i >= from; i--)
+	{
+		nn_op_ctx	c;
+		const nn_coupled *cp = coupled_at(net, i, w->forward_train);
+		double		tl = t ? nn_now() : 0;
+
+		if (nn_interrupted())
+			return NN_ERR_CANCELLED;
+		op_ctx(&c, net, i, params, w->buffers, w, B, w->forward_train, NULL);
+		op_ctx_backward(&c, net, g, i, grads, w, B);
+		if (cp && i == to - 1 && total)
+			cp->bapply(&c, total, count);
+		else if (cp)
+		{
+			double		n = (double) B * cp->per_image(&net->layers[i]);
+
+			cp->bstats(&c, w->stat[i]);
+			cp->bapply(&c, w->stat[i], n);
+		}
+		else
+			nn_op_of(net->layers[i].kind)->backward(&c);
+		if (t)
+			t->layer_bwd_s[i] += nn_now() - tl;
+	}
+	return nn_interrupted() ? NN_ERR_CANCELLED : NN_OK;
+}
+
 /* Backward pass: grads += d(scale * summed loss)/d(params). */
 int
 nn_net_backward(const nn_net *net, const float *params, float *grads,
 				nn_work *w, int B, float scale, nn_timing *t)
 {
 	double		t0 = nn_now();
-	int			last = net->nlayers;
+	int			n = net->nlayers;
+	graph_facts g;
+	int			rc;
 
-	memset(w->dact[last], 0, boundary_elems(net, last) * B * sizeof(float));
-	nn_softmax_xent_backward(w->dact[last], w->probs, w->labels, B, net->classes, scale);
-
-	for (int i = net->nlayers - 1; i >= 0; i--)
-	{
-		const nn_layer *L = &net->layers[i];
-		const float *dout = w->dact[i + 1];
-		int			want = (i > 0) && needs_dinp(net, i);
-		float	   *dinp = want ? w->dact[i] : NULL;
-		size_t		nin = boundary_elems(net, i) * B;
-		size_t		nout = boundary_elems(net, i + 1) * B;
-		double		tl = t ? nn_now() : 0;
-
-		if (nn_interrupted())
-			return NN_ERR_CANCELLED;
-		if (dinp && dinp != dout)
-			memset(dinp, 0, nin * sizeof(float));
-		switch (L->kind)
-		{
-			case NN_CONV:
-				nn_conv2d_backward(dinp, grads + L->w_off, grads + L->b_off, w->dcol, dout,
-								   w->col[i] ? w->col[i] : w->act[i],
-								   params + L->w_off, L, B);
-				break;
-			case NN_MAXPOOL:
-				if (dinp)
-					nn_maxpool_backward(dinp, dout, w->argmax[i], L, B);
-				break;
-			case NN_RELU:
-				if (dinp == dout)
-					nn_relu_backward_inplace(dinp, w->act[i + 1], nout);
-				else if (dinp)
-					nn_relu_backward(dinp, dout, w->act[i + 1], nout);
-				break;
-			case NN_DENSE:
-				nn_dense_backward(dinp, grads + L->w_off, grads + L->b_off, dout, w->act[i],
-								  params + L->w_off, B, L->in.c * L->in.h * L->in.w, L->units);
-				break;
-			case NN_DROPOUT:
-				if (dinp)
-				{
-					if (w->dropout_active && w->mask[i] && L->rate > 0)
-						nn_dropout_backward(dinp, dout, w->mask[i], nout);
-					else
-						for (size_t k = 0; k < nout; k++)
-							dinp[k] += dout[k];
-				}
-				break;
-			case NN_FLATTEN:
-				if (dinp)
-					nn_flatten_backward(dinp, dout, B, L->in.c, L->in.h, L->in.w);
-				break;
-		}
-		if (t)
-			t->layer_bwd_s[i] += nn_now() - tl;
-	}
+	graph_study(net, &g);
+	memset(w->dact[n], 0, tensor_elems(net, n) * B * sizeof(float));
+	nn_softmax_xent_backward(w->dact[n], w->probs, w->labels, B, net->classes, scale);
+	rc = backward_range(net, &g, params, grads, w, B, t, 0, n, NULL, 0);
 	if (t)
 		t->backward_s += nn_now() - t0;
+	return rc;
+}
+
+/* ---------------------------------------------------- a batch in parts */
+
+/* what the part functions share */
+typedef struct parts_ctx
+{
+	const nn_net *net;
+	const float *params;
+	float	   *buffers;
+	nn_work   **w;
+	const int  *B;
+	nn_rng	  **rng;
+	nn_timing **t;
+	float	  **grads;
+	graph_facts g;
+	int			from,
+				to;				/* the range of the current step */
+	const double *total;		/* the batch's sums for a coupled node at from (to - 1) */
+	double		count;
+	float		scale;			/* of the loss gradient */
+	int			status[NN_MAX_PARTS];
+} parts_ctx;
+
+/* one part's forward over the current range */
+static void
+part_forward(void *arg, int part)
+{
+	parts_ctx  *c = arg;
+
+	if (c->status[part] != NN_OK || c->B[part] == 0)
+		return;
+	c->status[part] = forward_range(c->net, c->params, c->buffers, c->w[part], c->B[part], 1,
+									c->rng[part], c->t[part], c->from, c->to, c->total, c->count);
+}
+
+/* one part's sums for the coupled node at c->from (forward) */
+static void
+part_stats(void *arg, int part)
+{
+	parts_ctx  *c = arg;
+	nn_op_ctx	oc;
+
+	if (c->status[part] != NN_OK || c->B[part] == 0)
+		return;
+	op_ctx(&oc, c->net, c->from, c->params, c->buffers, c->w[part], c->B[part], 1, c->rng[part]);
+	nn_op_of(c->net->layers[c->from].kind)->coupled->stats(&oc, c->w[part]->stat[c->from]);
+}
+
+/* Add the parts' sums of node i in part order into total; returns the values they count. */
+static double
+parts_total(parts_ctx *c, int nparts, int i, double *total, int nstat)
+{
+	const nn_coupled *cp = nn_op_of(c->net->layers[i].kind)->coupled;
+	double		count = 0;
+
+	memset(total, 0, (size_t) nstat * sizeof(double));
+	for (int part = 0; part < nparts; part++)
+	{
+		if (c->B[part] == 0)
+			continue;
+		for (int k = 0; k < nstat; k++)
+			total[k] += c->w[part]->stat[i][k];
+		count += (double) c->B[part] * cp->per_image(&c->net->layers[i]);
+	}
+	return count;
+}
+
+/* first status of the parts that is not NN_OK */
+static int
+parts_status(const parts_ctx *c, int nparts)
+{
+	for (int part = 0; part < nparts; part++)
+		if (c->status[part] != NN_OK)
+			return c->status[part];
 	return nn_interrupted() ? NN_ERR_CANCELLED : NN_OK;
+}
+
+/* Forward of a training batch split into parts (see nn.h). */
+int
+nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_work **w,
+					 const int *B, int nparts, nn_rng **rng, nn_timing **t,
+					 nn_parts_run run, void *run_ctx)
+{
+	parts_ctx	c = {0};
+	double		total[2 * NN_MAX_DIM];
+	int			n = net->nlayers;
+
+	c.net = net;
+	c.params = params;
+	c.buffers = buffers;
+	c.w = w;
+	c.B = B;
+	c.rng = rng;
+	c.t = t;
+	for (int part = 0; part < nparts; part++)
+	{
+		w[part]->dropout_active = rng[part] != NULL;
+		w[part]->forward_train = 1;
+		w[part]->buffers = buffers;
+	}
+	for (int from = 0; from < n;)
+	{
+		int			to = from + 1;
+
+		/* up to the next coupled node, which starts a range of its own */
+		while (to < n && !coupled_at(net, to, 1))
+			to++;
+		c.total = NULL;
+		if (coupled_at(net, from, 1))
+		{
+			const nn_coupled *cp = coupled_at(net, from, 1);
+			int			nstat = cp->nstat(&net->layers[from]);
+
+			c.from = from;
+			run(part_stats, &c, nparts, run_ctx);
+			if (parts_status(&c, nparts) != NN_OK)
+				return parts_status(&c, nparts);
+			c.count = parts_total(&c, nparts, from, total, nstat);
+			cp->update(&net->layers[from], buffers + net->layers[from].buf_off, total, c.count);
+			c.total = total;
+		}
+		c.from = from;
+		c.to = to;
+		run(part_forward, &c, nparts, run_ctx);
+		if (parts_status(&c, nparts) != NN_OK)
+			return parts_status(&c, nparts);
+		from = to;
+	}
+	return NN_OK;
+}
+
+/* one part's backward over the current range */
+static void
+part_backward(void *arg, int part)
+{
+	parts_ctx  *c = arg;
+
+	if (c->status[part] != NN_OK || c->B[part] == 0)
+		return;
+	c->status[part] = backward_range(c->net, &c->g, c->params, c->grads[part], c->w[part], c->B[part],
+									 c->t[part], c->from, c->to, c->total, c->count);
+}
+
+/* one part's backward sums of the coupled node at c->to - 1 */
+static void
+part_bstats(void *arg, int part)
+{
+	parts_ctx  *c = arg;
+	nn_op_ctx	oc;
+	int			i = c->to - 1;
+
+	if (c->status[part] != NN_OK || c->B[part] == 0)
+		return;
+	op_ctx(&oc, c->net, i, c->params, c->w[part]->buffers, c->w[part], c->B[part], 1, NULL);
+	op_ctx_backward(&oc, c->net, &c->g, i, c->grads[part], c->w[part], c->B[part]);
+	nn_op_of(c->net->layers[i].kind)->coupled->bstats(&oc, c->w[part]->stat[i]);
+}
+
+/* the loss gradient of one part into its dact[n] */
+static void
+part_loss_grad(void *arg, int part)
+{
+	parts_ctx  *c = arg;
+	int			n = c->net->nlayers;
+
+	if (c->B[part] == 0)
+		return;
+	memset(c->w[part]->dact[n], 0, tensor_elems(c->net, n) * c->B[part] * sizeof(float));
+	nn_softmax_xent_backward(c->w[part]->dact[n], c->w[part]->probs, c->w[part]->labels,
+							 c->B[part], c->net->classes, c->scale);
+}
+
+/* Backward of a training batch split into parts (see nn.h). */
+int
+nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_work **w,
+					  const int *B, int nparts, float scale, nn_timing **t,
+					  nn_parts_run run, void *run_ctx)
+{
+	parts_ctx	c = {0};
+	double		total[2 * NN_MAX_DIM];
+	int			n = net->nlayers;
+	int			have_coupled = 0;
+
+	c.net = net;
+	c.params = params;
+	c.grads = grads;
+	c.w = w;
+	c.B = B;
+	c.t = t;
+	graph_study(net, &c.g);
+	for (int i = 0; i < n; i++)
+		have_coupled |= coupled_at(net, i, 1) != NULL;
+	c.scale = scale;
+	if (!have_coupled)
+	{
+		/* one run: the loss gradient and the whole backward pass per part */
+		c.from = 0;
+		c.to = n;
+		run(part_loss_grad, &c, nparts, run_ctx);
+		run(part_backward, &c, nparts, run_ctx);
+		return parts_status(&c, nparts);
+	}
+	run(part_loss_grad, &c, nparts, run_ctx);
+	for (int to = n, from; to > 0; to = from)
+	{
+		/* down to just above the next coupled node, which tops a range of its own */
+		from = to - 1;
+		while (from > 0 && !coupled_at(net, from - 1, 1))
+			from--;
+		c.from = from;
+		c.to = to;
+		c.total = NULL;
+		if (coupled_at(net, to - 1, 1))
+		{
+			const nn_coupled *cp = coupled_at(net, to - 1, 1);
+
+			run(part_bstats, &c, nparts, run_ctx);
+			if (parts_status(&c, nparts) != NN_OK)
+				return parts_status(&c, nparts);
+			c.count = parts_total(&c, nparts, to - 1, total, cp->nstat(&net->layers[to - 1]));
+			c.total = total;
+		}
+		run(part_backward, &c, nparts, run_ctx);
+		if (parts_status(&c, nparts) != NN_OK)
+			return parts_status(&c, nparts);
+	}
+	return NN_OK;
 }

@@ -102,10 +102,13 @@ uint32_t	nn_rng_below(nn_rng *r, uint32_t n);	/* uniform in [0,n), unbiased */
 
 /* ---------------------------------------------------------------- layers */
 
-#define NN_MAX_LAYERS 32
+#define NN_MAX_LAYERS 64			/* nodes of a network, the implicit ones included */
 #define NN_MAX_SPEC 1024		/* bytes of layer-spec text */
 #define NN_MAX_DIM 4096			/* largest h, w, c, units, filters */
+#define NN_MAX_INPUTS 4			/* inputs of one node (add, concat) */
+#define NN_MAX_LABEL 16			/* bytes of a label, NUL included */
 
+/* the kinds of node; each has one entry in the table of operations (ops.c) */
 typedef enum nn_layer_kind
 {
 	NN_CONV = 1,
@@ -113,7 +116,13 @@ typedef enum nn_layer_kind
 	NN_RELU,
 	NN_DENSE,
 	NN_DROPOUT,
-	NN_FLATTEN
+	NN_FLATTEN,
+	NN_AVGPOOL,
+	NN_GLOBALAVGPOOL,
+	NN_BATCHNORM,
+	NN_ADD,
+	NN_CONCAT,
+	NN_NKINDS
 } nn_layer_kind;
 
 typedef struct nn_shape
@@ -123,18 +132,39 @@ typedef struct nn_shape
 				c;
 } nn_shape;
 
+/* what a node is to the residual block around it */
+enum
+{
+	NN_ROLE_LAYER = 0,			/* written by the user (or an implicit flatten) */
+	NN_ROLE_PROJECTION,			/* a residual block's 1x1 shortcut convolution */
+	NN_ROLE_RESIDUAL			/* a residual block's closing add */
+};
+
+/*
+ * One node of the network graph. Tensor 0 is the network's input and
+ * tensor i+1 the output of node i; a node reads the tensors in inputs[]
+ * (all earlier), so the nodes are in an order that runs forward.
+ */
 typedef struct nn_layer
 {
 	nn_layer_kind kind;
 	int32_t		units;			/* conv: filters; dense: outputs */
-	int32_t		kernel;			/* conv: kernel size; maxpool: window */
-	int32_t		stride;			/* conv, maxpool */
+	int32_t		kernel;			/* conv: kernel size; pooling: window */
+	int32_t		stride;			/* conv, pooling */
 	int32_t		pad;			/* conv: zero padding per side (0 = valid) */
 	int32_t		same;			/* conv: 1 when written as padding "same" */
+	int32_t		groups;			/* conv: channel groups (1; = channels: depthwise) */
 	float		rate;			/* dropout probability */
 	nn_shape	in,
-				out;			/* dense/flatten: h = w = 1, c = N */
-	int32_t		flat_in;		/* input is (B,N) rather than (C,B,H,W) */
+				out;			/* flat tensors: h = w = 1, c = N; in: of inputs[0] */
+	int32_t		flat_in;		/* inputs are (B,N) rather than (C,B,H,W) */
+	int32_t		flat_out;		/* the output is (B,N) */
+	int32_t		nin;			/* inputs */
+	int32_t		inputs[NN_MAX_INPUTS];	/* tensor ids */
+	int32_t		role;			/* NN_ROLE_* */
+	int32_t		block_start;	/* NN_ROLE_RESIDUAL: the first node of its body */
+	int32_t		from;			/* written after from(...): inputs[0] is named */
+	char		label[NN_MAX_LABEL];	/* "name:" written before it, or "" */
 	size_t		w_off,
 				w_len,
 				b_off,
@@ -253,29 +283,42 @@ int			nn_net_build(nn_net *net, const char *spec, nn_shape input,
 /* Write the canonical spec of net->layers into buf (NUL-terminated). */
 void		nn_spec_format(const nn_net *net, char *buf, size_t len);
 
-/* He-normal weights, zero biases, from rng */
-void		nn_net_init_params(const nn_net *net, float *params, nn_rng *rng);
+/* initial parameters from rng (He-normal weights, zero biases, batch norm's ones) and buffers (may be NULL when the net has none) */
+void		nn_net_init_params(const nn_net *net, float *params, float *buffers, nn_rng *rng);
 
-/* Per-batch working memory for forward/backward of a net. */
+/*
+ * Per-batch working memory for forward/backward of a net: one arena carved
+ * by the buffer planner (net.c), which gives a tensor's memory to another
+ * once nothing reads it any more.
+ */
 typedef struct nn_work
 {
 	int			B;				/* capacity in images */
 	int			train;			/* allocate backward buffers and dropout masks */
 	int			dropout_active; /* the last forward drew dropout masks */
-	float	   *act[NN_MAX_LAYERS + 1];	/* act[0] = input (C,B,H,W); act[i+1] = output of layer i;
-										 * a relu's output is its input buffer (in place) */
-	float	   *dact[NN_MAX_LAYERS + 1];	/* gradients of act (train); two buffers, alternating */
-	float	   *col[NN_MAX_LAYERS]; /* conv im2col caches */
-	float	   *dcol;			/* shared conv backward scratch */
+	float	   *act[NN_MAX_LAYERS + 1];	/* act[0] = input (C,B,H,W); act[i+1] = output of node i
+										 * (a relu may share its input's buffer) */
+	float	   *dact[NN_MAX_LAYERS + 1];	/* gradients of act (train; NULL where none is needed) */
+	float	   *col[NN_MAX_LAYERS]; /* conv im2col (kept for backward when training) */
+	float	   *dcol[NN_MAX_LAYERS];	/* conv backward scratch */
 	int32_t    *argmax[NN_MAX_LAYERS];	/* maxpool */
 	float	   *mask[NN_MAX_LAYERS];	/* dropout */
+	float	   *aux[NN_MAX_LAYERS]; /* other per-node state an op keeps (batch norm) */
+	double	   *stat[NN_MAX_LAYERS];	/* partial sums of batch-wide ops (batch norm) */
+	int			forward_train;	/* the last forward pass was in training mode */
+	float	   *buffers;		/* the buffers the last forward pass used */
 	float	   *probs;			/* (B,classes) */
 	int32_t    *labels;			/* (B) */
 	size_t		bytes;			/* total allocated */
-	void	   *owned[4 * NN_MAX_LAYERS + 8];	/* what nn_work_free releases */
-	int			nowned;
+	void	   *arena;			/* what nn_work_free releases */
 } nn_work;
 
+/*
+ * train: 0 inference, 1 training; | NN_WORK_KEEP_ALL keeps every buffer
+ * for the whole pass (no reuse), for tests and debugging that look at
+ * intermediate tensors after the pass.
+ */
+#define NN_WORK_KEEP_ALL 0x100
 int			nn_work_alloc(nn_work *w, const nn_net *net, int B, int train,
 						  const nn_allocator *a, nn_status *st);
 void		nn_work_free(nn_work *w, const nn_allocator *a);
@@ -311,8 +354,27 @@ double		nn_now(void);		/* monotonic seconds */
  * (pass NULL for inference). Returns NN_OK, or NN_ERR_CANCELLED when
  * nn_interrupted() stopped it (the outputs are then undefined).
  */
-int			nn_net_forward(const nn_net *net, const float *params, nn_work *w, int B,
-						   int train, nn_rng *rng, nn_timing *t);
+int			nn_net_forward(const nn_net *net, const float *params, float *buffers, nn_work *w,
+						   int B, int train, nn_rng *rng, nn_timing *t);
+
+/*
+ * A training batch split into nparts data-parallel parts, each in its own
+ * work w[p] with B[p] images (batch-wide statistics still those of the
+ * whole batch): run(fn, ctx, nparts, run_ctx) must call fn(ctx, p) for
+ * every part p, in parallel or not, and return when all are done. The
+ * forward pass updates buffers (running statistics) once per batch; the
+ * backward pass accumulates part p's gradient into grads[p] (the loss of
+ * each part from nn_net_loss first). t[p] may be NULL.
+ */
+#define NN_MAX_PARTS 16
+typedef void (*nn_part_fn) (void *ctx, int part);
+typedef void (*nn_parts_run) (nn_part_fn fn, void *ctx, int nparts, void *run_ctx);
+int			nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_work **w,
+								 const int *B, int nparts, nn_rng **rng, nn_timing **t,
+								 nn_parts_run run, void *run_ctx);
+int			nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_work **w,
+								  const int *B, int nparts, float scale, nn_timing **t,
+								  nn_parts_run run, void *run_ctx);
 
 /* Softmax + mean cross-entropy over w->act[nlayers] with labels; returns summed loss; counts correct in *correct */
 double		nn_net_loss(const nn_net *net, nn_work *w, const int32_t *labels, int B,

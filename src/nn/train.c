@@ -381,13 +381,13 @@ typedef struct lane
 	nn_timing  *t;				/* lane 0 reports its phase times; others NULL */
 	double		loss;
 	int64_t		correct;
-	int			status;			/* NN_OK, or NN_ERR_CANCELLED */
 } lane;
 
 typedef struct train_mem
 {
 	lane		lanes[NN_TRAIN_LANES];
 	int			nlanes;			/* logical lanes (train_lanes) */
+	int			lane_b[NN_TRAIN_LANES];	/* images of the current batch per lane */
 	int			nthreads;		/* threads that run them, round-robin */
 	int64_t    *idx;
 	float	   *m;
@@ -414,6 +414,7 @@ typedef struct step_ctx
 {
 	const nn_net *net;
 	float	   *params;
+	float	   *buffers;		/* running statistics, updated once per batch */
 	const nn_rows *rows;
 	const nn_norm *norm;
 	const int64_t *idx;			/* the batch's row numbers */
@@ -424,42 +425,95 @@ typedef struct step_ctx
 	float		lr;
 } step_ctx;
 
-/* One lane's part of a step: forward, loss and backward on its images. */
+/* Lane l's images of the batch: pixels into its input, labels, gradients zeroed. */
 static void
-lane_step(void *arg, int l)
+lane_load(void *arg, int l)
 {
 	step_ctx   *c = (step_ctx *) arg;
 	lane	   *ln = &c->tm->lanes[l];
 	int			lo = (int) ((int64_t) c->b_n * l / c->tm->nlanes);
-	int			B = (int) ((int64_t) c->b_n * (l + 1) / c->tm->nlanes) - lo;
+	int			B = c->tm->lane_b[l];
 
 	ln->loss = 0;
 	ln->correct = 0;
-	ln->status = NN_OK;
 	memset(ln->grads, 0, c->net->nparams * sizeof(float));
-	if (B == 0)
-		return;
 	for (int b = 0; b < B; b++)
 	{
 		ln->batch[b] = nn_rows_pixels(c->rows, c->idx[lo + b]);
 		ln->w.labels[b] = nn_rows_label(c->rows, c->idx[lo + b]);
 	}
-	nn_load_pixels(ln->w.act[0], ln->batch, B, c->net->input, c->norm);
-	ln->status = nn_net_forward(c->net, c->params, &ln->w, B, 1, &ln->rng, ln->t);
-	if (ln->status != NN_OK)
-		return;
-	ln->loss = nn_net_loss(c->net, &ln->w, ln->w.labels, B, &ln->correct, ln->t);
-	ln->status = nn_net_backward(c->net, c->params, ln->grads, &ln->w, B, c->scale, ln->t);
+	if (B > 0)
+		nn_load_pixels(ln->w.act[0], ln->batch, B, c->net->input, c->norm);
 }
 
-/* Thread t's share of a step: lanes t, t + threads, ... */
+/* Lane l's loss over its logits. */
 static void
-thread_step(void *arg, int t)
+lane_loss(void *arg, int l)
 {
 	step_ctx   *c = (step_ctx *) arg;
+	lane	   *ln = &c->tm->lanes[l];
 
-	for (int l = t; l < c->tm->nlanes; l += c->tm->nthreads)
-		lane_step(arg, l);
+	if (c->tm->lane_b[l] > 0)
+		ln->loss = nn_net_loss(c->net, &ln->w, ln->w.labels, c->tm->lane_b[l], &ln->correct, ln->t);
+}
+
+/* what run_lanes hands each thread */
+typedef struct lanes_run
+{
+	nn_part_fn	fn;
+	void	   *ctx;
+	int			nlanes;
+	int			nthreads;
+} lanes_run;
+
+/* Thread t's lanes of one run: t, t + threads, ... */
+static void
+thread_lanes(void *arg, int t)
+{
+	lanes_run  *r = (lanes_run *) arg;
+
+	for (int l = t; l < r->nlanes; l += r->nthreads)
+		r->fn(r->ctx, l);
+}
+
+/* nn_parts_run over the pool: the threads take the lanes in turn */
+static void
+run_lanes(nn_part_fn fn, void *ctx, int nlanes, void *run_ctx)
+{
+	lanes_run	r = {fn, ctx, nlanes, *(int *) run_ctx};
+
+	nn_parallel_run(thread_lanes, &r, r.nthreads);
+}
+
+/*
+ * One step's forward, loss and backward over the lanes of the batch;
+ * batch-wide statistics (batch norm) are those of the whole batch.
+ */
+static int
+train_step(step_ctx *c)
+{
+	train_mem  *tm = c->tm;
+	nn_work    *w[NN_TRAIN_LANES];
+	nn_rng	   *rng[NN_TRAIN_LANES];
+	nn_timing  *t[NN_TRAIN_LANES];
+	float	   *grads[NN_TRAIN_LANES];
+
+	for (int l = 0; l < tm->nlanes; l++)
+	{
+		tm->lane_b[l] = (int) ((int64_t) c->b_n * (l + 1) / tm->nlanes) -
+			(int) ((int64_t) c->b_n * l / tm->nlanes);
+		w[l] = &tm->lanes[l].w;
+		rng[l] = &tm->lanes[l].rng;
+		t[l] = tm->lanes[l].t;
+		grads[l] = tm->lanes[l].grads;
+	}
+	run_lanes(lane_load, c, tm->nlanes, &tm->nthreads);
+	if (nn_net_forward_parts(c->net, c->params, c->buffers, w, tm->lane_b, tm->nlanes, rng, t,
+							 run_lanes, &tm->nthreads) != NN_OK)
+		return NN_ERR_CANCELLED;
+	run_lanes(lane_loss, c, tm->nlanes, &tm->nthreads);
+	return nn_net_backward_parts(c->net, c->params, grads, w, tm->lane_b, tm->nlanes, c->scale, t,
+								 run_lanes, &tm->nthreads);
 }
 
 /*
@@ -530,7 +584,7 @@ zscore_stats(nn_norm *norm, const nn_rows *rows, const int64_t *idx, int64_t n)
 
 /* Accuracy of params over idx[0..n) rows, inference mode. */
 static double
-accuracy(const nn_net *net, const float *params, const nn_norm *norm, nn_work *w,
+accuracy(const nn_net *net, const float *params, float *buffers, const nn_norm *norm, nn_work *w,
 		 const nn_rows *rows, const int64_t *idx, int64_t n, const uint8_t **batch,
 		 const nn_train_hooks *hooks)
 {
@@ -546,7 +600,7 @@ accuracy(const nn_net *net, const float *params, const nn_norm *norm, nn_work *w
 			w->labels[b] = nn_rows_label(rows, idx[s + b]);
 		}
 		nn_load_pixels(w->act[0], batch, B, net->input, norm);
-		if (nn_net_forward(net, params, w, B, 0, NULL, NULL) != NN_OK)
+		if (nn_net_forward(net, params, buffers, w, B, 0, NULL, NULL) != NN_OK)
 			return NAN;
 		nn_net_loss(net, w, w->labels, B, &correct, NULL);
 		if (hooks && hooks->on_batch && hooks->on_batch(hooks->ctx))
@@ -692,12 +746,13 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 	}
 	tm.idx = nn_calloc(a, (size_t) n, sizeof(int64_t));
 	out->params = nn_calloc(a, net.nparams, sizeof(float));
+	out->buffers = net.nbuffers ? nn_calloc(a, net.nbuffers, sizeof(float)) : NULL;
 	out->history = nn_calloc(a, (size_t) opt->epochs, sizeof(nn_epoch));
 	if (opt->optimizer != NN_OPT_SGD)
 		tm.m = nn_calloc(a, net.nparams, sizeof(float));
 	if (opt->optimizer == NN_OPT_ADAM)
 		tm.v = nn_calloc(a, net.nparams, sizeof(float));
-	if (!tm.idx || !out->params || !out->history ||
+	if (!tm.idx || !out->params || !out->history || (net.nbuffers && !out->buffers) ||
 		(opt->optimizer != NN_OPT_SGD && !tm.m) || (opt->optimizer == NN_OPT_ADAM && !tm.v))
 	{
 		nn_fail(st, NN_ERR_NOMEM, "out of memory setting up training of %zu parameters", net.nparams);
@@ -722,6 +777,8 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 	{
 		out->norm = init->norm;
 		memcpy(out->params, init->params, net.nparams * sizeof(float));
+		if (net.nbuffers)
+			memcpy(out->buffers, init->buffers, net.nbuffers * sizeof(float));
 	}
 	else
 	{
@@ -735,7 +792,7 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 			nn_fail(st, NN_ERR_CANCELLED, "computing the z-score statistics was cancelled");
 			goto fail;
 		}
-		nn_net_init_params(&net, out->params, &rng_init);
+		nn_net_init_params(&net, out->params, out->buffers, &rng_init);
 	}
 	out->options.normalize = out->norm.mode;
 	out->rows_trained = n;
@@ -773,11 +830,10 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 									  steps_per_epoch);
 			double		t_upd;
 
-			step_ctx	c = {&net, out->params, rows, &out->norm, train_idx + s, b_n,
+			step_ctx	c = {&net, out->params, out->buffers, rows, &out->norm, train_idx + s, b_n,
 				1.0f / (float) b_n, &tm, &optim, lr};
 
-			nn_parallel_run(thread_step, &c, tm.nthreads);
-			if (nn_interrupted())
+			if (train_step(&c) != NN_OK || nn_interrupted())
 			{
 				nn_fail(st, NN_ERR_CANCELLED, "training was cancelled in epoch %d", epoch + 1);
 				goto fail;
@@ -815,7 +871,7 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 		e->val_acc = NAN;
 		if (nval > 0)
 		{
-			e->val_acc = (float) accuracy(&net, out->params, &out->norm, &tm.lanes[0].w, rows,
+			e->val_acc = (float) accuracy(&net, out->params, out->buffers, &out->norm, &tm.lanes[0].w, rows,
 										  tm.idx, nval, tm.lanes[0].batch, hooks);
 			if (isnan(e->val_acc))
 			{

@@ -392,6 +392,6 @@ MlcnnModelForward(MlcnnModel *mm, const uint8_t *const *rows, int B, nn_timing *
 	Assert(B <= mm->batch);
 	MlcnnSetThreads(B == 1 ? 1 : 0);
 	nn_load_pixels(mm->work.act[0], rows, B, mm->model.net.input, &mm->model.norm);
-	if (nn_net_forward(&mm->model.net, mm->model.params, &mm->work, B, 0, NULL, t) != NN_OK)
+	if (nn_net_forward(&mm->model.net, mm->model.params, mm->model.buffers, &mm->work, B, 0, NULL, t) != NN_OK)
 		MlcnnReportCancel("the forward pass was cancelled");
 }

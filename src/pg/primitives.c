@@ -166,7 +166,7 @@ flush(BatchState *s, bool gradients)
 	if (gradients)
 	{
 		nn_load_pixels(s->work.act[0], s->rows, B, net->input, &mm->model.norm);
-		if (nn_net_forward(net, mm->model.params, &s->work, B, 0, NULL, &s->t) != NN_OK)
+		if (nn_net_forward(net, mm->model.params, mm->model.buffers, &s->work, B, 0, NULL, &s->t) != NN_OK)
 			MlcnnReportCancel("compute_gradients was cancelled");
 		nn_net_loss(net, &s->work, s->labels, B, NULL, &s->t);
 		if (nn_net_backward(net, mm->model.params, s->grads, &s->work, B, 1.0f, &s->t) != NN_OK)

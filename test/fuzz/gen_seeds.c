@@ -104,7 +104,7 @@ model_seed(const char *name, int kind, const char *spec, nn_shape in, int classe
 		m.history[i].seconds = 0.25f * (i + 1);
 	}
 	nn_rng_seed(&rng, seed);
-	nn_net_init_params(&m.net, m.params, &rng);
+	nn_net_init_params(&m.net, m.params, NULL, &rng);
 
 	len = nn_model_size(&m);
 	buf = malloc(len);

@@ -270,10 +270,10 @@ T_CASE(test_bound_interrupt_every_phase)
 			params = calloc(net.nparams, sizeof(float));
 			armed = 1;
 			polls = 0;
-			T_OK(nn_net_forward(&net, params, &w, 2, 0, NULL, NULL) == NN_ERR_CANCELLED && polls >= 1,
+			T_OK(nn_net_forward(&net, params, NULL, &w, 2, 0, NULL, NULL) == NN_ERR_CANCELLED && polls >= 1,
 				 "an interrupted forward pass reports NN_ERR_CANCELLED");
 			armed = 0;
-			T_OK(nn_net_forward(&net, params, &w, 2, 0, NULL, NULL) == NN_OK, "and runs when not interrupted");
+			T_OK(nn_net_forward(&net, params, NULL, &w, 2, 0, NULL, NULL) == NN_OK, "and runs when not interrupted");
 			free(params);
 			nn_work_free(&w, &nn_malloc_allocator);
 		}

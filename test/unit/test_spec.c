@@ -254,18 +254,18 @@ T_CASE(test_spec_limits)
 	nn_net		net;
 	nn_status	st = {0};
 
-	/* 32 layers are allowed, 33 are not */
-	for (int i = 0; i < 31; i++)
+	/* 64 layers are allowed, 65 are not */
+	for (int i = 0; i < 63; i++)
 		n += snprintf(spec + n, sizeof(spec) - n, "relu ");
 	snprintf(spec + n, sizeof(spec) - n, "flatten dense(10)");
-	T_OK(nn_net_build(&net, spec + 5, mnist, 10, &st) == NN_OK && net.nlayers == 32, "32 layers build: %s", st.msg);
+	T_OK(nn_net_build(&net, spec + 5, mnist, 10, &st) == NN_OK && net.nlayers == 64, "64 layers build: %s", st.msg);
 	T_OK(nn_net_build(&net, spec, mnist, 10, &st) == NN_ERR_LIMIT &&
-		 strstr(st.msg, "layer spec has more than 32 layers") != NULL, "33 layers: %s", st.msg);
-	/* 32 written layers that need an implicit flatten make 33 */
+		 strstr(st.msg, "layer spec has more than 64 layers") != NULL, "65 layers: %s", st.msg);
+	/* 64 written layers that need an implicit flatten make 65 */
 	spec[n] = '\0';
 	snprintf(spec + n, sizeof(spec) - n, "dense(10)");
 	T_OK(nn_net_build(&net, spec, mnist, 10, &st) == NN_ERR_LIMIT &&
-		 strstr(st.msg, "more than 32 layers") && strstr(st.msg, "layer 32"), "implicit flatten over the limit: %s", st.msg);
+		 strstr(st.msg, "more than 64 layers") && strstr(st.msg, "layer 64"), "implicit flatten over the limit: %s", st.msg);
 	/* too long */
 	memset(spec, ' ', NN_MAX_SPEC);
 	memcpy(spec + NN_MAX_SPEC - 10, "dense(10)", 10);

@@ -326,7 +326,7 @@ ref_run(ref_case *rc, nn_work *w, float *logits, float *grads)
 			  "work allocates: %s", st.msg))
 		return NAN;
 	memcpy(w->act[0], rc->input, sizeof(float) * REF_B * 28 * 28);
-	nn_net_forward(&rc->net, rc->params, w, REF_B, grads != NULL, NULL, NULL);
+	nn_net_forward(&rc->net, rc->params, NULL, w, REF_B, grads != NULL, NULL, NULL);
 	memcpy(logits, w->act[rc->net.nlayers], sizeof(float) * REF_B * 10);
 	loss = nn_net_loss(&rc->net, w, rc->labels, REF_B, &correct, NULL);
 	if (grads)

@@ -152,7 +152,7 @@ model_accuracy(const nn_model *m, const uint8_t *pixels, const int32_t *labels, 
 		for (int b = 0; b < B; b++)
 			rows[b] = pixels + (size_t) (s + b) * 64;
 		nn_load_pixels(w.act[0], rows, B, m->net.input, &m->norm);
-		nn_net_forward(&m->net, m->params, &w, B, 0, NULL, NULL);
+		nn_net_forward(&m->net, m->params, NULL, &w, B, 0, NULL, NULL);
 		nn_net_loss(&m->net, &w, labels + s, B, &correct, NULL);
 	}
 	nn_work_free(&w, &counting);

@@ -1,0 +1,344 @@
+/*
+ * op_batchnorm.c: batch normalisation, "batchnorm": per channel after an
+ * image (PyTorch's BatchNorm2d), per feature after a flat vector
+ * (BatchNorm1d). Training normalises with the batch's mean and biased
+ * variance and updates the running mean and unbiased variance with
+ * momentum 0.1 (eps 1e-5, as PyTorch); evaluation and prediction use the
+ * running statistics. The scale and shift (weight, bias) are trained
+ * parameters; running_mean, running_var and num_batches_tracked are
+ * buffers.
+ *
+ * The statistics are the whole batch's even when the batch is split into
+ * data-parallel parts: the network runs the training pass as coupled
+ * steps (ops.h): each part sums its values, the sums are added in a
+ * fixed order, then each part normalises. Sums are in double, so the
+ * single-pass variance E[x^2] - E[x]^2 loses nothing that matters here.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ops.h"
+
+#define BN_EPS 1e-5
+#define BN_MOMENTUM 0.1
+
+/* channels (spatial) or features (flat) */
+static int
+bn_channels(const nn_layer *L)
+{
+	return L->in.c;
+}
+
+/* values of one image per channel */
+static size_t
+bn_per_image(const nn_layer *L)
+{
+	return (size_t) L->in.h * L->in.w;
+}
+
+/* "batchnorm" */
+static void
+bn_format(const nn_layer *L, char *buf, size_t len)
+{
+	snprintf(buf, len, "batchnorm");
+}
+
+/* same shape; weight and bias per channel; three buffers */
+static int
+bn_shape(nn_layer *L, nn_shape_ctx *c)
+{
+	L->out = L->in;
+	L->flat_out = c->flat[0];
+	L->w_len = (size_t) L->in.c;
+	L->b_len = (size_t) L->in.c;
+	L->buf_len = 2 * (size_t) L->in.c + 1;	/* running mean, running var, batches */
+	return NN_OK;
+}
+
+/* weight 1, bias 0, running mean 0, running var 1, no batches */
+static void
+bn_init(const nn_layer *L, float *params, float *buffers, nn_rng *rng)
+{
+	int			C = bn_channels(L);
+
+	for (int k = 0; k < C; k++)
+	{
+		params[L->w_off + k] = 1.0f;
+		params[L->b_off + k] = 0.0f;
+		buffers[L->buf_off + k] = 0.0f;
+		buffers[L->buf_off + C + k] = 1.0f;
+	}
+	buffers[L->buf_off + 2 * C] = 0.0f;
+}
+
+/* training keeps x-hat and 1/std; sums of two per channel */
+static void
+bn_mem(const nn_layer *L, int B, int train, nn_op_mem *m)
+{
+	if (!train)
+		return;
+	m->aux = (size_t) B * nn_shape_elems(L->in) + (size_t) bn_channels(L);
+	m->stat = 2 * (size_t) bn_channels(L);
+}
+
+/* index of value k of channel ch of image b, spatial (C,B,HW) or flat (B,C) */
+static inline size_t
+bn_at(const nn_layer *L, int B, int ch, int b, size_t k)
+{
+	size_t		HW = bn_per_image(L);
+
+	if (L->flat_in)
+		return (size_t) b * L->in.c + ch;
+	return ((size_t) ch * B + b) * HW + k;
+}
+
+/* evaluation: the running statistics */
+static void
+bn_forward(nn_op_ctx *c)
+{
+	const nn_layer *L = c->L;
+	int			C = bn_channels(L);
+	size_t		HW = bn_per_image(L);
+
+	for (int ch = 0; ch < C; ch++)
+	{
+		float		mean = c->buf[ch],
+					scale = c->w[ch] / sqrtf(c->buf[C + ch] + (float) BN_EPS),
+					shift = c->b[ch] - mean * scale;
+
+		for (int b = 0; b < c->B; b++)
+			for (size_t k = 0; k < HW; k++)
+			{
+				size_t		at = bn_at(L, c->B, ch, b, k);
+
+				c->out[at] = c->in[0][at] * scale + shift;
+			}
+	}
+}
+
+/*
+ * evaluation-mode backward (compute_gradients): with the running
+ * statistics fixed, y = scale x + shift per channel
+ */
+static void
+bn_backward(nn_op_ctx *c)
+{
+	const nn_layer *L = c->L;
+	int			C = bn_channels(L);
+	size_t		HW = bn_per_image(L);
+
+	for (int ch = 0; ch < C; ch++)
+	{
+		float		inv = 1.0f / sqrtf(c->buf[C + ch] + (float) BN_EPS),
+					mean = c->buf[ch],
+					scale = c->w[ch] * inv;
+		double		s = 0,
+					q = 0;
+
+		for (int b = 0; b < c->B; b++)
+			for (size_t k = 0; k < HW; k++)
+			{
+				size_t		at = bn_at(L, c->B, ch, b, k);
+
+				s += c->dout[at];
+				q += (double) c->dout[at] * (c->in[0][at] - mean) * inv;
+				if (c->din[0])
+					c->din[0][at] += c->dout[at] * scale;
+			}
+		c->db[ch] += (float) s;
+		c->dw[ch] += (float) q;
+	}
+}
+
+/* backward reads the input (evaluation mode; training keeps x-hat) */
+static int
+bn_bwd_reads(const nn_layer *L)
+{
+	return NN_BWD_INPUT;
+}
+
+/* training step 1: sum and sum of squares per channel of this part */
+static void
+bn_stats(nn_op_ctx *c, double *stat)
+{
+	const nn_layer *L = c->L;
+	int			C = bn_channels(L);
+	size_t		HW = bn_per_image(L);
+
+	for (int ch = 0; ch < C; ch++)
+	{
+		double		s = 0,
+					q = 0;
+
+		for (int b = 0; b < c->B; b++)
+			for (size_t k = 0; k < HW; k++)
+			{
+				double		v = c->in[0][bn_at(L, c->B, ch, b, k)];
+
+				s += v;
+				q += v * v;
+			}
+		stat[ch] = s;
+		stat[C + ch] = q;
+	}
+}
+
+/* the batch's mean and biased variance of channel ch from the totals */
+static void
+bn_moments(const double *total, int C, int ch, double count, double *mean, double *var)
+{
+	*mean = total[ch] / count;
+	*var = total[C + ch] / count - *mean * *mean;
+	if (*var < 0)
+		*var = 0;
+}
+
+/* training step 2, once per batch: running mean and unbiased variance */
+static void
+bn_update(const nn_layer *L, float *buf, const double *total, double count)
+{
+	int			C = bn_channels(L);
+
+	for (int ch = 0; ch < C; ch++)
+	{
+		double		mean,
+					var;
+
+		bn_moments(total, C, ch, count, &mean, &var);
+		buf[ch] = (float) ((1 - BN_MOMENTUM) * buf[ch] + BN_MOMENTUM * mean);
+		buf[C + ch] = (float) ((1 - BN_MOMENTUM) * buf[C + ch] +
+							   BN_MOMENTUM * (count > 1 ? var * count / (count - 1) : var));
+	}
+	buf[2 * C] += 1.0f;
+}
+
+/* training step 3: normalise with the batch's statistics, keep x-hat */
+static void
+bn_apply(nn_op_ctx *c, const double *total, double count)
+{
+	const nn_layer *L = c->L;
+	int			C = bn_channels(L);
+	size_t		HW = bn_per_image(L);
+	float	   *xhat = c->work->aux[c->i];
+	float	   *invstd = xhat + (size_t) c->B * nn_shape_elems(L->in);
+
+	for (int ch = 0; ch < C; ch++)
+	{
+		double		mean,
+					var;
+		float		m,
+					inv;
+
+		bn_moments(total, C, ch, count, &mean, &var);
+		m = (float) mean;
+		inv = (float) (1.0 / sqrt(var + BN_EPS));
+		invstd[ch] = inv;
+		for (int b = 0; b < c->B; b++)
+			for (size_t k = 0; k < HW; k++)
+			{
+				size_t		at = bn_at(L, c->B, ch, b, k);
+				float		xh = (c->in[0][at] - m) * inv;
+
+				xhat[at] = xh;
+				c->out[at] = c->w[ch] * xh + c->b[ch];
+			}
+	}
+}
+
+/* backward step 1: sum of dy and of dy * x-hat per channel; dweight, dbias */
+static void
+bn_bstats(nn_op_ctx *c, double *stat)
+{
+	const nn_layer *L = c->L;
+	int			C = bn_channels(L);
+	size_t		HW = bn_per_image(L);
+	const float *xhat = c->work->aux[c->i];
+
+	for (int ch = 0; ch < C; ch++)
+	{
+		double		s = 0,
+					q = 0;
+
+		for (int b = 0; b < c->B; b++)
+			for (size_t k = 0; k < HW; k++)
+			{
+				size_t		at = bn_at(L, c->B, ch, b, k);
+
+				s += c->dout[at];
+				q += (double) c->dout[at] * xhat[at];
+			}
+		stat[ch] = s;
+		stat[C + ch] = q;
+		c->db[ch] += (float) s;
+		c->dw[ch] += (float) q;
+	}
+}
+
+/* backward step 2: dx = w / std / M * (M dy - sum dy - x-hat sum(dy x-hat)) */
+static void
+bn_bapply(nn_op_ctx *c, const double *total, double count)
+{
+	const nn_layer *L = c->L;
+	int			C = bn_channels(L);
+	size_t		HW = bn_per_image(L);
+	const float *xhat = c->work->aux[c->i];
+	const float *invstd = xhat + (size_t) c->B * nn_shape_elems(L->in);
+
+	if (c->din[0] == NULL)
+		return;
+	for (int ch = 0; ch < C; ch++)
+	{
+		float		k1 = (float) (c->w[ch] * invstd[ch] / count),
+					sdy = (float) total[ch],
+					sdx = (float) total[C + ch],
+					M = (float) count;
+
+		for (int b = 0; b < c->B; b++)
+			for (size_t k = 0; k < HW; k++)
+			{
+				size_t		at = bn_at(L, c->B, ch, b, k);
+
+				c->din[0][at] += k1 * (M * c->dout[at] - sdy - xhat[at] * sdx);
+			}
+	}
+}
+
+/* two statistics per channel */
+static int
+bn_nstat(const nn_layer *L)
+{
+	return 2 * bn_channels(L);
+}
+
+/* a multiply and an add per value */
+static uint64_t
+bn_macs(const nn_layer *L)
+{
+	return nn_shape_elems(L->in);
+}
+
+static const nn_coupled bn_coupled = {
+	.nstat = bn_nstat,
+	.stats = bn_stats,
+	.update = bn_update,
+	.apply = bn_apply,
+	.bstats = bn_bstats,
+	.bapply = bn_bapply,
+	.per_image = bn_per_image,
+};
+
+const nn_op nn_op_batchnorm = {
+	.name = "batchnorm",
+	.usage = "batchnorm",
+	.format = bn_format,
+	.shape = bn_shape,
+	.init = bn_init,
+	.mem = bn_mem,
+	.bwd_reads = bn_bwd_reads,
+	.forward = bn_forward,
+	.backward = bn_backward,
+	.macs = bn_macs,
+	.torch = "BatchNorm2d",
+	.coupled = &bn_coupled,
+};

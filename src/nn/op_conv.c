@@ -1,0 +1,217 @@
+/*
+ * op_conv.c: 2-D convolution, conv(filters, kernel[, stride[, padding]][, groups=G]).
+ *
+ * Padding is "valid" (none), "same" (odd kernel, stride 1: (K-1)/2 per
+ * side, as PyTorch's padding="same") or a number of zeros per side (as
+ * PyTorch's padding=P, which ResNet's strided 3x3 convolutions use).
+ * groups=G splits the input and output channels into G groups (depthwise
+ * when G equals the input channels). The kernels are layers.c's im2col +
+ * sgemm; a 1x1 stride-1 convolution needs no im2col.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ops.h"
+
+#define CONV_MAX_KERNEL 64		/* kernel, stride, padding */
+
+/* padding "valid", "same" or an integer, into L */
+static int
+conv_padding(nn_layer *L, const spec_arg *a, spec_ctx *c)
+{
+	char		text[32];
+
+	if (a->type == SPEC_ARG_INT)
+	{
+		L->same = 0;
+		return nn_spec_int(c, a, "padding", 0, CONV_MAX_KERNEL, &L->pad);
+	}
+	if (a->type == SPEC_ARG_WORD && nn_spec_word_is(c, a, "valid"))
+	{
+		L->same = 0;
+		L->pad = 0;
+		return NN_OK;
+	}
+	if (a->type == SPEC_ARG_WORD && nn_spec_word_is(c, a, "same"))
+	{
+		L->same = 1;
+		return NN_OK;
+	}
+	nn_spec_arg_text(c, a, text, sizeof(text));
+	return nn_spec_fail(c, a, "conv padding must be \"valid\" or \"same\", not \"%s\"", text);
+}
+
+/* conv(filters, kernel[, stride[, padding]][, groups=G]) */
+static int
+conv_args(nn_layer *L, const spec_arg *a, int n, spec_ctx *c)
+{
+	int			pos = 0;
+
+	L->stride = 1;
+	L->groups = 1;
+	for (int k = 0; k < n; k++)
+	{
+		int			rc;
+
+		if (a[k].key_len > 0)
+		{
+			if (!nn_spec_key_is(c, &a[k], "groups"))
+				return nn_spec_fail(c, &a[k], "conv takes one named argument, groups=G");
+			rc = nn_spec_int(c, &a[k], "groups", 1, NN_MAX_DIM, &L->groups);
+		}
+		else if (pos == 0)
+			rc = nn_spec_int(c, &a[k], "filters", 1, NN_MAX_DIM, &L->units), pos++;
+		else if (pos == 1)
+			rc = nn_spec_int(c, &a[k], "kernel size", 1, CONV_MAX_KERNEL, &L->kernel), pos++;
+		else if (pos == 2 && a[k].type == SPEC_ARG_INT)
+			rc = nn_spec_int(c, &a[k], "stride", 1, CONV_MAX_KERNEL, &L->stride), pos++;
+		else if (pos <= 3)
+			rc = conv_padding(L, &a[k], c), pos = 4;	/* padding is the last positional */
+		else
+			return nn_spec_fail(c, &a[k], "conv takes at most 4 arguments: %s", nn_op_conv.usage);
+		if (rc != NN_OK)
+			return rc;
+	}
+	if (pos < 2)
+		return nn_spec_fail(c, NULL, "conv needs 2 arguments: %s", nn_op_conv.usage);
+	if (L->same)
+	{
+		if (L->kernel % 2 == 0 || L->stride != 1)
+			return nn_spec_fail(c, NULL, "conv padding \"same\" needs an odd kernel size and stride 1");
+		L->pad = (L->kernel - 1) / 2;
+	}
+	if (L->units % L->groups != 0)
+		return nn_spec_fail(c, NULL, "conv filters (%d) must be a multiple of groups (%d)", L->units, L->groups);
+	return NN_OK;
+}
+
+/* conv(F,K), conv(F,K,S), conv(F,K,S,same), conv(F,K,S,P), groups=G last */
+static void
+conv_format(const nn_layer *L, char *buf, size_t len)
+{
+	char		groups[32] = "";
+
+	if (L->groups > 1)
+		snprintf(groups, sizeof(groups), ",groups=%d", L->groups);
+	if (L->same)
+		snprintf(buf, len, "conv(%d,%d,%d,same%s)", L->units, L->kernel, L->stride, groups);
+	else if (L->pad > 0)
+		snprintf(buf, len, "conv(%d,%d,%d,%d%s)", L->units, L->kernel, L->stride, L->pad, groups);
+	else if (L->stride != 1)
+		snprintf(buf, len, "conv(%d,%d,%d%s)", L->units, L->kernel, L->stride, groups);
+	else
+		snprintf(buf, len, "conv(%d,%d%s)", L->units, L->kernel, groups);
+}
+
+/* a window of K with padding P and stride S over in: the output side, or an error */
+int
+nn_window_shape(nn_layer *L, nn_shape_ctx *c)
+{
+	int32_t		hp = L->in.h + 2 * L->pad,
+				wp = L->in.w + 2 * L->pad;
+
+	if (c->flat[0])
+		return nn_shape_fail(c, NN_ERR_SHAPE,
+							 "needs an image input but gets a flat vector of %s; put conv and pooling layers before flatten and dense",
+							 c->shape);
+	if (L->kernel > hp || L->kernel > wp)
+		return nn_shape_fail(c, NN_ERR_SHAPE,
+							 "does not fit its %s input: the %dx%d window is larger than the %s%dx%d image",
+							 c->shape, L->kernel, L->kernel, L->pad ? "padded " : "", hp, wp);
+	L->out.h = (hp - L->kernel) / L->stride + 1;
+	L->out.w = (wp - L->kernel) / L->stride + 1;
+	return NN_OK;
+}
+
+/* output shape and parameters */
+static int
+conv_shape(nn_layer *L, nn_shape_ctx *c)
+{
+	int			G = L->groups > 1 ? L->groups : 1;
+
+	if (nn_window_shape(L, c) != NN_OK)
+		return c->st->code;
+	if (L->in.c % G != 0)
+		return nn_shape_fail(c, NN_ERR_SHAPE, "splits its %s input into %d groups, which do not divide %d channels",
+							 c->shape, G, L->in.c);
+	L->out.c = L->units;
+	L->w_len = (size_t) L->units * (L->in.c / G) * L->kernel * L->kernel;
+	L->b_len = (size_t) L->units;
+	return NN_OK;
+}
+
+/* He-normal weights */
+static void
+conv_init(const nn_layer *L, float *params, float *buffers, nn_rng *rng)
+{
+	nn_init_he(L, params, rng);
+}
+
+/* true when the conv is 1x1, stride 1, no padding: col is the input itself */
+static int
+conv_pointwise(const nn_layer *L)
+{
+	return L->kernel == 1 && L->stride == 1 && L->pad == 0;
+}
+
+/* im2col (kept for backward) and its backward scratch */
+static void
+conv_mem(const nn_layer *L, int B, int train, nn_op_mem *m)
+{
+	size_t		col = (size_t) L->in.c * L->kernel * L->kernel * B * L->out.h * L->out.w;
+
+	if (conv_pointwise(L))
+		return;
+	m->col = col;
+	if (train)
+		m->dcol = col;
+}
+
+/* backward reads the input itself when there is no im2col */
+static int
+conv_bwd_reads(const nn_layer *L)
+{
+	return conv_pointwise(L) ? NN_BWD_INPUT : 0;
+}
+
+/* forward */
+static void
+conv_forward(nn_op_ctx *c)
+{
+	nn_conv2d_forward(c->out, c->work->col[c->i], c->in[0], c->w, c->b, c->L, c->B);
+}
+
+/* backward */
+static void
+conv_backward(nn_op_ctx *c)
+{
+	const float *col = c->work->col[c->i] ? c->work->col[c->i] : c->in[0];
+
+	nn_conv2d_backward(c->din[0], c->dw, c->db, c->work->dcol[c->i], c->dout, col, c->w, c->L, c->B);
+}
+
+/* OC * OH * OW * (C/G) * K * K */
+static uint64_t
+conv_macs(const nn_layer *L)
+{
+	int			G = L->groups > 1 ? L->groups : 1;
+
+	return (uint64_t) L->out.c * L->out.h * L->out.w * (uint64_t) (L->in.c / G) * L->kernel * L->kernel;
+}
+
+const nn_op nn_op_conv = {
+	.name = "conv",
+	.min_args = 2,
+	.max_args = 5,
+	.usage = "conv(filters, kernel[, stride[, padding]][, groups=G]), as in conv(32,3)",
+	.args = conv_args,
+	.format = conv_format,
+	.shape = conv_shape,
+	.init = conv_init,
+	.mem = conv_mem,
+	.bwd_reads = conv_bwd_reads,
+	.forward = conv_forward,
+	.backward = conv_backward,
+	.macs = conv_macs,
+	.torch = "Conv2d",
+};
