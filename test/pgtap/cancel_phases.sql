@@ -64,10 +64,15 @@ FROM cp_plan ORDER BY n
 \gexec
 \o
 
-SELECT ok(state = 'canceling statement due to statement timeout' AND ms - timeout_ms < 1000,
-	format('stop %s, timeout %s ms, in %s: stopped %s ms after it', n, timeout_ms,
-	       coalesce(substring(ctx FROM 'train_conv2d ([a-z ,-]+) \('), 'the scan'),
-	       round((ms - timeout_ms)::numeric)))
+-- (on a loaded machine a run may be faster than the calibration and end
+-- before its timeout: that is no late stop either)
+SELECT ok((state = 'canceling statement due to statement timeout' AND ms - timeout_ms < 1000) OR
+		  (state = 'finished' AND ms <= timeout_ms),
+	format('stop %s, timeout %s ms, %s', n, timeout_ms,
+	       CASE WHEN state = 'finished' THEN format('finished before it, in %s ms', round(ms::numeric))
+	       ELSE format('in %s: stopped %s ms after it',
+	                   coalesce(substring(ctx FROM 'train_conv2d ([a-z ,-]+) \('), 'the scan'),
+	                   round((ms - timeout_ms)::numeric)) END))
 FROM cp_run WHERE n > 0 ORDER BY n;
 SELECT ok(EXISTS (SELECT FROM cp_run WHERE ctx LIKE '%train_conv2d sorting%')
 	AND EXISTS (SELECT FROM cp_run WHERE ctx LIKE '%train_conv2d training%'),
