@@ -1,10 +1,12 @@
 -- pgTAP: statement_timeout stops train_conv2d in every phase it lasts
--- long enough to be hit in, within one second. Three million small rows
+-- long enough to be hit in, within one second. Two million small rows
 -- make the phases before the epochs take seconds (the sort into canonical
--- order alone takes about a second and a half): before every phase polled
--- for interrupts, such a timeout fired seconds late.
+-- order alone takes about a second): before every phase polled for
+-- interrupts, such a timeout fired seconds late. Three epochs make the
+-- training phase longer than the sort, so that the stops land in both
+-- even when the load of the machine changes between runs.
 --
--- One full run, timed, calibrates; then six runs, each its own top-level
+-- One full run, timed, calibrates; then five runs, each its own top-level
 -- statement with a statement_timeout at a fraction of that time, are
 -- stopped. For each, the phase it was stopped in comes from the error's
 -- context ("train_conv2d sorting the training rows ..."), and how late
@@ -22,12 +24,12 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(8);
+SELECT plan(7);
 
 CREATE TEMP TABLE cp_rows AS
-SELECT i AS id, int4send(hashint4(i)) AS pixels, i & 1 AS label FROM generate_series(1, 3000000) i;
+SELECT i AS id, int4send(hashint4(i)) AS pixels, i & 1 AS label FROM generate_series(1, 2000000) i;
 
-\set o '{"input": [2, 2, 1], "layers": "dense(2)", "classes": 2, "epochs": 1, "batch_size": 256, "validation_fraction": 0.1, "normalize": "zscore"}'
+\set o '{"input": [2, 2, 1], "layers": "dense(2)", "classes": 2, "epochs": 3, "batch_size": 256, "validation_fraction": 0.1, "normalize": "zscore"}'
 CREATE TEMP TABLE cp_opts AS SELECT :'o'::jsonb AS o;
 CREATE TEMP TABLE cp_run (n int PRIMARY KEY, timeout_ms float8, ms float8, state text, ctx text);
 
@@ -50,12 +52,12 @@ $$;
 -- the calibration run, to the end
 SELECT pg_temp.stopped_training(0, 0);
 SELECT is((SELECT state FROM cp_run WHERE n = 0), 'finished', 'the calibration run trains to the end');
-SELECT diag(format('calibration: %s rows trained in %s ms', 3000000, round((SELECT ms FROM cp_run WHERE n = 0)::numeric)));
+SELECT diag(format('calibration: %s rows trained in %s ms', 2000000, round((SELECT ms FROM cp_run WHERE n = 0)::numeric)));
 
--- six stops at fractions of that time
+-- five stops at fractions of that time
 CREATE TEMP TABLE cp_plan AS
 SELECT k AS n, round((SELECT ms FROM cp_run WHERE n = 0) * f) AS timeout_ms
-FROM unnest(ARRAY[0.08, 0.25, 0.4, 0.55, 0.75, 0.92]) WITH ORDINALITY AS u(f, k);
+FROM unnest(ARRAY[0.1, 0.25, 0.5, 0.75, 0.92]) WITH ORDINALITY AS u(f, k);
 \o /dev/null
 SELECT format('SET LOCAL statement_timeout = %s', timeout_ms),
 	format('SELECT pg_temp.stopped_training(%s, %s)', n, timeout_ms),
@@ -64,10 +66,15 @@ FROM cp_plan ORDER BY n
 \gexec
 \o
 
-SELECT ok(state = 'canceling statement due to statement timeout' AND ms - timeout_ms < 1000,
-	format('stop %s, timeout %s ms, in %s: stopped %s ms after it', n, timeout_ms,
-	       coalesce(substring(ctx FROM 'train_conv2d ([a-z ,-]+) \('), 'the scan'),
-	       round((ms - timeout_ms)::numeric)))
+-- (on a loaded machine a run may be faster than the calibration and end
+-- before its timeout: that is no late stop either)
+SELECT ok((state = 'canceling statement due to statement timeout' AND ms - timeout_ms < 1000) OR
+		  (state = 'finished' AND ms <= timeout_ms),
+	format('stop %s, timeout %s ms, %s', n, timeout_ms,
+	       CASE WHEN state = 'finished' THEN format('finished before it, in %s ms', round(ms::numeric))
+	       ELSE format('in %s: stopped %s ms after it',
+	                   coalesce(substring(ctx FROM 'train_conv2d ([a-z ,-]+) \('), 'the scan'),
+	                   round((ms - timeout_ms)::numeric)) END))
 FROM cp_run WHERE n > 0 ORDER BY n;
 SELECT ok(EXISTS (SELECT FROM cp_run WHERE ctx LIKE '%train_conv2d sorting%')
 	AND EXISTS (SELECT FROM cp_run WHERE ctx LIKE '%train_conv2d training%'),
