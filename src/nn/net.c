@@ -762,11 +762,16 @@ nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_
 	c.B = B;
 	c.rng = rng;
 	c.t = t;
+	double		t0 = nn_now();
+	nn_timing  *tt = NULL;		/* the first part's timing gets the pass's wall time */
+
 	for (int part = 0; part < nparts; part++)
 	{
 		w[part]->dropout_active = rng[part] != NULL;
 		w[part]->forward_train = 1;
 		w[part]->buffers = buffers;
+		if (tt == NULL)
+			tt = t[part];
 	}
 	for (int from = 0; from < n;)
 	{
@@ -796,6 +801,8 @@ nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_
 			return parts_status(&c, nparts);
 		from = to;
 	}
+	if (tt)
+		tt->forward_s += nn_now() - t0;
 	return NN_OK;
 }
 
@@ -850,6 +857,12 @@ nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_
 	double		total[2 * NN_MAX_DIM];
 	int			n = net->nlayers;
 	int			have_coupled = 0;
+	double		t0 = nn_now();
+	nn_timing  *tt = NULL;
+	int			rc = NN_OK;
+
+	for (int part = 0; part < nparts && tt == NULL; part++)
+		tt = t[part];
 
 	c.net = net;
 	c.params = params;
@@ -868,7 +881,10 @@ nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_
 		c.to = n;
 		run(part_loss_grad, &c, nparts, run_ctx);
 		run(part_backward, &c, nparts, run_ctx);
-		return parts_status(&c, nparts);
+		rc = parts_status(&c, nparts);
+		if (tt)
+			tt->backward_s += nn_now() - t0;
+		return rc;
 	}
 	run(part_loss_grad, &c, nparts, run_ctx);
 	for (int to = n, from; to > 0; to = from)
@@ -894,5 +910,7 @@ nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_
 		if (parts_status(&c, nparts) != NN_OK)
 			return parts_status(&c, nparts);
 	}
+	if (tt)
+		tt->backward_s += nn_now() - t0;
 	return NN_OK;
 }

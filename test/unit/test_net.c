@@ -48,6 +48,7 @@ typedef struct net_case
 {
 	nn_net		net;
 	float	   *params;
+	float	   *buffers;		/* running statistics (batch norm) */
 	float	   *input;			/* (C,B,H,W) */
 	int32_t    *labels;
 	int			B;
@@ -73,7 +74,8 @@ case_init(net_case *c, const char *spec, nn_shape in, int classes, int B, uint64
 	nn_rng_seed(&rng, seed);
 	c->B = B;
 	c->params = malloc(sizeof(float) * c->net.nparams);
-	nn_net_init_params(&c->net, c->params, NULL, &rng);
+	c->buffers = malloc(sizeof(float) * (c->net.nbuffers + 1));
+	nn_net_init_params(&c->net, c->params, c->buffers, &rng);
 	/* non-zero biases, so that their gradients and layout are exercised */
 	for (int i = 0; i < c->net.nlayers; i++)
 		for (size_t k = 0; k < c->net.layers[i].b_len; k++)
@@ -95,6 +97,7 @@ case_free(net_case *c)
 {
 	nn_work_free(&c->w, &nn_malloc_allocator);
 	free(c->params);
+	free(c->buffers);
 	free(c->input);
 	free(c->labels);
 }
@@ -108,7 +111,7 @@ case_loss(net_case *c)
 	nn_rng_seed(&rng, c->drop_seed);
 	memcpy(c->w.act[0], c->input, sizeof(float) * (size_t) c->net.input.h * c->net.input.w *
 		   c->net.input.c * c->B);
-	nn_net_forward(&c->net, c->params, NULL, &c->w, c->B, c->train, c->train ? &rng : NULL, NULL);
+	nn_net_forward(&c->net, c->params, c->buffers, &c->w, c->B, c->train, c->train ? &rng : NULL, NULL);
 	return nn_net_loss(&c->net, &c->w, c->labels, c->B, NULL, NULL) / c->B;
 }
 
@@ -456,6 +459,202 @@ T_CASE(test_net_dropout_rate_and_seed)
 		T_OK(memcmp(mask1, c.w.mask[2], sizeof(float) * 21632) != 0, "another seed gives other masks");
 		free(logits1);
 		free(mask1);
+	}
+	case_free(&c);
+}
+
+/* ---------------------------------------------------- the graph's new ops */
+
+/* Random parameters of every batch norm and random running statistics (evaluation mode). */
+static void
+case_randomize_norms(net_case *c, uint64_t seed)
+{
+	nn_rng		rng;
+
+	nn_rng_seed(&rng, seed);
+	for (int i = 0; i < c->net.nlayers; i++)
+	{
+		const nn_layer *L = &c->net.layers[i];
+
+		if (L->kind != NN_BATCHNORM)
+			continue;
+		for (int k = 0; k < L->in.c; k++)
+		{
+			c->params[L->w_off + k] = 0.5f + nn_rng_uniform(&rng);
+			c->buffers[L->buf_off + k] = 0.2f * nn_rng_normal(&rng);
+			c->buffers[L->buf_off + L->in.c + k] = 0.5f + nn_rng_uniform(&rng);
+		}
+	}
+}
+
+T_CASE(test_net_gradcheck_average_pools)
+{
+	net_case	c;
+	nn_shape	in = {12, 10, 2};
+
+	if (case_init(&c, "conv(4,3) relu avgpool(2) conv(6,3,1,same) relu avgpool(3,2) globalavgpool dense(5)", in, 5, 3, 811))
+		grad_check_all(&c, "avgpool + globalavgpool net");
+	case_free(&c);
+}
+
+T_CASE(test_net_gradcheck_batchnorm_training)
+{
+	net_case	c;
+	nn_shape	in = {9, 8, 2};
+
+	/* the batch's statistics: every image's gradient depends on every other's */
+	if (case_init(&c, "conv(4,3) batchnorm relu conv(5,3,same) batchnorm flatten dense(6) batchnorm relu dense(3)",
+				  in, 3, 6, 812))
+	{
+		c.train = 1;
+		case_randomize_norms(&c, 5);
+		grad_check_all(&c, "batch norm (training mode: batch statistics)");
+	}
+	case_free(&c);
+}
+
+T_CASE(test_net_gradcheck_batchnorm_evaluation)
+{
+	net_case	c;
+	nn_shape	in = {9, 8, 2};
+
+	if (case_init(&c, "conv(4,3) batchnorm relu conv(5,3,same) batchnorm flatten dense(6) batchnorm relu dense(3)",
+				  in, 3, 4, 813))
+	{
+		case_randomize_norms(&c, 6);
+		grad_check_all(&c, "batch norm (evaluation mode: running statistics)");
+	}
+	case_free(&c);
+}
+
+T_CASE(test_net_gradcheck_residual)
+{
+	net_case	c;
+	nn_shape	in = {10, 10, 2};
+
+	/*
+	 * an identity shortcut, then a strided block with a projection
+	 * shortcut. (A relu on both sides of a batch norm that also feeds a
+	 * shortcut puts many kinks in reach of the finite differences, and a
+	 * bias right before a batch norm has exactly no gradient, which float32
+	 * differences see as noise of ~2e-5: both are avoided here; the PyTorch
+	 * fixture of test_torch.c checks a ResNet block as usual.)
+	 */
+	if (case_init(&c, "conv(4,3,1,same) residual(batchnorm conv(4,3,1,same) relu conv(4,3,1,same)) relu "
+				  "residual(conv(6,3,2,1) relu batchnorm conv(6,3,1,same)) globalavgpool dense(4)", in, 4, 4, 814))
+	{
+		int			proj = 0,
+					adds = 0;
+
+		for (int i = 0; i < c.net.nlayers; i++)
+		{
+			proj += c.net.layers[i].role == NN_ROLE_PROJECTION;
+			adds += c.net.layers[i].kind == NN_ADD;
+		}
+		T_OK(proj == 1 && adds == 2, "two residual adds, one projection shortcut (%d, %d)", adds, proj);
+		c.train = 1;
+		grad_check_all(&c, "residual net with batch norm (training mode)");
+	}
+	case_free(&c);
+}
+
+T_CASE(test_net_gradcheck_concat_and_groups)
+{
+	net_case	c;
+	nn_shape	in = {8, 8, 3};
+
+	/* a branch read twice (from), channels joined, grouped and depthwise convolutions */
+	if (case_init(&c, "a: conv(6,3,1,same) relu b: conv(4,1) from(a) c: conv(6,3,1,same,groups=3) relu "
+				  "conv(6,3,1,same,groups=6) d: relu concat(b, d) maxpool(2) dense(3)", in, 3, 3, 815))
+	{
+		T_OK(c.net.nparams == (6 * 27 + 6) + (4 * 6 + 4) + (6 * 18 + 6) + (6 * 9 + 6) + (3 * 160 + 3),
+			 "grouped weights are (OC, C/G, K, K): %zu parameters", c.net.nparams);
+		grad_check_all(&c, "concat, from() and grouped convolutions");
+	}
+	case_free(&c);
+}
+
+/* nn_parts_run that runs the parts one after another */
+static void
+run_serial(nn_part_fn fn, void *ctx, int nparts, void *run_ctx)
+{
+	for (int p = 0; p < nparts; p++)
+		fn(ctx, p);
+}
+
+T_CASE(test_net_batchnorm_parts_are_one_batch)
+{
+	/*
+	 * a batch split into parts of 1, 2 and 3 images normalises with the
+	 * whole batch's statistics: the same logits, gradients and running
+	 * statistics as the batch in one piece (up to the order of the sums)
+	 */
+	net_case	c;
+	nn_shape	in = {7, 7, 2};
+	enum
+	{
+		B = 6, K = 3
+	};
+	const int	sizes[3] = {1, 2, 3};
+
+	if (case_init(&c, "conv(3,3) batchnorm relu flatten dense(4) batchnorm dense(3)", in, K, B, 816))
+	{
+		nn_work		w[3];
+		nn_work    *wp[3];
+		nn_rng	   *rng[3] = {NULL, NULL, NULL};
+		nn_timing  *t[3] = {NULL, NULL, NULL};
+		float	   *g_whole = calloc(c.net.nparams, sizeof(float)),
+				   *g_sum = calloc(c.net.nparams, sizeof(float)),
+				   *g_parts[3];
+		float	   *buf_parts = malloc(sizeof(float) * c.net.nbuffers);
+		float		logits[B * K],
+					plogits[B * K];
+		size_t		hw = (size_t) in.h * in.w;
+		int			at = 0,
+					ok = 1;
+		nn_status	st = {0};
+
+		memcpy(buf_parts, c.buffers, sizeof(float) * c.net.nbuffers);
+		c.train = 1;
+		case_loss(&c);
+		memcpy(logits, c.w.act[c.net.nlayers], sizeof(logits));
+		nn_net_backward(&c.net, c.params, g_whole, &c.w, B, 1.0f / B, NULL);
+		for (int p = 0; p < 3; p++)
+		{
+			ok &= nn_work_alloc(&w[p], &c.net, sizes[p], 1, &nn_malloc_allocator, &st) == NN_OK;
+			wp[p] = &w[p];
+			g_parts[p] = calloc(c.net.nparams, sizeof(float));
+			for (int ch = 0; ch < in.c; ch++)
+				memcpy(w[p].act[0] + (size_t) ch * sizes[p] * hw, c.input + ((size_t) ch * B + at) * hw,
+					   sizeof(float) * sizes[p] * hw);
+			at += sizes[p];
+		}
+		T_OK(ok && nn_net_forward_parts(&c.net, c.params, buf_parts, wp, sizes, 3, rng, t, run_serial, NULL) == NN_OK,
+			 "the forward pass in three parts runs");
+		at = 0;
+		for (int p = 0; p < 3; p++)
+		{
+			memcpy(plogits + at * K, w[p].act[c.net.nlayers], sizeof(float) * sizes[p] * K);
+			nn_net_loss(&c.net, &w[p], c.labels + at, sizes[p], NULL, NULL);
+			at += sizes[p];
+		}
+		T_CLOSE(plogits, logits, B * K, 1e-5, 1e-5, "logits of the parts = logits of the whole batch");
+		T_OK(nn_net_backward_parts(&c.net, c.params, g_parts, wp, sizes, 3, 1.0f / B, t, run_serial, NULL) == NN_OK,
+			 "the backward pass in three parts runs");
+		for (int p = 0; p < 3; p++)
+			for (size_t k = 0; k < c.net.nparams; k++)
+				g_sum[k] += g_parts[p][k];
+		T_CLOSE(g_sum, g_whole, c.net.nparams, 1e-6, 1e-4, "the parts' gradients add up to the whole batch's");
+		T_CLOSE(buf_parts, c.buffers, c.net.nbuffers, 1e-6, 1e-5, "running statistics updated once, as by the whole batch");
+		T_OK(buf_parts[2 * 3] == 1.0f, "num_batches_tracked counts one batch (%g)", buf_parts[2 * 3]);
+		free(g_whole);
+		free(g_sum);
+		for (int p = 0; p < 3; p++)
+		{
+			nn_work_free(&w[p], &nn_malloc_allocator);
+			free(g_parts[p]);
+		}
+		free(buf_parts);
 	}
 	case_free(&c);
 }
