@@ -280,6 +280,21 @@ int			nn_spec_parse(nn_net *net, const char *spec, nn_status *st);
 int			nn_net_build(nn_net *net, const char *spec, nn_shape input,
 						 int32_t classes, nn_status *st);
 
+/* one parameter or buffer tensor of a net, named as PyTorch's state_dict names it (names.c) */
+typedef struct nn_tensor_info
+{
+	char		name[96];		/* "0.weight", "3.body.1.running_var", ... */
+	int			layer;			/* node index */
+	int			buffer;			/* 1: in the buffers (running statistics); 0: in the parameters */
+	size_t		off,
+				len;			/* floats */
+	int			ndims;			/* 0 for a scalar (num_batches_tracked) */
+	int			shape[4];
+} nn_tensor_info;
+
+/* every tensor of net in state_dict order into out[0..max); returns how many there are */
+int			nn_net_tensors(const nn_net *net, nn_tensor_info *out, int max);
+
 /* Write the canonical spec of net->layers into buf (NUL-terminated). */
 void		nn_spec_format(const nn_net *net, char *buf, size_t len);
 

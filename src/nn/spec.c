@@ -595,6 +595,8 @@ spec_items(spec_ctx *p, int depth)
 		gap = spec_skip_ws(p);
 		if (p->s[p->pos] == '\0' || (depth > 0 && p->s[p->pos] == ')'))
 			return NN_OK;
+		if (p->s[p->pos] == ')')
+			return spec_error(p, p->pos, "unmatched \")\"");
 		if (p->s[p->pos] == ',')
 		{
 			p->pos++;

@@ -433,8 +433,9 @@ weights_row(ReturnSetInfo *rsinfo, int layer, const char *name, const int *shape
 }
 
 /*
- * model_weights(model): every parameter tensor in PyTorch's layout and
- * order, named as a torch.nn.Sequential of the same layers names them.
+ * model_weights(model): every parameter and buffer tensor in PyTorch's
+ * layout and state_dict order, named after the equivalent module tree
+ * (names.c), so that the rows make a state_dict that loads with strict=True.
  */
 Datum
 model_weights(PG_FUNCTION_ARGS)
@@ -443,35 +444,20 @@ model_weights(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	nn_model	m;
 	MlcnnAlloc	alloc;
+	nn_tensor_info *tensors;
+	int			n;
 
 	InitMaterializedSRF(fcinfo, 0);
 	decode_any(&m, mb, &alloc);
-	for (int i = 0; i < m.net.nlayers; i++)
+	n = nn_net_tensors(&m.net, NULL, 0);
+	tensors = palloc(sizeof(nn_tensor_info) * Max(n, 1));
+	nn_net_tensors(&m.net, tensors, n);
+	for (int k = 0; k < n; k++)
 	{
-		const nn_layer *L = &m.net.layers[i];
-		char		name[32];
-		int			shape[4];
+		const nn_tensor_info *t = &tensors[k];
+		const float *src = t->buffer ? m.buffers : m.params;
 
-		if (L->w_len == 0)
-			continue;
-		snprintf(name, sizeof(name), "%d.weight", i);
-		if (L->kind == NN_CONV)
-		{
-			shape[0] = L->units;
-			shape[1] = L->in.c;
-			shape[2] = L->kernel;
-			shape[3] = L->kernel;
-			weights_row(rsinfo, i, name, shape, 4, m.params + L->w_off, L->w_len);
-		}
-		else
-		{
-			shape[0] = L->units;
-			shape[1] = (int) (L->w_len / L->units);
-			weights_row(rsinfo, i, name, shape, 2, m.params + L->w_off, L->w_len);
-		}
-		snprintf(name, sizeof(name), "%d.bias", i);
-		shape[0] = (int) L->b_len;
-		weights_row(rsinfo, i, name, shape, 1, m.params + L->b_off, L->b_len);
+		weights_row(rsinfo, t->layer, t->name, t->shape, t->ndims, src + t->off, t->len);
 	}
 	MlcnnStatsAdd(MLCNN_FN_MODEL_WEIGHTS, 1, 1, 0, NULL, 0, alloc.peak);
 	return (Datum) 0;

@@ -321,3 +321,94 @@ T_CASE(test_spec_infer_input)
 	T_OK(nn_infer_input(&s, -4, &st) == NN_ERR_SHAPE, "negative");
 	T_OK(nn_infer_input(&s, 2147395600, &st) == NN_ERR_SHAPE, "46340^2 is too wide, not an overflow");
 }
+
+/* the ResNet-style network of the graph issue */
+#define RESNET_SPEC "conv(16,3,1,same) batchnorm relu residual(conv(16,3,1,same) batchnorm relu conv(16,3,1,same) batchnorm) relu maxpool(2) conv(32,3,1,same) batchnorm relu residual(conv(32,3,1,same) batchnorm relu conv(32,3,1,same) batchnorm) relu maxpool(2) globalavgpool dense(10)"
+
+T_CASE(test_spec_graph_forms)
+{
+	nn_net		net,
+				again;
+	nn_status	st = {0};
+	const char *specs[] = {
+		RESNET_SPEC,
+		"conv(8,3,2,1) relu residual(conv(16,3,2,1) relu conv(16,3,1,same)) globalavgpool dense(4)",
+		"a: conv(6,3,1,same) relu b: conv(4,1) from(a) c: conv(6,3,1,same,groups=3) relu d: relu concat(b, d) avgpool(2) dense(4)",
+		"x: conv(4,3,1,same) y: conv(4,3,1,same) z: relu add(x, z) residual(relu residual(conv(4,1))) flatten dense(4)",
+		"r: residual(conv(3,3,1,same)) s: residual(conv(3,3,1,same)) add(r, s, input) dense(4)",
+	};
+	nn_shape	in = {12, 12, 3};
+
+	for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++)
+	{
+		if (!T_OK(nn_net_build(&net, specs[i], in, 4, &st) == NN_OK || i == 0, "builds %s: %s", specs[i], st.msg))
+			continue;
+		if (i == 0)
+			continue;
+		T_OK(nn_net_build(&again, net.spec, in, 4, &st) == NN_OK &&
+			 again.nlayers == net.nlayers && memcmp(again.layers, net.layers, sizeof(nn_layer) * net.nlayers) == 0 &&
+			 strcmp(again.spec, net.spec) == 0, "canonical form rebuilds the same graph: %s", net.spec);
+	}
+	/* the ResNet on Fashion-MNIST images: PyTorch's parameter and buffer counts */
+	if (T_OK(nn_net_build(&net, RESNET_SPEC, mnist, 10, &st) == NN_OK, "the ResNet builds: %s", st.msg))
+	{
+		nn_tensor_info t[64];
+		int			n = nn_net_tensors(&net, t, 64);
+		int			found = 0;
+
+		T_OK(net.nparams == 28554, "28554 parameters, as torch counts them (got %zu)", net.nparams);
+		T_OK(net.nbuffers == 3 * (2 * 16 + 1) + 3 * (2 * 32 + 1), "294 buffer values (got %zu)", net.nbuffers);
+		T_OK(n == 13 * 2 + 6 * 3, "%d tensors: 13 weights and biases, 6 batch norms' 3 buffers", n);
+		for (int k = 0; k < n && k < 64; k++)
+		{
+			if (strcmp(t[k].name, "3.body.0.weight") == 0 && t[k].ndims == 4 && t[k].shape[0] == 16 &&
+				t[k].shape[1] == 16 && t[k].shape[2] == 3)
+				found |= 1;
+			if (strcmp(t[k].name, "3.body.4.num_batches_tracked") == 0 && t[k].ndims == 0 && t[k].buffer)
+				found |= 2;
+			if (strcmp(t[k].name, "14.weight") == 0 && t[k].shape[0] == 10 && t[k].shape[1] == 32)
+				found |= 4;
+			if (strcmp(t[k].name, "9.body.1.running_var") == 0 && t[k].shape[0] == 32 && t[k].buffer)
+				found |= 8;
+		}
+		T_OK(found == 15, "module paths: 3.body.0.weight, 3.body.4.num_batches_tracked, 9.body.1.running_var, 14.weight (%d)", found);
+		T_OK(strstr(net.spec, "residual(conv(16,3,1,same) batchnorm relu conv(16,3,1,same) batchnorm) relu") != NULL &&
+			 strstr(net.spec, "globalavgpool flatten dense(10)") != NULL, "canonical: %s", net.spec);
+	}
+	/* a projection shortcut is named <block>.proj */
+	if (T_OK(nn_net_build(&net, "conv(8,3) residual(conv(16,3,2,1) relu) dense(4)", in, 4, &st) == NN_OK, "%s", st.msg))
+	{
+		nn_tensor_info t[16];
+		int			n = nn_net_tensors(&net, t, 16);
+
+		T_OK(n == 8 && strcmp(t[4].name, "1.proj.weight") == 0 && t[4].shape[0] == 16 && t[4].shape[2] == 1 &&
+			 strcmp(t[2].name, "1.body.0.weight") == 0 && strcmp(t[6].name, "3.weight") == 0,
+			 "projection named 1.proj after 1.body.0; dense is 3 (flatten 2): %s %s %s",
+			 n > 4 ? t[4].name : "", n > 2 ? t[2].name : "", n > 6 ? t[6].name : "");
+	}
+}
+
+T_CASE(test_spec_graph_errors)
+{
+	nn_shape	in = {12, 12, 3};
+
+	EXPECT_FAIL("conv(4,3) add(a, b) dense(4)", in, 4, NN_ERR_SHAPE, "names \"a\", which no earlier layer is labelled");
+	EXPECT_FAIL("a: conv(4,3) a: relu dense(4)", in, 4, NN_ERR_SHAPE, "labelled \"a\"", "an earlier layer has");
+	EXPECT_FAIL("input: conv(4,3) dense(4)", in, 4, NN_ERR_SHAPE, "kept for the network's input");
+	EXPECT_FAIL("from(nowhere) dense(4)", in, 4, NN_ERR_SHAPE, "from(nowhere) names no earlier labelled layer");
+	EXPECT_FAIL("residual() dense(4)", in, 4, NN_ERR_PARSE, "residual needs at least one layer");
+	EXPECT_FAIL("residual(conv(4,3) dense(4)", in, 4, NN_ERR_PARSE, "expected \")\" to close residual");
+	EXPECT_FAIL("conv(4,3)) dense(4)", in, 4, NN_ERR_PARSE, "unmatched \")\"");
+	EXPECT_FAIL("flatten residual(dense(8)) dense(4)", in, 4, NN_ERR_SHAPE, "changes the shape of a flat vector");
+	EXPECT_FAIL("residual(conv(4,5)) dense(4)", in, 4, NN_ERR_SHAPE, "no strided 1x1 convolution");
+	EXPECT_FAIL("a: conv(4,3) b: conv(5,3) from(a) c: conv(4,1) add(b, c) dense(4)", in, 4, NN_ERR_SHAPE,
+				"adds tensors of different shapes");
+	EXPECT_FAIL("a: conv(4,3) b: conv(5,5) concat(a, b) dense(4)", in, 4, NN_ERR_SHAPE, "joins tensors of different sizes");
+	EXPECT_FAIL("conv(6,3,groups=4) dense(4)", in, 4, NN_ERR_PARSE, "must be a multiple of groups");
+	EXPECT_FAIL("conv(6,3,groups=2) dense(4)", in, 4, NN_ERR_SHAPE, "which do not divide 3 channels");
+	EXPECT_FAIL("conv(6,3,stride=2) dense(4)", in, 4, NN_ERR_PARSE, "one named argument, groups=G");
+	EXPECT_FAIL("add(1, 2) dense(4)", in, 4, NN_ERR_PARSE, "takes the labels of its inputs");
+	EXPECT_FAIL("9lives: conv(4,3) dense(4)", in, 4, NN_ERR_PARSE, "expected a layer name");
+	EXPECT_FAIL("conv(4,3) globalavgpool(2) dense(4)", in, 4, NN_ERR_PARSE, "globalavgpool takes no arguments");
+	EXPECT_FAIL("dense(8) batchnorm avgpool(2) dense(4)", in, 4, NN_ERR_SHAPE, "needs an image input");
+}
