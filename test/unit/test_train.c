@@ -130,6 +130,7 @@ model_free(nn_model *m)
 {
 	nn_free(&counting, m->params);
 	nn_free(&counting, m->history);
+	nn_free(&counting, m->buffers);
 	m->params = NULL;
 	m->history = NULL;
 }
@@ -152,7 +153,7 @@ model_accuracy(const nn_model *m, const uint8_t *pixels, const int32_t *labels, 
 		for (int b = 0; b < B; b++)
 			rows[b] = pixels + (size_t) (s + b) * 64;
 		nn_load_pixels(w.act[0], rows, B, m->net.input, &m->norm);
-		nn_net_forward(&m->net, m->params, NULL, &w, B, 0, NULL, NULL);
+		nn_net_forward(&m->net, m->params, m->buffers, &w, B, 0, NULL, NULL);
 		nn_net_loss(&m->net, &w, labels + s, B, &correct, NULL);
 	}
 	nn_work_free(&w, &counting);
@@ -763,6 +764,64 @@ T_CASE(test_train_lanes)
 		nn_rows_free(&rows, &counting);
 	}
 	free(one);
+	T_OK(counts.live == 0, "everything freed (%ld live)", counts.live);
+	free(px);
+	free(lab);
+	free(tpx);
+	free(tlab);
+}
+
+T_CASE(test_train_batchnorm_residual_threads)
+{
+	/*
+	 * a residual network with batch norm: the batch statistics are the
+	 * whole batch's whatever the lanes, so 1, 2 and 3 threads give the
+	 * same weights and running statistics bit for bit, and it learns
+	 */
+	uint8_t    *px,
+			   *tpx;
+	int32_t    *lab,
+			   *tlab;
+	nn_options	o;
+	nn_model	ref = {0};
+
+	quad_data(&px, &lab, QUAD_ROWS, 15);
+	quad_data(&tpx, &tlab, 256, 16);
+	quad_options(&o);
+	snprintf(o.layers, sizeof(o.layers),
+			 "conv(8,3,1,same) batchnorm relu residual(conv(8,3,1,same) batchnorm relu conv(8,3,1,same) batchnorm) relu "
+			 "maxpool(2) globalavgpool dense(4)");
+	for (int threads = 1; threads <= 3; threads++)
+	{
+		nn_rows		rows;
+		nn_model	m;
+		nn_status	st = {0};
+
+		o.threads = threads;
+		if (!quad_rows(&rows, px, lab, QUAD_ROWS, NULL))
+			break;
+		if (T_OK(nn_train(&m, &rows, &o, NULL, NULL, NULL, &counting, &st) == NN_OK,
+				 "%d thread(s) train the residual net: %s", threads, st.msg))
+		{
+			T_OK(m.net.nbuffers == 3 * 17 && m.buffers != NULL && m.buffers[16] > 0.0f &&
+				 m.buffers[2 * 8] == (float) (o.epochs * ((QUAD_ROWS + 31) / 32)),
+				 "running statistics kept: variance %g, %g batches tracked", m.buffers[8], m.buffers[16]);
+			if (threads == 1)
+				ref = m;
+			else
+			{
+				T_OK(memcmp(m.params, ref.params, sizeof(float) * m.net.nparams) == 0 &&
+					 memcmp(m.buffers, ref.buffers, sizeof(float) * m.net.nbuffers) == 0,
+					 "%d threads give the weights and running statistics of 1 thread, bit for bit", threads);
+				T_OK(model_accuracy(&m, tpx, tlab, 256) >= QUAD_ACC, "%d threads: it learns (%.4f)",
+					 threads, model_accuracy(&m, tpx, tlab, 256));
+				model_free(&m);
+			}
+		}
+		nn_rows_free(&rows, &counting);
+	}
+	if (ref.params)
+		model_free(&ref);
 	T_OK(counts.live == 0, "everything freed (%ld live)", counts.live);
 	free(px);
 	free(lab);
