@@ -734,6 +734,36 @@ nn_flatten_backward(float *dinp, const float *dout, int B, int C, int H, int W)
 		}
 }
 
+/* Index of the largest of x[0..K): the first one on ties (argmax of logits). */
+int
+nn_argmax(const float *x, int K)
+{
+	int			best = 0;
+
+	for (int k = 1; k < K; k++)
+		if (x[k] > x[best])
+			best = k;
+	return best;
+}
+
+/* Softmax of x[0..K) into p (shifted by the max; sums in double). */
+void
+nn_softmax(float *p, const float *x, int K)
+{
+	float		mx = x[0];
+	double		sum = 0.0;
+
+	for (int k = 1; k < K; k++)
+		mx = x[k] > mx ? x[k] : mx;
+	for (int k = 0; k < K; k++)
+	{
+		p[k] = expf(x[k] - mx);
+		sum += p[k];
+	}
+	for (int k = 0; k < K; k++)
+		p[k] = (float) (p[k] / sum);
+}
+
 /*
  * softmax + cross-entropy forward. Each row is shifted by its max before
  * exp; the loss of a row is log(sum exp(x - max)) - (x[label] - max) in

@@ -20,6 +20,7 @@
  * computes its input gradient, which saves its largest gemm).
  */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "ops.h"
@@ -321,6 +322,20 @@ plan_bind(plan *p, nn_work *w, const nn_net *net, char *base)
 		}
 }
 
+/* Same canonical spec, input and classes? (see nn.h) */
+int
+nn_net_same(const nn_net *a, const nn_net *b, char *why, size_t len)
+{
+	if (strcmp(a->spec, b->spec) == 0 && a->input.h == b->input.h && a->input.w == b->input.w &&
+		a->input.c == b->input.c && a->classes == b->classes)
+		return 1;
+	if (why)
+		snprintf(why, len, "%s on %dx%dx%d with %d classes is not %s on %dx%dx%d with %d classes",
+				 a->spec, a->input.h, a->input.w, a->input.c, a->classes,
+				 b->spec, b->input.h, b->input.w, b->input.c, b->classes);
+	return 0;
+}
+
 /* Bytes nn_work_alloc would take. */
 size_t
 nn_work_bytes(const nn_net *net, int B, int train)
@@ -578,16 +593,8 @@ nn_net_loss(const nn_net *net, nn_work *w, const int32_t *labels, int B,
 	if (correct)
 	{
 		for (int b = 0; b < B; b++)
-		{
-			const float *row = logits + (size_t) b * K;
-			int			best = 0;
-
-			for (int k = 1; k < K; k++)
-				if (row[k] > row[best])
-					best = k;
-			if (best == labels[b])
+			if (nn_argmax(logits + (size_t) b * K, K) == labels[b])
 				(*correct)++;
-		}
 	}
 	if (t)
 		t->loss_s += nn_now() - t0;
@@ -754,6 +761,8 @@ nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_
 	parts_ctx	c = {0};
 	double		total[2 * NN_MAX_DIM];
 	int			n = net->nlayers;
+	double		t0 = nn_now();
+	nn_timing  *tt = NULL;		/* the first part's timing gets the pass's wall time */
 
 	c.net = net;
 	c.params = params;
@@ -762,9 +771,6 @@ nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_
 	c.B = B;
 	c.rng = rng;
 	c.t = t;
-	double		t0 = nn_now();
-	nn_timing  *tt = NULL;		/* the first part's timing gets the pass's wall time */
-
 	for (int part = 0; part < nparts; part++)
 	{
 		w[part]->dropout_active = rng[part] != NULL;

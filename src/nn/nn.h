@@ -223,6 +223,11 @@ void		nn_dropout_backward(float *dinp, const float *dout, const float *mask, siz
 void		nn_flatten_forward(float *out, const float *inp, int B, int C, int H, int W);
 void		nn_flatten_backward(float *dinp, const float *dout, int B, int C, int H, int W);
 
+/* index of the largest of x[0..K), the first on ties */
+int			nn_argmax(const float *x, int K);
+/* softmax of x[0..K) into p */
+void		nn_softmax(float *p, const float *x, int K);
+
 /*
  * softmax + cross-entropy: logits (B,K) -> probs (B,K); returns the summed
  * loss over the batch (double). labels in [0,K).
@@ -294,6 +299,12 @@ typedef struct nn_tensor_info
 
 /* every tensor of net in state_dict order into out[0..max); returns how many there are */
 int			nn_net_tensors(const nn_net *net, nn_tensor_info *out, int max);
+
+/*
+ * Do a and b have the same architecture (canonical spec, input, classes)?
+ * When not, and why is not NULL, what each is goes into why.
+ */
+int			nn_net_same(const nn_net *a, const nn_net *b, char *why, size_t len);
 
 /* Write the canonical spec of net->layers into buf (NUL-terminated). */
 void		nn_spec_format(const nn_net *net, char *buf, size_t len);

@@ -13,7 +13,6 @@
 
 #define POOL_MAX_WINDOW 64
 
-int			nn_window_shape(nn_layer *L, nn_shape_ctx *c);	/* op_conv.c */
 
 /* window[, stride] of maxpool and avgpool */
 static int

@@ -62,6 +62,9 @@ typedef struct nn_shape_ctx
 	nn_status  *st;
 } nn_shape_ctx;
 
+/* a window of L->kernel with L->pad and L->stride over L->in: out.h, out.w, or an error (op_conv.c) */
+int			nn_window_shape(nn_layer *L, nn_shape_ctx *c);
+
 /* "layer <num> \"<text>\" " followed by the message; returns code */
 int			nn_shape_fail(nn_shape_ctx *c, nn_code code, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));

@@ -160,6 +160,10 @@ spec_position(const char *s, size_t off)
 /* Fail with a syntax error at byte offset at: position, the text there, and why. */
 static int
 spec_error_v(spec_ctx *p, size_t at, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static int
+spec_error_v(spec_ctx *p, size_t at, const char *fmt, va_list ap)
 {
 	char		why[NN_MSG_LEN];
 	char		near[SPEC_NEAR_LEN + 8];

@@ -691,9 +691,7 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 	{
 		if (init->kind != NN_BLOB_MODEL)
 			return nn_fail(st, NN_ERR_INVALID, "the initial model is a gradient blob, not a model");
-		if (strcmp(init->net.spec, net.spec) != 0 ||
-			init->net.input.h != in.h || init->net.input.w != in.w || init->net.input.c != in.c ||
-			init->net.classes != net.classes)
+		if (!nn_net_same(&init->net, &net, NULL, 0))
 			return nn_fail(st, NN_ERR_SHAPE,
 						   "the initial model's architecture (%s on %dx%dx%d, %d classes) differs from the options' (%s on %dx%dx%d, %d classes)",
 						   init->net.spec, init->net.input.h, init->net.input.w, init->net.input.c,

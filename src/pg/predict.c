@@ -44,25 +44,6 @@ float_array(const float *v, int n)
 	return construct_array(d, n, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT);
 }
 
-/* softmax of logits into probs (stable) */
-static void
-softmax(float *probs, const float *logits, int K)
-{
-	float		max = logits[0];
-	double		sum = 0;
-
-	for (int k = 1; k < K; k++)
-		if (logits[k] > max)
-			max = logits[k];
-	for (int k = 0; k < K; k++)
-	{
-		probs[k] = expf(logits[k] - max);
-		sum += probs[k];
-	}
-	for (int k = 0; k < K; k++)
-		probs[k] = (float) (probs[k] / sum);
-}
-
 /* predict(model, pixels): the class with the largest logit. */
 Datum
 predict(PG_FUNCTION_ARGS)
@@ -71,11 +52,8 @@ predict(PG_FUNCTION_ARGS)
 	nn_timing	t = {0};
 	MlcnnModel *mm;
 	const float *logits = forward_one(fcinfo, &mm, &t);
-	int			best = 0;
+	int			best = nn_argmax(logits, mm->model.net.classes);
 
-	for (int k = 1; k < mm->model.net.classes; k++)
-		if (logits[k] > logits[best])
-			best = k;
 	MlcnnStatsAdd(MLCNN_FN_PREDICT, 1, 1, nn_now() - t0, &t, 0, mm->work.bytes);
 	PG_RETURN_INT32(best);
 }
@@ -92,7 +70,7 @@ predict_proba(PG_FUNCTION_ARGS)
 	float	   *probs = palloc(sizeof(float) * K);
 	ArrayType  *result;
 
-	softmax(probs, logits, K);
+	nn_softmax(probs, logits, K);
 	result = float_array(probs, K);
 	MlcnnStatsAdd(MLCNN_FN_PREDICT_PROBA, 1, 1, nn_now() - t0, &t, 0, mm->work.bytes);
 	PG_RETURN_ARRAYTYPE_P(result);

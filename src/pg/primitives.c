@@ -181,15 +181,7 @@ flush(BatchState *s, bool gradients)
 		s->loss += nn_net_loss(net, &mm->work, s->labels, B, &s->correct, &s->t);
 		logits = mm->work.act[net->nlayers];
 		for (int b = 0; b < B; b++)
-		{
-			const float *row = logits + (Size) b * K;
-			int			best = 0;
-
-			for (int k = 1; k < K; k++)
-				if (row[k] > row[best])
-					best = k;
-			s->confusion[s->labels[b] * K + best]++;
-		}
+			s->confusion[s->labels[b] * K + nn_argmax(logits + (Size) b * K, K)]++;
 	}
 	s->n += B;
 	s->nb = 0;
@@ -362,9 +354,7 @@ update_weights(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the second argument of update_weights must be gradients from compute_gradients, not a model")));
-	if (strcmp(m.net.spec, g.net.spec) != 0 || m.net.classes != g.net.classes ||
-		m.net.input.h != g.net.input.h || m.net.input.w != g.net.input.w ||
-		m.net.input.c != g.net.input.c)
+	if (!nn_net_same(&m.net, &g.net, NULL, 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("gradients of another architecture"),
