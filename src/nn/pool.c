@@ -2,15 +2,15 @@
  * pool.c: helper threads for nn_parallel_run (see pool.h).
  *
  * One process-wide pool. A run publishes (fn, ctx, n) and then bumps the
- * generation number; helper i runs lane i + 1 if the run has one, and
- * every helper, whether it had a lane or not, acknowledges the run: the
+ * generation number; helper i runs slot i + 1 if the run has one, and
+ * every helper, whether it had a slot or not, acknowledges the run: the
  * caller returns only when all have, so no helper can still be reading a
- * run's (fn, ctx, n), or running its lane, when the next run is published. Training makes two runs per
+ * run's (fn, ctx, n), or running its slot, when the next run is published. Training makes two runs per
  * mini-batch, a fraction of a millisecond apart, so both sides spin
  * briefly on the atomics before they fall back to sleeping on a condition
  * variable: waking a sleeping thread costs tens of microseconds, which
  * added up to several percent of an epoch. If a helper cannot be created,
- * the lanes without a thread run on the caller, one after another.
+ * the slots without a thread run on the caller, one after another.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -26,13 +26,13 @@ static struct
 	pthread_mutex_t mu;
 	pthread_cond_t go;
 	pthread_cond_t done;
-	int			nhelpers;		/* helpers alive: lanes 1..nhelpers */
+	int			nhelpers;		/* helpers alive: slots 1..nhelpers */
 	_Atomic uint64_t gen;		/* bumped for every run, after fn/ctx/n */
 	_Atomic int pending;		/* helpers yet to acknowledge this run */
 	nn_task_fn	fn;
 	void	   *ctx;
-	int			n;				/* lanes in this run */
-	uint64_t	born[NN_MAX_LANES];	/* gen when each helper was made */
+	int			n;				/* slots in this run */
+	uint64_t	born[NN_POOL_MAX_THREADS];	/* gen when each helper was made */
 }			pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER};
 
 /* let a spinning hyper-thread sibling run */
@@ -63,21 +63,21 @@ wait_for_run(uint64_t seen)
 	return g;
 }
 
-/* A helper's life: wait for a run, do its lane, report, repeat. */
+/* A helper's life: wait for a run, do its slot, report, repeat. */
 static void *
 helper_main(void *arg)
 {
-	int			lane = (int) (intptr_t) arg;
+	int			slot = (int) (intptr_t) arg;
 	uint64_t	seen;
 
 	pthread_mutex_lock(&pool.mu);
-	seen = pool.born[lane];		/* a run published before we got here is ours */
+	seen = pool.born[slot];		/* a run published before we got here is ours */
 	pthread_mutex_unlock(&pool.mu);
 	for (;;)
 	{
 		seen = wait_for_run(seen);
-		if (lane < pool.n)
-			pool.fn(pool.ctx, lane);
+		if (slot < pool.n)
+			pool.fn(pool.ctx, slot);
 		if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1)
 		{
 			pthread_mutex_lock(&pool.mu);
@@ -88,15 +88,15 @@ helper_main(void *arg)
 	return NULL;
 }
 
-/* Make sure helpers for lanes 1..want-1 exist; returns the lanes available. */
+/* Make sure helpers for slots 1..want-1 exist; returns the slots available. */
 int
-nn_parallel_lanes(int want)
+nn_parallel_threads(int want)
 {
 	sigset_t	all,
 				old;
 
-	if (want > NN_MAX_LANES)
-		want = NN_MAX_LANES;
+	if (want > NN_POOL_MAX_THREADS)
+		want = NN_POOL_MAX_THREADS;
 	if (want <= pool.nhelpers + 1)
 		return want < 1 ? 1 : want;
 	/* helpers inherit this mask: no signal is ever delivered to them */
@@ -123,11 +123,11 @@ nn_parallel_lanes(int want)
 	return pool.nhelpers + 1 < want ? pool.nhelpers + 1 : want;
 }
 
-/* Run fn over lanes 0..n-1, lane 0 here; returns the lanes run in parallel. */
+/* Run fn over slots 0..n-1, slot 0 here; returns the slots run in parallel. */
 int
 nn_parallel_run(nn_task_fn fn, void *ctx, int n)
 {
-	int			par = n > 1 ? nn_parallel_lanes(n) : 1;
+	int			par = n > 1 ? nn_parallel_threads(n) : 1;
 
 	if (par > 1)
 	{
@@ -141,9 +141,9 @@ nn_parallel_run(nn_task_fn fn, void *ctx, int n)
 		pthread_mutex_unlock(&pool.mu);
 	}
 	fn(ctx, 0);
-	/* lanes no helper could take run here, in order */
-	for (int lane = par; lane < n; lane++)
-		fn(ctx, lane);
+	/* slots no helper could take run here, in order */
+	for (int slot = par; slot < n; slot++)
+		fn(ctx, slot);
 	if (par > 1)
 	{
 		for (int i = 0; i < SPINS && atomic_load_explicit(&pool.pending, memory_order_acquire) > 0; i++)

@@ -12,14 +12,14 @@
 #ifndef MLCNN_POOL_H
 #define MLCNN_POOL_H
 
-#define NN_MAX_LANES 16
+#define NN_POOL_MAX_THREADS 16
 
-typedef void (*nn_task_fn) (void *ctx, int lane);
+typedef void (*nn_task_fn) (void *ctx, int slot);
 
-/* run fn over lanes 0..n-1; returns how many lanes ran in parallel (>= 1) */
+/* run fn over slots 0..n-1; returns how many slots ran in parallel (>= 1) */
 int			nn_parallel_run(nn_task_fn fn, void *ctx, int n);
 
-/* how many lanes nn_parallel_run can give at most (creating helpers as needed) */
-int			nn_parallel_lanes(int want);
+/* how many slots nn_parallel_run can give at most (creating helpers as needed) */
+int			nn_parallel_threads(int want);
 
 #endif							/* MLCNN_POOL_H */

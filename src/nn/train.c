@@ -342,52 +342,52 @@ shuffle(int64_t *idx, int64_t n, nn_rng *rng)
 /* --------------------------------------------------------------- training */
 
 /*
- * Lanes a batch of B images is split into: a constant, not the thread
+ * Parts a batch of B images is split into: a constant, not the thread
  * count, so that the model does not depend on how many threads ran it
- * (threads take lanes round-robin).
+ * (threads take parts round-robin).
  */
 static int
-train_lanes(int B)
+train_parts(int B)
 {
-	return B < NN_TRAIN_LANES ? B : NN_TRAIN_LANES;
+	return B < NN_TRAIN_PARTS ? B : NN_TRAIN_PARTS;
 }
 
 /* Bytes of working memory nn_train takes beyond the n rows themselves (saturating). */
 size_t
 nn_train_work_bytes(const nn_net *net, const nn_options *opt, int64_t n)
 {
-	int			lanes = train_lanes(opt->batch_size);
-	int			per_lane = (opt->batch_size + lanes - 1) / lanes;
-	size_t		lane = nn_work_bytes(net, per_lane, 1),
+	int			parts = train_parts(opt->batch_size);
+	int			per_lane = (opt->batch_size + parts - 1) / parts;
+	size_t		part = nn_work_bytes(net, per_lane, 1),
 				params = net->nparams * sizeof(float),
 				total;
 
-	/* each lane's buffers and gradients; params, moments, the model's params */
-	if (lane > SIZE_MAX / 8 / NN_TRAIN_LANES)
+	/* each part's buffers and gradients; params, moments, the model's params */
+	if (part > SIZE_MAX / 8 / NN_TRAIN_PARTS)
 		return SIZE_MAX;
-	total = (size_t) lanes * (lane + params) + 4 * params;
+	total = (size_t) parts * (part + params) + 4 * params;
 	/* the row order and, while sorting, its merge buffer */
 	return total + 2 * (size_t) n * sizeof(int64_t);
 }
 
 /* Everything nn_train allocates, so one cleanup frees it. */
-/* One data-parallel lane: its share of a batch, its buffers, its gradients. */
-typedef struct lane
+/* One data-parallel part: its share of a batch, its buffers, its gradients. */
+typedef struct part
 {
-	nn_work		w;				/* for up to ceil(B / lanes) images */
+	nn_work		w;				/* for up to ceil(B / parts) images */
 	float	   *grads;
 	const uint8_t **batch;
 	nn_rng		rng;			/* dropout */
-	nn_timing  *t;				/* lane 0 reports its phase times; others NULL */
+	nn_timing  *t;				/* part 0 reports its phase times; others NULL */
 	double		loss;
 	int64_t		correct;
-} lane;
+} part;
 
 typedef struct train_mem
 {
-	lane		lanes[NN_TRAIN_LANES];
-	int			nlanes;			/* logical lanes (train_lanes) */
-	int			lane_b[NN_TRAIN_LANES];	/* images of the current batch per lane */
+	part		parts[NN_TRAIN_PARTS];
+	int			nparts;			/* logical parts (train_parts) */
+	int			part_b[NN_TRAIN_PARTS];	/* images of the current batch per part */
 	int			nthreads;		/* threads that run them, round-robin */
 	int64_t    *idx;
 	float	   *m;
@@ -398,18 +398,18 @@ typedef struct train_mem
 static void
 train_mem_free(train_mem *tm, const nn_allocator *a)
 {
-	for (int l = 0; l < tm->nlanes; l++)
+	for (int l = 0; l < tm->nparts; l++)
 	{
-		nn_work_free(&tm->lanes[l].w, a);
-		nn_free(a, tm->lanes[l].grads);
-		nn_free(a, tm->lanes[l].batch);
+		nn_work_free(&tm->parts[l].w, a);
+		nn_free(a, tm->parts[l].grads);
+		nn_free(a, tm->parts[l].batch);
 	}
 	nn_free(a, tm->idx);
 	nn_free(a, tm->m);
 	nn_free(a, tm->v);
 }
 
-/* What every lane of one training step shares. */
+/* What every part of one training step shares. */
 typedef struct step_ctx
 {
 	const nn_net *net;
@@ -425,100 +425,100 @@ typedef struct step_ctx
 	float		lr;
 } step_ctx;
 
-/* Lane l's images of the batch: pixels into its input, labels, gradients zeroed. */
+/* Part l's images of the batch: pixels into its input, labels, gradients zeroed. */
 static void
-lane_load(void *arg, int l)
+part_load(void *arg, int l)
 {
 	step_ctx   *c = (step_ctx *) arg;
-	lane	   *ln = &c->tm->lanes[l];
-	int			lo = (int) ((int64_t) c->b_n * l / c->tm->nlanes);
-	int			B = c->tm->lane_b[l];
+	part	   *pt = &c->tm->parts[l];
+	int			lo = (int) ((int64_t) c->b_n * l / c->tm->nparts);
+	int			B = c->tm->part_b[l];
 
-	ln->loss = 0;
-	ln->correct = 0;
-	memset(ln->grads, 0, c->net->nparams * sizeof(float));
+	pt->loss = 0;
+	pt->correct = 0;
+	memset(pt->grads, 0, c->net->nparams * sizeof(float));
 	for (int b = 0; b < B; b++)
 	{
-		ln->batch[b] = nn_rows_pixels(c->rows, c->idx[lo + b]);
-		ln->w.labels[b] = nn_rows_label(c->rows, c->idx[lo + b]);
+		pt->batch[b] = nn_rows_pixels(c->rows, c->idx[lo + b]);
+		pt->w.labels[b] = nn_rows_label(c->rows, c->idx[lo + b]);
 	}
 	if (B > 0)
-		nn_load_pixels(ln->w.act[0], ln->batch, B, c->net->input, c->norm);
+		nn_load_pixels(pt->w.act[0], pt->batch, B, c->net->input, c->norm);
 }
 
-/* Lane l's loss over its logits. */
+/* Part l's loss over its logits. */
 static void
-lane_loss(void *arg, int l)
+part_loss(void *arg, int l)
 {
 	step_ctx   *c = (step_ctx *) arg;
-	lane	   *ln = &c->tm->lanes[l];
+	part	   *pt = &c->tm->parts[l];
 
-	if (c->tm->lane_b[l] > 0)
-		ln->loss = nn_net_loss(c->net, &ln->w, ln->w.labels, c->tm->lane_b[l], &ln->correct, ln->t);
+	if (c->tm->part_b[l] > 0)
+		pt->loss = nn_net_loss(c->net, &pt->w, pt->w.labels, c->tm->part_b[l], &pt->correct, pt->t);
 }
 
-/* what run_lanes hands each thread */
-typedef struct lanes_run
+/* what run_parts hands each thread */
+typedef struct parts_run
 {
 	nn_part_fn	fn;
 	void	   *ctx;
-	int			nlanes;
+	int			nparts;
 	int			nthreads;
-} lanes_run;
+} parts_run;
 
-/* Thread t's lanes of one run: t, t + threads, ... */
+/* Thread t's parts of one run: t, t + threads, ... */
 static void
-thread_lanes(void *arg, int t)
+thread_parts(void *arg, int t)
 {
-	lanes_run  *r = (lanes_run *) arg;
+	parts_run  *r = (parts_run *) arg;
 
-	for (int l = t; l < r->nlanes; l += r->nthreads)
+	for (int l = t; l < r->nparts; l += r->nthreads)
 		r->fn(r->ctx, l);
 }
 
-/* nn_parts_run over the pool: the threads take the lanes in turn */
+/* nn_parts_run over the pool: the threads take the parts in turn */
 static void
-run_lanes(nn_part_fn fn, void *ctx, int nlanes, void *run_ctx)
+run_parts(nn_part_fn fn, void *ctx, int nparts, void *run_ctx)
 {
-	lanes_run	r = {fn, ctx, nlanes, *(int *) run_ctx};
+	parts_run	r = {fn, ctx, nparts, *(int *) run_ctx};
 
-	nn_parallel_run(thread_lanes, &r, r.nthreads);
+	nn_parallel_run(thread_parts, &r, r.nthreads);
 }
 
 /*
- * One step's forward, loss and backward over the lanes of the batch;
+ * One step's forward, loss and backward over the parts of the batch;
  * batch-wide statistics (batch norm) are those of the whole batch.
  */
 static int
 train_step(step_ctx *c)
 {
 	train_mem  *tm = c->tm;
-	nn_work    *w[NN_TRAIN_LANES];
-	nn_rng	   *rng[NN_TRAIN_LANES];
-	nn_timing  *t[NN_TRAIN_LANES];
-	float	   *grads[NN_TRAIN_LANES];
+	nn_work    *w[NN_TRAIN_PARTS];
+	nn_rng	   *rng[NN_TRAIN_PARTS];
+	nn_timing  *t[NN_TRAIN_PARTS];
+	float	   *grads[NN_TRAIN_PARTS];
 
-	for (int l = 0; l < tm->nlanes; l++)
+	for (int l = 0; l < tm->nparts; l++)
 	{
-		tm->lane_b[l] = (int) ((int64_t) c->b_n * (l + 1) / tm->nlanes) -
-			(int) ((int64_t) c->b_n * l / tm->nlanes);
-		w[l] = &tm->lanes[l].w;
-		rng[l] = &tm->lanes[l].rng;
-		t[l] = tm->lanes[l].t;
-		grads[l] = tm->lanes[l].grads;
+		tm->part_b[l] = (int) ((int64_t) c->b_n * (l + 1) / tm->nparts) -
+			(int) ((int64_t) c->b_n * l / tm->nparts);
+		w[l] = &tm->parts[l].w;
+		rng[l] = &tm->parts[l].rng;
+		t[l] = tm->parts[l].t;
+		grads[l] = tm->parts[l].grads;
 	}
-	run_lanes(lane_load, c, tm->nlanes, &tm->nthreads);
-	if (nn_net_forward_parts(c->net, c->params, c->buffers, w, tm->lane_b, tm->nlanes, rng, t,
-							 run_lanes, &tm->nthreads) != NN_OK)
+	run_parts(part_load, c, tm->nparts, &tm->nthreads);
+	if (nn_net_forward_parts(c->net, c->params, c->buffers, w, tm->part_b, tm->nparts, rng, t,
+							 run_parts, &tm->nthreads) != NN_OK)
 		return NN_ERR_CANCELLED;
-	run_lanes(lane_loss, c, tm->nlanes, &tm->nthreads);
-	return nn_net_backward_parts(c->net, c->params, grads, w, tm->lane_b, tm->nlanes, c->scale, t,
-								 run_lanes, &tm->nthreads);
+	run_parts(part_loss, c, tm->nparts, &tm->nthreads);
+	return nn_net_backward_parts(c->net, c->params, grads, w, tm->part_b, tm->nparts, c->scale, t,
+								 run_parts, &tm->nthreads);
 }
 
 /*
  * Thread t's part of the update: for its slice of the parameters, add the
- * other lanes' gradients to lane 0's in lane order, then take the step.
+ * other parts' gradients to part 0's in part order, then take the step.
  * Every parameter is computed the same way whatever the slicing.
  */
 static void
@@ -529,11 +529,11 @@ thread_update(void *arg, int t)
 	size_t		n = c->net->nparams,
 				lo = n * (size_t) t / (size_t) tm->nthreads,
 				hi = n * (size_t) (t + 1) / (size_t) tm->nthreads;
-	float	   *restrict g = tm->lanes[0].grads;
+	float	   *restrict g = tm->parts[0].grads;
 
-	for (int k = 1; k < tm->nlanes; k++)
+	for (int k = 1; k < tm->nparts; k++)
 	{
-		const float *restrict gk = tm->lanes[k].grads;
+		const float *restrict gk = tm->parts[k].grads;
 
 		for (size_t i = lo; i < hi; i++)
 			g[i] += gk[i];
@@ -710,7 +710,7 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 	steps_per_epoch = (ntrain + B - 1) / B;
 	total_steps = steps_per_epoch * opt->epochs;
 
-	/* memory: the lanes, and the threads that run them with single-threaded BLAS */
+	/* memory: the parts, and the threads that run them with single-threaded BLAS */
 	{
 		int32_t		want = opt->threads > 0 ? opt->threads : 1;
 		int			per_lane;
@@ -720,26 +720,26 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 			want = hooks->set_threads(hooks->ctx, opt->threads);
 			hooks->set_threads(hooks->ctx, 1);
 		}
-		tm.nlanes = train_lanes(B);
-		if (want > tm.nlanes)
-			want = tm.nlanes;
-		tm.nthreads = nn_parallel_lanes(want < 1 ? 1 : want);
-		per_lane = (B + tm.nlanes - 1) / tm.nlanes;
-		for (int l = 0; l < tm.nlanes; l++)
+		tm.nparts = train_parts(B);
+		if (want > tm.nparts)
+			want = tm.nparts;
+		tm.nthreads = nn_parallel_threads(want < 1 ? 1 : want);
+		per_lane = (B + tm.nparts - 1) / tm.nparts;
+		for (int l = 0; l < tm.nparts; l++)
 		{
-			lane	   *ln = &tm.lanes[l];
+			part	   *pt = &tm.parts[l];
 
-			if (nn_work_alloc(&ln->w, &net, per_lane, 1, a, st) != NN_OK)
+			if (nn_work_alloc(&pt->w, &net, per_lane, 1, a, st) != NN_OK)
 				goto fail;
-			ln->grads = nn_calloc(a, net.nparams, sizeof(float));
-			ln->batch = nn_calloc(a, (size_t) per_lane, sizeof(uint8_t *));
-			if (!ln->grads || !ln->batch)
+			pt->grads = nn_calloc(a, net.nparams, sizeof(float));
+			pt->batch = nn_calloc(a, (size_t) per_lane, sizeof(uint8_t *));
+			if (!pt->grads || !pt->batch)
 			{
 				nn_fail(st, NN_ERR_NOMEM, "out of memory setting up training of %zu parameters", net.nparams);
 				goto fail;
 			}
-			nn_rng_seed(&ln->rng, opt->seed ^ 0xc2b2ae3d27d4eb4fULL ^ ((uint64_t) l * 0x9e3779b97f4a7c15ULL));
-			ln->t = (l % tm.nthreads) == 0 ? timing : NULL;	/* thread 0's lanes */
+			nn_rng_seed(&pt->rng, opt->seed ^ 0xc2b2ae3d27d4eb4fULL ^ ((uint64_t) l * 0x9e3779b97f4a7c15ULL));
+			pt->t = (l % tm.nthreads) == 0 ? timing : NULL;	/* thread 0's parts */
 		}
 	}
 	tm.idx = nn_calloc(a, (size_t) n, sizeof(int64_t));
@@ -836,10 +836,10 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 				nn_fail(st, NN_ERR_CANCELLED, "training was cancelled in epoch %d", epoch + 1);
 				goto fail;
 			}
-			for (int l = 0; l < tm.nlanes; l++)
+			for (int l = 0; l < tm.nparts; l++)
 			{
-				loss_sum += tm.lanes[l].loss;
-				correct += tm.lanes[l].correct;
+				loss_sum += tm.parts[l].loss;
+				correct += tm.parts[l].correct;
 			}
 			t_upd = nn_now();
 			nn_optim_begin(&optim);
@@ -869,8 +869,8 @@ nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 		e->val_acc = NAN;
 		if (nval > 0)
 		{
-			e->val_acc = (float) accuracy(&net, out->params, out->buffers, &out->norm, &tm.lanes[0].w, rows,
-										  tm.idx, nval, tm.lanes[0].batch, hooks);
+			e->val_acc = (float) accuracy(&net, out->params, out->buffers, &out->norm, &tm.parts[0].w, rows,
+										  tm.idx, nval, tm.parts[0].batch, hooks);
 			if (isnan(e->val_acc))
 			{
 				nn_fail(st, NN_ERR_CANCELLED, "training was cancelled");

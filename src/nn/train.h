@@ -12,7 +12,7 @@
 
 #include "model.h"
 
-#define NN_TRAIN_LANES 4		/* parts a batch is split into (see nn_train) */
+#define NN_TRAIN_PARTS 4		/* parts a batch is split into (see nn_train) */
 #define NN_ROWS_PER_CHUNK 4096	/* at most; chunks hold about NN_ROWS_CHUNK_BYTES */
 #define NN_ROWS_CHUNK_BYTES (4 << 20)
 #define NN_MAX_ROW_BYTES 0x3FFFFFFF	/* pixels of one row: what a bytea can hold */

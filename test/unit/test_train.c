@@ -681,7 +681,7 @@ T_CASE(test_train_rows_serialise)
 
 /* ---------------------------------------------------------------- lanes */
 
-T_CASE(test_train_lanes)
+T_CASE(test_train_parts)
 {
 	uint8_t    *px,
 			   *tpx;
@@ -699,8 +699,8 @@ T_CASE(test_train_lanes)
 	quad_options(&o);
 	snprintf(o.layers, sizeof(o.layers), "conv(8,3) relu dropout(0.25) maxpool(2) dense(4)");
 	/*
-	 * batches of 32 split into NN_TRAIN_LANES parts (the last batch is
-	 * smaller); 1, 2 and 3 threads take those lanes round-robin and must
+	 * batches of 32 split into NN_TRAIN_PARTS parts (the last batch is
+	 * smaller); 1, 2 and 3 threads take those parts round-robin and must
 	 * give the same model, whatever the row order
 	 */
 	for (int threads = 1; threads <= 3; threads++)
