@@ -42,12 +42,14 @@
  */
 #include "postgres.h"
 
+#include "compat.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "access/parallel.h"
 #include "commands/explain.h"
-#if PG_VERSION_NUM >= 180000
+#if MLCNN_HAVE_PER_PLAN_EXPLAIN
 #include "commands/explain_format.h"
 #include "commands/explain_state.h"
 #endif
@@ -57,7 +59,6 @@
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 
-#include "compat.h"
 #include "mlcnn_pg.h"
 
 /* the snapshot of one query being explained, per nesting level */
@@ -81,7 +82,7 @@ static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 
-#if PG_VERSION_NUM >= 180000
+#if MLCNN_HAVE_PER_PLAN_EXPLAIN
 static explain_per_plan_hook_type prev_explain_per_plan = NULL;
 #else
 static ExplainOneQuery_hook_type prev_ExplainOneQuery = NULL;
@@ -143,7 +144,7 @@ static bool
 FrameWanted(QueryDesc *queryDesc, ExplainState **es)
 {
 	*es = NULL;
-#if PG_VERSION_NUM >= 180000
+#if MLCNN_HAVE_PER_PLAN_EXPLAIN
 	return queryDesc->instrument_options != 0;
 #else
 	if (explain_target == NULL ||
@@ -371,7 +372,7 @@ mlcnn_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	PG_END_TRY();
 }
 
-#if PG_VERSION_NUM >= 180000
+#if MLCNN_HAVE_PER_PLAN_EXPLAIN
 /* ExecutorRun hook: count the nesting level. */
 static void
 mlcnn_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
@@ -441,7 +442,7 @@ mlcnn_ExecutorFinish(QueryDesc *queryDesc)
 static void
 mlcnn_ExecutorEnd(QueryDesc *queryDesc)
 {
-#if PG_VERSION_NUM < 180000
+#if !MLCNN_HAVE_PER_PLAN_EXPLAIN
 	QueryFrame *f = IsParallelWorker() ? NULL : FrameOf(queryDesc);
 
 	if (f && f->es)
@@ -455,7 +456,7 @@ mlcnn_ExecutorEnd(QueryDesc *queryDesc)
 		AbandonFrames(nesting_level);
 }
 
-#if PG_VERSION_NUM >= 180000
+#if MLCNN_HAVE_PER_PLAN_EXPLAIN
 /* explain_per_plan_hook: print the section of the plan just run. */
 static void
 mlcnn_explain_per_plan(PlannedStmt *plannedstmt, IntoClause *into, ExplainState *es,
@@ -476,7 +477,7 @@ ExplainPlanAndRun(Query *query, int cursorOptions, IntoClause *into, ExplainStat
 				  const char *queryString, ParamListInfo params,
 				  QueryEnvironment *queryEnv)
 {
-#if PG_VERSION_NUM >= 170000
+#if MLCNN_HAVE_STANDARD_EXPLAIN_ONE_QUERY
 	standard_ExplainOneQuery(query, cursorOptions, into, es, queryString, params, queryEnv);
 #else
 	PlannedStmt *plan;
@@ -543,7 +544,7 @@ MlcnnExplainInit(void)
 	ExecutorFinish_hook = mlcnn_ExecutorFinish;
 	prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = mlcnn_ExecutorEnd;
-#if PG_VERSION_NUM >= 180000
+#if MLCNN_HAVE_PER_PLAN_EXPLAIN
 	prev_explain_per_plan = explain_per_plan_hook;
 	explain_per_plan_hook = mlcnn_explain_per_plan;
 #else
