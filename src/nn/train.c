@@ -646,261 +646,297 @@ order_rows(int64_t *idx, const nn_rows *rows, int64_t nval, nn_rng *rng_split,
 	return NN_OK;
 }
 
-/* Train a model on rows with opt (see train.h). */
-int
-nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
-		 const nn_model *init, const nn_train_hooks *hooks,
-		 nn_timing *timing, const nn_allocator *a, nn_status *st)
+/* everything one training holds, so that its steps fit a screen each */
+typedef struct train_run
 {
-	train_mem	tm;
+	const nn_rows *rows;
+	const nn_options *opt;
+	const nn_train_hooks *hooks;
+	nn_timing  *timing;
+	const nn_allocator *a;
+	nn_status  *st;
+	nn_model   *out;
 	nn_net		net;
 	nn_shape	in;
-	char		spec[NN_MAX_SPEC];
-	int64_t		n = rows->n,
-				nval,
+	train_mem	tm;
+	nn_optim	optim;
+	int64_t		nval,
 				ntrain,
 				steps_per_epoch,
 				total_steps,
-				step = 0;
+				step;
 	nn_rng		rng_init,
 				rng_split,
 				rng_shuffle;
-	nn_optim	optim;
-	double		t_start = nn_now();
-	int			B = opt->batch_size;
+	double		t_start;
+} train_run;
 
-	memset(&tm, 0, sizeof(tm));
-	memset(out, 0, sizeof(*out));
+/* The network the options describe on the rows' input, checked against init. */
+static int
+train_network(train_run *r, const nn_model *init)
+{
+	const nn_options *opt = r->opt;
+	char		spec[NN_MAX_SPEC];
 
-	/* the network */
-	if (n == 0)
-		return nn_fail(st, NN_ERR_INVALID, "no training rows: every row was NULL or the input was empty");
+	if (r->rows->n == 0)
+		return nn_fail(r->st, NN_ERR_INVALID, "no training rows: every row was NULL or the input was empty");
 	if (opt->input.h > 0)
 	{
-		in = opt->input;
-		if ((int64_t) in.h * in.w * in.c != rows->row_bytes)
-			return nn_fail(st, NN_ERR_SHAPE, "pixels have %d bytes but input [%d, %d, %d] needs %lld",
-						   rows->row_bytes, in.h, in.w, in.c, (long long) in.h * in.w * in.c);
+		r->in = opt->input;
+		if ((int64_t) r->in.h * r->in.w * r->in.c != r->rows->row_bytes)
+			return nn_fail(r->st, NN_ERR_SHAPE, "pixels have %d bytes but input [%d, %d, %d] needs %lld",
+						   r->rows->row_bytes, r->in.h, r->in.w, r->in.c, (long long) r->in.h * r->in.w * r->in.c);
 	}
-	else if (nn_infer_input(&in, rows->row_bytes, st) != NN_OK)
-		return st->code;
+	else if (nn_infer_input(&r->in, r->rows->row_bytes, r->st) != NN_OK)
+		return r->st->code;
 	nn_options_spec(opt, spec, sizeof(spec));
-	if (nn_net_build(&net, spec, in, opt->classes, st) != NN_OK)
-		return st->code;
+	if (nn_net_build(&r->net, spec, r->in, opt->classes, r->st) != NN_OK)
+		return r->st->code;
 	if (init)
 	{
 		if (init->kind != NN_BLOB_MODEL)
-			return nn_fail(st, NN_ERR_INVALID, "the initial model is a gradient blob, not a model");
-		if (!nn_net_same(&init->net, &net, NULL, 0))
-			return nn_fail(st, NN_ERR_SHAPE,
+			return nn_fail(r->st, NN_ERR_INVALID, "the initial model is a gradient blob, not a model");
+		if (!nn_net_same(&init->net, &r->net, NULL, 0))
+			return nn_fail(r->st, NN_ERR_SHAPE,
 						   "the initial model's architecture (%s on %dx%dx%d, %d classes) differs from the options' (%s on %dx%dx%d, %d classes)",
 						   init->net.spec, init->net.input.h, init->net.input.w, init->net.input.c,
-						   init->net.classes, net.spec, in.h, in.w, in.c, net.classes);
+						   init->net.classes, r->net.spec, r->in.h, r->in.w, r->in.c, r->net.classes);
 	}
+	return NN_OK;
+}
 
-	/* the split */
-	nval = (int64_t) floor((double) n * opt->validation_fraction);
-	ntrain = n - nval;
-	if (ntrain < 1)
-		return nn_fail(st, NN_ERR_INVALID, "validation_fraction %g leaves no training rows of %lld",
-					   opt->validation_fraction, (long long) n);
-	if (B > ntrain)
-		return nn_fail(st, NN_ERR_INVALID, "batch_size %d is larger than the %lld training rows",
-					   B, (long long) ntrain);
-	steps_per_epoch = (ntrain + B - 1) / B;
-	total_steps = steps_per_epoch * opt->epochs;
+/* The hold-out split and the step counts. */
+static int
+train_split(train_run *r)
+{
+	int64_t		n = r->rows->n;
+	int			B = r->opt->batch_size;
 
-	/* memory: the parts, and the threads that run them with single-threaded BLAS */
+	r->nval = (int64_t) floor((double) n * r->opt->validation_fraction);
+	r->ntrain = n - r->nval;
+	if (r->ntrain < 1)
+		return nn_fail(r->st, NN_ERR_INVALID, "validation_fraction %g leaves no training rows of %lld",
+					   r->opt->validation_fraction, (long long) n);
+	if (B > r->ntrain)
+		return nn_fail(r->st, NN_ERR_INVALID, "batch_size %d is larger than the %lld training rows",
+					   B, (long long) r->ntrain);
+	r->steps_per_epoch = (r->ntrain + B - 1) / B;
+	r->total_steps = r->steps_per_epoch * r->opt->epochs;
+	return NN_OK;
+}
+
+/* Memory: the parts of a batch, the threads that run them (single-threaded BLAS), the model. */
+static int
+train_alloc(train_run *r)
+{
+	train_mem  *tm = &r->tm;
+	const nn_options *opt = r->opt;
+	const nn_train_hooks *hooks = r->hooks;
+	nn_model   *out = r->out;
+	int32_t		want = opt->threads > 0 ? opt->threads : 1;
+	int			per_part;
+	size_t		np = r->net.nparams;
+
+	if (hooks && hooks->set_threads)
 	{
-		int32_t		want = opt->threads > 0 ? opt->threads : 1;
-		int			per_lane;
-
-		if (hooks && hooks->set_threads)
-		{
-			want = hooks->set_threads(hooks->ctx, opt->threads);
-			hooks->set_threads(hooks->ctx, 1);
-		}
-		tm.nparts = train_parts(B);
-		if (want > tm.nparts)
-			want = tm.nparts;
-		tm.nthreads = nn_parallel_threads(want < 1 ? 1 : want);
-		per_lane = (B + tm.nparts - 1) / tm.nparts;
-		for (int l = 0; l < tm.nparts; l++)
-		{
-			part	   *pt = &tm.parts[l];
-
-			if (nn_work_alloc(&pt->w, &net, per_lane, 1, a, st) != NN_OK)
-				goto fail;
-			pt->grads = nn_calloc(a, net.nparams, sizeof(float));
-			pt->batch = nn_calloc(a, (size_t) per_lane, sizeof(uint8_t *));
-			if (!pt->grads || !pt->batch)
-			{
-				nn_fail(st, NN_ERR_NOMEM, "out of memory setting up training of %zu parameters", net.nparams);
-				goto fail;
-			}
-			nn_rng_seed(&pt->rng, opt->seed ^ 0xc2b2ae3d27d4eb4fULL ^ ((uint64_t) l * 0x9e3779b97f4a7c15ULL));
-			pt->t = (l % tm.nthreads) == 0 ? timing : NULL;	/* thread 0's parts */
-		}
+		want = hooks->set_threads(hooks->ctx, opt->threads);
+		hooks->set_threads(hooks->ctx, 1);
 	}
-	tm.idx = nn_calloc(a, (size_t) n, sizeof(int64_t));
-	out->params = nn_calloc(a, net.nparams, sizeof(float));
-	out->buffers = net.nbuffers ? nn_calloc(a, net.nbuffers, sizeof(float)) : NULL;
-	out->history = nn_calloc(a, (size_t) opt->epochs, sizeof(nn_epoch));
+	tm->nparts = train_parts(opt->batch_size);
+	if (want > tm->nparts)
+		want = tm->nparts;
+	tm->nthreads = nn_parallel_threads(want < 1 ? 1 : want);
+	per_part = (opt->batch_size + tm->nparts - 1) / tm->nparts;
+	for (int l = 0; l < tm->nparts; l++)
+	{
+		part	   *pt = &tm->parts[l];
+
+		if (nn_work_alloc(&pt->w, &r->net, per_part, 1, r->a, r->st) != NN_OK)
+			return r->st->code;
+		pt->grads = nn_calloc(r->a, np, sizeof(float));
+		pt->batch = nn_calloc(r->a, (size_t) per_part, sizeof(uint8_t *));
+		if (!pt->grads || !pt->batch)
+			return nn_fail(r->st, NN_ERR_NOMEM, "out of memory setting up training of %zu parameters", np);
+		nn_rng_seed(&pt->rng, opt->seed ^ 0xc2b2ae3d27d4eb4fULL ^ ((uint64_t) l * 0x9e3779b97f4a7c15ULL));
+		pt->t = (l % tm->nthreads) == 0 ? r->timing : NULL;	/* thread 0's parts */
+	}
+	tm->idx = nn_calloc(r->a, (size_t) r->rows->n, sizeof(int64_t));
+	out->params = nn_calloc(r->a, np, sizeof(float));
+	out->buffers = r->net.nbuffers ? nn_calloc(r->a, r->net.nbuffers, sizeof(float)) : NULL;
+	out->history = nn_calloc(r->a, (size_t) opt->epochs, sizeof(nn_epoch));
 	if (opt->optimizer != NN_OPT_SGD)
-		tm.m = nn_calloc(a, net.nparams, sizeof(float));
+		tm->m = nn_calloc(r->a, np, sizeof(float));
 	if (opt->optimizer == NN_OPT_ADAM)
-		tm.v = nn_calloc(a, net.nparams, sizeof(float));
-	if (!tm.idx || !out->params || !out->history || (net.nbuffers && !out->buffers) ||
-		(opt->optimizer != NN_OPT_SGD && !tm.m) || (opt->optimizer == NN_OPT_ADAM && !tm.v))
-	{
-		nn_fail(st, NN_ERR_NOMEM, "out of memory setting up training of %zu parameters", net.nparams);
-		goto fail;
-	}
+		tm->v = nn_calloc(r->a, np, sizeof(float));
+	if (!tm->idx || !out->params || !out->history || (r->net.nbuffers && !out->buffers) ||
+		(opt->optimizer != NN_OPT_SGD && !tm->m) || (opt->optimizer == NN_OPT_ADAM && !tm->v))
+		return nn_fail(r->st, NN_ERR_NOMEM, "out of memory setting up training of %zu parameters", np);
+	return NN_OK;
+}
 
-	/* canonical order, then the seeded split */
-	nn_rng_seed(&rng_init, opt->seed);
-	nn_rng_seed(&rng_split, opt->seed ^ 0x5bd1e9955bd1e995ULL);
-	nn_rng_seed(&rng_shuffle, opt->seed ^ 0x9e3779b97f4a7c15ULL);
-	if (order_rows(tm.idx, rows, nval, &rng_split, hooks, a, st) != NN_OK)
-		goto fail;
-	/* validation rows are idx[0..nval), training rows idx[nval..n) */
+/* The model's description, normalisation and starting parameters (init's, or fresh). */
+static int
+train_start(train_run *r, const nn_model *init)
+{
+	nn_model   *out = r->out;
+	const nn_options *opt = r->opt;
+	const nn_net *net = &r->net;
 
-	/* model, normalisation, parameters */
 	out->kind = NN_BLOB_MODEL;
-	out->net = net;
+	out->net = *net;
 	out->options = *opt;
-	snprintf(out->options.layers, sizeof(out->options.layers), "%s", net.spec);
-	out->options.input = in;
+	snprintf(out->options.layers, sizeof(out->options.layers), "%s", net->spec);
+	out->options.input = r->in;
 	if (init)
 	{
 		out->norm = init->norm;
-		memcpy(out->params, init->params, net.nparams * sizeof(float));
-		if (net.nbuffers)
-			memcpy(out->buffers, init->buffers, net.nbuffers * sizeof(float));
+		memcpy(out->params, init->params, net->nparams * sizeof(float));
+		if (net->nbuffers)
+			memcpy(out->buffers, init->buffers, net->nbuffers * sizeof(float));
 	}
 	else
 	{
 		out->norm.mode = opt->normalize;
 		out->norm.mean = 0;
 		out->norm.std = 1;
-		phase(hooks, NN_PHASE_STATISTICS);
+		phase(r->hooks, NN_PHASE_STATISTICS);
 		if (opt->normalize == NN_NORM_ZSCORE &&
-			zscore_stats(&out->norm, rows, tm.idx + nval, ntrain) != NN_OK)
-		{
-			nn_fail(st, NN_ERR_CANCELLED, "computing the z-score statistics was cancelled");
-			goto fail;
-		}
-		nn_net_init_params(&net, out->params, out->buffers, &rng_init);
+			zscore_stats(&out->norm, r->rows, r->tm.idx + r->nval, r->ntrain) != NN_OK)
+			return nn_fail(r->st, NN_ERR_CANCELLED, "computing the z-score statistics was cancelled");
+		nn_net_init_params(net, out->params, out->buffers, &r->rng_init);
 	}
 	out->options.normalize = out->norm.mode;
-	out->rows_trained = n;
-	out->rows_skipped = rows->skipped;
+	out->rows_trained = r->rows->n;
+	out->rows_skipped = r->rows->skipped;
 
-	memset(&optim, 0, sizeof(optim));
-	optim.kind = opt->optimizer;
-	optim.lr = opt->learning_rate;
-	optim.momentum = opt->optimizer == NN_OPT_ADAM ? 0.9f : opt->momentum;
-	optim.beta2 = 0.999f;
-	optim.eps = 1e-8f;
-	optim.weight_decay = opt->weight_decay;
-	optim.m = tm.m;
-	optim.v = tm.v;
+	memset(&r->optim, 0, sizeof(r->optim));
+	r->optim.kind = opt->optimizer;
+	r->optim.lr = opt->learning_rate;
+	r->optim.momentum = opt->optimizer == NN_OPT_ADAM ? 0.9f : opt->momentum;
+	r->optim.beta2 = 0.999f;
+	r->optim.eps = 1e-8f;
+	r->optim.weight_decay = opt->weight_decay;
+	r->optim.m = r->tm.m;
+	r->optim.v = r->tm.v;
+	return NN_OK;
+}
 
-	phase(hooks, NN_PHASE_TRAINING);
-	for (int32_t epoch = 0; epoch < opt->epochs; epoch++)
+/* One epoch: shuffle, every batch's step and update, the figures, the hold-out. */
+static int
+train_epoch(train_run *r, int32_t epoch)
+{
+	const nn_options *opt = r->opt;
+	const nn_train_hooks *hooks = r->hooks;
+	nn_model   *out = r->out;
+	train_mem  *tm = &r->tm;
+	double		t_epoch = nn_now(),
+				loss_sum = 0,
+				secs;
+	int64_t		correct = 0;
+	int64_t    *train_idx = tm->idx + r->nval;
+	nn_epoch   *e = &out->history[epoch];
+	int			B = opt->batch_size;
+
+	if (shuffle(train_idx, r->ntrain, &r->rng_shuffle) != NN_OK)
+		return nn_fail(r->st, NN_ERR_CANCELLED, "shuffling the training rows was cancelled");
+	for (int64_t s = 0; s < r->ntrain; s += B)
 	{
-		double		t_epoch = nn_now(),
-					loss_sum = 0,
-					secs;
-		int64_t		correct = 0;
-		int64_t    *train_idx = tm.idx + nval;
-		nn_epoch   *e = &out->history[epoch];
+		int			b_n = (int) ((r->ntrain - s) < B ? (r->ntrain - s) : B);
+		float		lr = nn_lr_at(opt->lr_schedule, opt->learning_rate, r->step, r->total_steps,
+								  r->steps_per_epoch);
+		double		t_upd;
+		step_ctx	c = {&r->net, out->params, out->buffers, r->rows, &out->norm, train_idx + s, b_n,
+			1.0f / (float) b_n, tm, &r->optim, lr};
 
-		if (shuffle(train_idx, ntrain, &rng_shuffle) != NN_OK)
+		if (train_step(&c) != NN_OK || nn_interrupted())
+			return nn_fail(r->st, NN_ERR_CANCELLED, "training was cancelled in epoch %d", epoch + 1);
+		for (int l = 0; l < tm->nparts; l++)
 		{
-			nn_fail(st, NN_ERR_CANCELLED, "shuffling the training rows was cancelled");
-			goto fail;
+			loss_sum += tm->parts[l].loss;
+			correct += tm->parts[l].correct;
 		}
-		for (int64_t s = 0; s < ntrain; s += B)
+		t_upd = nn_now();
+		nn_optim_begin(&r->optim);
+		nn_parallel_run(thread_update, &c, tm->nthreads);
+		if (r->timing)
 		{
-			int			b_n = (int) ((ntrain - s) < B ? (ntrain - s) : B);
-			float		lr = nn_lr_at(opt->lr_schedule, opt->learning_rate, step, total_steps,
-									  steps_per_epoch);
-			double		t_upd;
-
-			step_ctx	c = {&net, out->params, out->buffers, rows, &out->norm, train_idx + s, b_n,
-				1.0f / (float) b_n, &tm, &optim, lr};
-
-			if (train_step(&c) != NN_OK || nn_interrupted())
-			{
-				nn_fail(st, NN_ERR_CANCELLED, "training was cancelled in epoch %d", epoch + 1);
-				goto fail;
-			}
-			for (int l = 0; l < tm.nparts; l++)
-			{
-				loss_sum += tm.parts[l].loss;
-				correct += tm.parts[l].correct;
-			}
-			t_upd = nn_now();
-			nn_optim_begin(&optim);
-			nn_parallel_run(thread_update, &c, tm.nthreads);
-			if (timing)
-			{
-				timing->update_s += nn_now() - t_upd;
-				timing->batches++;
-				timing->images += b_n;
-			}
-			step++;
-			if (hooks && hooks->on_batch && hooks->on_batch(hooks->ctx))
-			{
-				nn_fail(st, NN_ERR_CANCELLED, "training was cancelled");
-				goto fail;
-			}
+			r->timing->update_s += nn_now() - t_upd;
+			r->timing->batches++;
+			r->timing->images += b_n;
 		}
-		if (!isfinite(loss_sum))
-		{
-			nn_fail(st, NN_ERR_DATA,
-					"training diverged in epoch %d: the loss is not finite; lower the learning_rate",
-					epoch + 1);
-			goto fail;
-		}
-		e->loss = (float) (loss_sum / (double) ntrain);
-		e->train_acc = (float) ((double) correct / (double) ntrain);
-		e->val_acc = NAN;
-		if (nval > 0)
-		{
-			e->val_acc = (float) accuracy(&net, out->params, out->buffers, &out->norm, &tm.parts[0].w, rows,
-										  tm.idx, nval, tm.parts[0].batch, hooks);
-			if (isnan(e->val_acc))
-			{
-				nn_fail(st, NN_ERR_CANCELLED, "training was cancelled");
-				goto fail;
-			}
-		}
-		secs = nn_now() - t_epoch;
-		e->seconds = opt->record_times ? (float) secs : 0.0f;
-		out->nepochs = epoch + 1;
-		if (hooks && hooks->on_epoch)
-		{
-			double		elapsed = nn_now() - t_start;
-
-			hooks->on_epoch(hooks->ctx, epoch + 1, opt->epochs, e,
-							(double) ntrain / (secs > 0 ? secs : 1e-9),
-							elapsed / (epoch + 1) * (opt->epochs - epoch - 1));
-		}
+		r->step++;
+		if (hooks && hooks->on_batch && hooks->on_batch(hooks->ctx))
+			return nn_fail(r->st, NN_ERR_CANCELLED, "training was cancelled");
 	}
-	out->train_seconds = opt->record_times ? nn_now() - t_start : 0.0;
+	if (!isfinite(loss_sum))
+		return nn_fail(r->st, NN_ERR_DATA,
+					   "training diverged in epoch %d: the loss is not finite; lower the learning_rate", epoch + 1);
+	e->loss = (float) (loss_sum / (double) r->ntrain);
+	e->train_acc = (float) ((double) correct / (double) r->ntrain);
+	e->val_acc = NAN;
+	if (r->nval > 0)
+	{
+		e->val_acc = (float) accuracy(&r->net, out->params, out->buffers, &out->norm, &tm->parts[0].w, r->rows,
+									  tm->idx, r->nval, tm->parts[0].batch, hooks);
+		if (isnan(e->val_acc))
+			return nn_fail(r->st, NN_ERR_CANCELLED, "training was cancelled");
+	}
+	secs = nn_now() - t_epoch;
+	e->seconds = opt->record_times ? (float) secs : 0.0f;
+	out->nepochs = epoch + 1;
+	if (hooks && hooks->on_epoch)
+	{
+		double		elapsed = nn_now() - r->t_start;
+
+		hooks->on_epoch(hooks->ctx, epoch + 1, opt->epochs, e, (double) r->ntrain / (secs > 0 ? secs : 1e-9),
+						elapsed / (epoch + 1) * (opt->epochs - epoch - 1));
+	}
+	return NN_OK;
+}
+
+/* Train a model on rows with opt (see train.h). */
+int
+nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
+		 const nn_model *init, const nn_train_hooks *hooks,
+		 nn_timing *timing, const nn_allocator *a, nn_status *st)
+{
+	train_run	r;
+	int			rc;
+
+	memset(&r, 0, sizeof(r));
+	memset(out, 0, sizeof(*out));
+	r.rows = rows;
+	r.opt = opt;
+	r.hooks = hooks;
+	r.timing = timing;
+	r.a = a;
+	r.st = st;
+	r.out = out;
+	r.t_start = nn_now();
+	if (train_network(&r, init) != NN_OK || train_split(&r) != NN_OK)
+		return st->code;
+	nn_rng_seed(&r.rng_init, opt->seed);
+	nn_rng_seed(&r.rng_split, opt->seed ^ 0x5bd1e9955bd1e995ULL);
+	nn_rng_seed(&r.rng_shuffle, opt->seed ^ 0x9e3779b97f4a7c15ULL);
+	/* canonical order, then the seeded split: validation rows idx[0..nval), training rows after */
+	rc = train_alloc(&r);
+	if (rc == NN_OK)
+		rc = order_rows(r.tm.idx, rows, r.nval, &r.rng_split, hooks, a, st);
+	if (rc == NN_OK)
+		rc = train_start(&r, init);
+	if (rc == NN_OK)
+		phase(hooks, NN_PHASE_TRAINING);
+	for (int32_t epoch = 0; rc == NN_OK && epoch < opt->epochs; epoch++)
+		rc = train_epoch(&r, epoch);
+	train_mem_free(&r.tm, a);
+	if (rc != NN_OK)
+	{
+		nn_model_free(out, a);
+		return rc;
+	}
+	out->train_seconds = opt->record_times ? nn_now() - r.t_start : 0.0;
 	if (!opt->record_times)
 		for (int i = 0; i < out->nepochs; i++)
 			out->history[i].seconds = 0;
-	train_mem_free(&tm, a);
 	return NN_OK;
-
-fail:
-	train_mem_free(&tm, a);
-	nn_free(a, out->params);
-	nn_free(a, out->history);
-	out->params = NULL;
-	out->history = NULL;
-	return st->code;
 }
