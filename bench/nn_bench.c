@@ -20,6 +20,7 @@
 #include <cblas.h>
 
 #include "idx.h"
+#include "ops.h"
 #include "train.h"
 
 /* Read up to max rows of an IDX pair into rows; returns 0 or prints an error. */
@@ -77,17 +78,6 @@ test_accuracy(const nn_model *m, const nn_rows *rows)
 	}
 	nn_work_free(&w, &nn_malloc_allocator);
 	return (double) correct / (double) rows->n;
-}
-
-/* multiply-adds of one image's forward pass through layer L */
-static double
-layer_macs(const nn_layer *L)
-{
-	if (L->kind == NN_CONV)
-		return (double) L->out.h * L->out.w * L->units * L->in.c * L->kernel * L->kernel;
-	if (L->kind == NN_DENSE)
-		return (double) L->w_len;
-	return 0;
 }
 
 /* set_threads hook */
@@ -213,7 +203,9 @@ main(int argc, char **argv)
 
 	for (int i = 0; i < model.net.nlayers; i++)
 	{
-		double		m = layer_macs(&model.net.layers[i]);
+		const nn_layer *L = &model.net.layers[i];
+		/* the matrix products' multiply-adds (conv and dense) */
+		double		m = (L->kind == NN_CONV || L->kind == NN_DENSE) ? (double) nn_op_of(L->kind)->macs(L) : 0;
 
 		macs_fwd += m;
 		/* backward: weight gradient always, input gradient except the first layer */
@@ -233,10 +225,9 @@ main(int argc, char **argv)
 	for (int i = 0; i < model.net.nlayers; i++)
 	{
 		const nn_layer *L = &model.net.layers[i];
-		static const char *names[] = {"", "conv", "maxpool", "relu", "dense", "dropout", "flatten"};
-		char		desc[32];
+		char		desc[48];
 
-		snprintf(desc, sizeof(desc), "%s %dx%dx%d", names[L->kind], L->out.h, L->out.w, L->out.c);
+		snprintf(desc, sizeof(desc), "%s %dx%dx%d", nn_op_of(L->kind)->name, L->out.h, L->out.w, L->out.c);
 		printf("%-4d %-14s %12.3f %12.3f\n", i, desc, t.layer_fwd_s[i], t.layer_bwd_s[i]);
 	}
 	if (test_images && test_labels)
