@@ -624,6 +624,59 @@ def write_scaling(out_dir, doc):
 
 # ------------------------------------------------------------------ report
 
+def write_resnet(raw, out_dir, machine):
+    """resnet.{json,md}: the ResNet-style network, mlcnn beside PyTorch, with the issue's targets."""
+    train = load_json(os.path.join(raw, "resnet-mlcnn-train.json"))
+    infer = load_json(os.path.join(raw, "resnet-mlcnn-infer.json"))
+    torch = load_json(os.path.join(raw, "resnet-pytorch.json"))
+    if train is None or infer is None or torch is None or not torch.get("installed"):
+        print("report.py: resnet: measurements missing in %s; skipped" % raw, file=sys.stderr)
+        return
+    info = train["model_info"]
+    hist = info["history"]
+    m_epoch = sum(h["seconds"] for h in hist) / len(hist)
+    m_acc = infer["evaluate"]["result"]["accuracy"]
+    t_epoch = torch["seconds_per_epoch"]
+    t_acc = torch["test_accuracy"]
+    doc = {
+        "network": info["layers"], "epochs": len(hist), "parameters": info.get("parameters"),
+        "mlcnn": {"seconds_per_epoch": m_epoch, "test_accuracy": m_acc, "peak_mb": train["vmhwm_kb"] / 1024,
+                  "epoch_seconds": [h["seconds"] for h in hist]},
+        "pytorch": {"seconds_per_epoch": t_epoch, "test_accuracy": t_acc, "peak_mb": torch["peak_mb"],
+                    "parameters": torch.get("parameters"), "env": torch.get("env"),
+                    "epoch_seconds": [h["seconds"] for h in torch["history"]]},
+        "targets": {
+            "epoch_ratio": m_epoch / t_epoch, "epoch_target": 0.5,
+            "epoch_pass": m_epoch <= 0.5 * t_epoch,
+            "accuracy_gap_points": 100 * (m_acc - t_acc), "accuracy_pass": m_acc >= t_acc - 0.005,
+        },
+        "machine": machine,
+    }
+    with open(os.path.join(out_dir, "resnet.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    tg = doc["targets"]
+    lines = [
+        "# The ResNet-style network on Fashion-MNIST: mlcnn and PyTorch",
+        "",
+        "`%s`, %s parameters (PyTorch: %s), %d epochs, batch 64, Adam 1e-3 constant, 60,000 rows."
+        % (doc["network"], doc["parameters"], doc["pytorch"]["parameters"], doc["epochs"]),
+        "",
+        "| | seconds per epoch | test accuracy | peak memory |",
+        "|---|---:|---:|---:|",
+        "| mlcnn | %.2f | %.4f | %.0f MB |" % (m_epoch, m_acc, doc["mlcnn"]["peak_mb"]),
+        "| PyTorch | %.2f | %.4f | %.0f MB |" % (t_epoch, t_acc, doc["pytorch"]["peak_mb"]),
+        "",
+        "Targets: an epoch in at most 0.5x PyTorch's time: **%s** (%.2fx); accuracy at least PyTorch's"
+        " minus 0.5 points: **%s** (%+.2f points)."
+        % ("met" if tg["epoch_pass"] else "missed", tg["epoch_ratio"],
+           "met" if tg["accuracy_pass"] else "missed", tg["accuracy_gap_points"]),
+        "",
+    ]
+    with open(os.path.join(out_dir, "resnet.md"), "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+
+
 def cmd_report(args):
     """Write every report that the raw measurements allow."""
     raw = os.path.join(args.results, "raw")
@@ -657,6 +710,8 @@ def cmd_report(args):
         write_markdown(os.path.join(args.results, ds + ".md"), ds, doc)
         write_chart(os.path.join(args.results, ds + ".png"), ds, doc)
         print(open(os.path.join(args.results, ds + ".md")).read())
+    if args.resnet:
+        write_resnet(raw, args.results, machine)
     print("report.py: wrote %s" % args.results)
     return 0
 
@@ -674,6 +729,7 @@ def main():
     r.add_argument("--results", required=True)
     r.add_argument("--datasets", nargs="*")
     r.add_argument("--scaling", action="store_true")
+    r.add_argument("--resnet", action="store_true")
     args = ap.parse_args()
     return cmd_machine(args) if args.cmd == "machine" else cmd_report(args)
 

@@ -31,6 +31,9 @@
 #   BENCH_DATASETS="mnist fashion-mnist"
 #   BENCH_TRAIN_ROWS=0       keep the first N training rows (0: all; smoke tests)
 #   BENCH_SCALING=1          0 skips the scaling runs
+#   BENCH_RESNET=1           0 skips the ResNet-style network (batch norm,
+#                            residual blocks) against PyTorch on Fashion-MNIST
+#   BENCH_RESNET_EPOCHS=3    its epochs
 #   BENCH_SCALING_ROWS="15000 30000 60000 120000"
 #   BENCH_REPEATS=5          timed runs of each prediction measurement (median)
 #   BENCH_BUILD=1            0 skips make && make install
@@ -46,6 +49,8 @@ THREADS=${BENCH_THREADS:-2}
 DATASETS=${BENCH_DATASETS:-mnist fashion-mnist}
 TRAIN_ROWS=${BENCH_TRAIN_ROWS:-0}
 SCALING=${BENCH_SCALING:-1}
+RESNET=${BENCH_RESNET:-1}
+RESNET_EPOCHS=${BENCH_RESNET_EPOCHS:-3}
 SCALING_ROWS=${BENCH_SCALING_ROWS:-15000 30000 60000 120000}
 REPEATS=${BENCH_REPEATS:-5}
 PREDICT_THREADS=${BENCH_PREDICT_THREADS:-$THREADS}
@@ -56,6 +61,7 @@ OUT=${BENCH_OUT:-$ROOT/bench/results}
 PY=/usr/bin/python3
 DB=mlcnn_bench
 SPEC='conv(32,3) relu maxpool(2) conv(64,3) relu maxpool(2) dense(128) relu dense(10)'
+RESNET_SPEC='conv(16,3,1,same) batchnorm relu residual(conv(16,3,1,same) batchnorm relu conv(16,3,1,same) batchnorm) relu maxpool(2) conv(32,3,1,same) batchnorm relu residual(conv(32,3,1,same) batchnorm relu conv(32,3,1,same) batchnorm) relu maxpool(2) globalavgpool dense(10)'
 
 die() {
 	echo "bench: $*" >&2
@@ -303,6 +309,45 @@ SQL
 		ran+=("$ds")
 	done
 
+	did_resnet=0
+	if [ "$RESNET" = 1 ]; then
+		step "resnet: the ResNet-style network with batch norm, $RESNET_EPOCHS epochs on Fashion-MNIST, mlcnn and PyTorch"
+		if [ -z "$fashion_dir" ] && ! fashion_dir=$(bash data/dataset.sh fashion-mnist 2>"$RAW/resnet.err"); then
+			echo "bench: SKIPPING the ResNet runs: Fashion-MNIST is not available:"
+			sed 's/^/bench:   /' "$RAW/resnet.err"
+		else
+			rm -f "$RAW/resnet.err" "$RAW"/resnet-*.json
+			ropts=$(printf '{"layers": "%s", "epochs": %d, "batch_size": 64, "optimizer": "adam", "learning_rate": 0.001, "lr_schedule": "constant", "normalize": "minmax", "threads": %d}' \
+				"$RESNET_SPEC" "$RESNET_EPOCHS" "$THREADS")
+			"${PSQL[@]}" -v dir="$fashion_dir" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS train, test;
+CREATE TABLE train AS
+  SELECT * FROM load_idx(:'dir' || '/train-images-idx3-ubyte.gz', :'dir' || '/train-labels-idx1-ubyte.gz');
+CREATE TABLE test AS
+  SELECT * FROM load_idx(:'dir' || '/t10k-images-idx3-ubyte.gz', :'dir' || '/t10k-labels-idx1-ubyte.gz');
+VACUUM ANALYZE train;
+VACUUM ANALYZE test;
+SQL
+			echo "mlcnn: training the ResNet (fresh connection)"
+			"${PSQL[@]}" -v opts="$ropts" >"$RAW/resnet-mlcnn-train.json" <<'SQL'
+SET max_parallel_workers_per_gather = 0;
+SET mlcnn.progress = on;
+SELECT bench.train('train', :'opts'::jsonb, true);
+SQL
+			"${PSQL[@]}" -v threads="$PREDICT_THREADS" >"$RAW/resnet-mlcnn-infer.json" <<'SQL'
+SET max_parallel_workers_per_gather = 0;
+SET mlcnn.threads = :threads;
+SELECT jsonb_build_object('evaluate', bench.evaluate_test());
+SQL
+			echo "pytorch: the ResNet"
+			pyrun bench/torch_bench.py --framework pytorch --model resnet --data "$fashion_dir" \
+				--out "$RAW/resnet-pytorch.json" --epochs "$RESNET_EPOCHS" --threads "$THREADS" \
+				--predict-threads "$PREDICT_THREADS" --repeats 1
+			did_resnet=1
+		fi
+	fi
+
 	did_scaling=0
 	if [ "$SCALING" = 1 ]; then
 		step "scaling: mlcnn, 1 epoch on $SCALING_ROWS rows of Fashion-MNIST"
@@ -347,6 +392,7 @@ SQL
 	args=(report --results "$OUT")
 	[ ${#ran[@]} -gt 0 ] && args+=(--datasets "${ran[@]}")
 	[ "$did_scaling" = 1 ] && args+=(--scaling)
+	[ "$did_resnet" = 1 ] && args+=(--resnet)
 	[ ${#ran[@]} -gt 0 ] || [ "$did_scaling" = 1 ] || die "no data set was available; nothing was measured"
 	"$PY" bench/report.py "${args[@]}"
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """torch_bench.py: the PyTorch (or TensorFlow/Keras) side of `make bench`.
 
-Trains the reference CNN of mlcnn's benchmark on an MNIST-format data set and
-writes one JSON object with every figure:
+Trains the reference CNN of mlcnn's benchmark (or, with --model resnet, the
+ResNet-style network with batch norm of the graph issue) on an MNIST-format
+data set and writes one JSON object with every figure:
 
     conv(32,3) relu maxpool(2) conv(64,3) relu maxpool(2) dense(128) relu dense(10)
 
@@ -112,8 +113,43 @@ def timed_median(fn, repeats):
     return statistics.median(runs), runs
 
 
+def torch_model(name):
+    """The benchmark's network in PyTorch: the reference CNN, or the ResNet-style one."""
+    from torch import nn
+
+    if name == "reference":
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(1600, 128), nn.ReLU(),
+            nn.Linear(128, CLASSES))
+
+    class Residual(nn.Module):
+        """body(x) + x: mlcnn's residual(LAYERS) of an unchanged shape."""
+
+        def __init__(self, body):
+            super().__init__()
+            self.body = body
+
+        def forward(self, x):
+            return self.body(x) + x
+
+    def block(c):
+        return Residual(nn.Sequential(
+            nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(),
+            nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c)))
+
+    # conv(16,3,1,same) batchnorm relu residual(...) relu maxpool(2)
+    # conv(32,3,1,same) batchnorm relu residual(...) relu maxpool(2) globalavgpool dense(10)
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), block(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), block(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, CLASSES))
+
+
 def run_pytorch(args, xtr, ytr, xte, yte):
-    """Train and measure the reference CNN with PyTorch; returns the result dict."""
+    """Train and measure the chosen network with PyTorch; returns the result dict."""
     import torch
     from torch import nn
 
@@ -121,12 +157,7 @@ def run_pytorch(args, xtr, ytr, xte, yte):
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
 
-    model = nn.Sequential(
-        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(1600, 128), nn.ReLU(),
-        nn.Linear(128, CLASSES))
+    model = torch_model(args.model)
     nparams = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
     loss_fn = nn.CrossEntropyLoss()
@@ -185,6 +216,7 @@ def run_pytorch(args, xtr, ytr, xte, yte):
 
     return {
         "framework": "pytorch",
+        "model": args.model,
         "installed": True,
         "version": torch.__version__,
         "threads": args.threads,
@@ -293,6 +325,8 @@ def main():
     ap.add_argument("--train-rows", type=int, default=0, help="keep the first N training rows (0: all)")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs of each prediction measurement")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--model", choices=["reference", "resnet"], default="reference",
+                    help="the reference CNN, or the ResNet-style network with batch norm (PyTorch only)")
     args = ap.parse_args()
     if args.epochs < 1 or args.threads < 1 or args.repeats < 1 or args.predict_threads < 0:
         ap.error("--epochs, --threads and --repeats must be at least 1")
