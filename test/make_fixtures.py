@@ -4,8 +4,11 @@
 Run once with the Python that has torch (on the build machine:
 /usr/bin/python3 test/make_fixtures.py from the repository root); it writes
 test/fixtures/ref_cnn.bin, test/fixtures/layers.bin,
-test/fixtures/schedules.bin and test/fixtures/manifest.txt. Everything is seeded, so running it again gives
-the same inputs and weights (and, on the same torch build, the same bytes).
+test/fixtures/schedules.bin and test/fixtures/manifest.txt; with file names as
+arguments (make_fixtures.py layers.bin) only those, and the
+manifest of every file present. Everything is seeded, so running it again
+gives the same inputs and weights (and, on the same torch build and CPU,
+the same bytes).
 test/unit/test_torch.c reads the .bin files; test/fixtures/README.md says
 what each tensor is and why the tolerances are what they are.
 
@@ -49,9 +52,10 @@ class FixtureFile:
         self.tensors = []
 
     def add(self, name, value, dtype=np.float32):
-        arr = np.ascontiguousarray(np.asarray(
-            value.detach().cpu().numpy() if torch.is_tensor(value) else value,
-            dtype=dtype))
+        # a copy: a tensor's numpy view would follow later in-place updates (optimizer steps,
+        # running statistics); reshape keeps a 0-dim tensor 0-dim (ascontiguousarray makes it 1-dim)
+        src = np.array(value.detach().cpu().numpy() if torch.is_tensor(value) else value, dtype=dtype)
+        arr = np.ascontiguousarray(src).reshape(src.shape)
         assert len(name.encode()) < 48, name
         assert arr.ndim <= 4, name
         self.tensors.append((name, arr))
@@ -66,14 +70,6 @@ class FixtureFile:
                 f.write(struct.pack("<6i", 0 if arr.dtype == np.float32 else 1,
                                     arr.ndim, *dims))
                 f.write(arr.astype(arr.dtype.newbyteorder("<")).tobytes())
-
-    def manifest(self):
-        lines = []
-        for name, arr in self.tensors:
-            kind = "f32" if arr.dtype == np.float32 else "i32"
-            lines.append("%s %s %s %s" % (os.path.basename(self.path), name, kind,
-                                          "x".join(str(d) for d in arr.shape) or "scalar"))
-        return lines
 
 
 def flat_params(model):
@@ -231,21 +227,48 @@ def schedules(fx):
             fx.add("lr.%s.%d" % (name, total), np.array(lrs, dtype=np.float32))
 
 
+def manifest_of(path):
+    """The manifest lines of a fixture file on disk (its tensor names, dtypes and shapes)."""
+    lines = []
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"MLFX0001", path
+    pos = 12
+    for _ in range(struct.unpack("<i", data[8:12])[0]):
+        name = data[pos:pos + 48].rstrip(b"\0").decode()
+        dtype, ndim, *dims = struct.unpack("<6i", data[pos + 48:pos + 72])
+        pos += 72 + 4 * int(np.prod(dims))
+        lines.append("%s %s %s %s" % (os.path.basename(path), name, "f32" if dtype == 0 else "i32",
+                                      "x".join(str(d) for d in dims[:ndim]) or "scalar"))
+    return lines
+
+
+FILES = (("ref_cnn.bin", reference_cnn), ("layers.bin", layers), ("schedules.bin", schedules))
+
+
 def main():
+    """Write the files named on the command line (all without arguments), then the manifest of all."""
     os.makedirs(OUT, exist_ok=True)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
+    wanted = sys.argv[1:] or [f for f, _ in FILES]
+    unknown = set(wanted) - {f for f, _ in FILES}
+    if unknown:
+        sys.exit("make_fixtures.py: no fixture file %s (the files: %s)" % (
+            ", ".join(sorted(unknown)), ", ".join(f for f, _ in FILES)))
+    for fname, fn in FILES:
+        if fname in wanted:
+            fx = FixtureFile(os.path.join(OUT, fname))
+            fn(fx)
+            fx.write()
     lines = ["# file tensor dtype shape (written by test/make_fixtures.py, torch %s)" % torch.__version__]
-    for fname, fn in (("ref_cnn.bin", reference_cnn), ("layers.bin", layers),
-                      ("schedules.bin", schedules)):
-        fx = FixtureFile(os.path.join(OUT, fname))
-        fn(fx)
-        fx.write()
-        lines += fx.manifest()
+    for fname, _ in FILES:
+        if os.path.exists(os.path.join(OUT, fname)):
+            lines += manifest_of(os.path.join(OUT, fname))
     with open(os.path.join(OUT, "manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
-    total = sum(os.path.getsize(os.path.join(OUT, f)) for f in ("ref_cnn.bin", "layers.bin", "schedules.bin"))
-    print("wrote %s (%d bytes)" % (OUT, total), file=sys.stderr)
+    total = sum(os.path.getsize(os.path.join(OUT, f)) for f, _ in FILES if os.path.exists(os.path.join(OUT, f)))
+    print("wrote %s (%s; %d bytes of fixtures in all)" % (OUT, ", ".join(wanted), total), file=sys.stderr)
 
 
 if __name__ == "__main__":
