@@ -4,8 +4,10 @@
 Run once with the Python that has torch (on the build machine:
 /usr/bin/python3 test/make_fixtures.py from the repository root); it writes
 test/fixtures/ref_cnn.bin, test/fixtures/layers.bin,
-test/fixtures/schedules.bin and test/fixtures/manifest.txt; with file names as
-arguments (make_fixtures.py layers.bin) only those, and the
+test/fixtures/schedules.bin, the graph core's test/fixtures/ops.bin (batch
+norm, average pooling, grouped convolutions) and test/fixtures/manifest.txt;
+with file names as
+arguments (make_fixtures.py ops.bin resnet.bin) only those, and the
 manifest of every file present. Everything is seeded, so running it again
 gives the same inputs and weights (and, on the same torch build and CPU,
 the same bytes).
@@ -226,6 +228,70 @@ def schedules(fx):
                 sched.step()
             fx.add("lr.%s.%d" % (name, total), np.array(lrs, dtype=np.float32))
 
+# ---------------------------------------------------------------- the graph core's ops
+
+
+def batchnorm_case(fx, name, C, x):
+    """A batch norm in training mode, then a fresh copy in evaluation mode.
+
+    Weight, bias and running statistics are random (not 1, 0, 0, 1), so a
+    swapped or missing term shows. Training: output, gradients and the
+    running statistics after the update (momentum 0.1, unbiased variance).
+    Evaluation: the same module before the update, on the running statistics.
+    """
+    make = tnn.BatchNorm2d if x.dim() == 4 else tnn.BatchNorm1d
+    bn = make(C)
+    with torch.no_grad():
+        bn.weight.copy_(0.5 + torch.rand(C))
+        bn.bias.copy_(0.3 * torch.randn(C))
+        bn.running_mean.copy_(0.2 * torch.randn(C))
+        bn.running_var.copy_(0.5 + torch.rand(C))
+    fx.add(name + ".inp", x)
+    fx.add(name + ".weight", bn.weight)
+    fx.add(name + ".bias", bn.bias)
+    fx.add(name + ".running_mean", bn.running_mean)
+    fx.add(name + ".running_var", bn.running_var)
+    ev = make(C)
+    ev.load_state_dict(bn.state_dict())
+    dout = None
+    for mode, mod in (("train", bn), ("eval", ev)):
+        mod.train(mode == "train")
+        xi = x.clone().requires_grad_(True)
+        y = mod(xi)
+        if dout is None:
+            dout = torch.randn_like(y)
+            fx.add(name + ".dout", dout)
+        y.backward(dout)
+        fx.add("%s.%s.out" % (name, mode), y)
+        fx.add("%s.%s.dinp" % (name, mode), xi.grad)
+        fx.add("%s.%s.dweight" % (name, mode), mod.weight.grad)
+        fx.add("%s.%s.dbias" % (name, mode), mod.bias.grad)
+    fx.add(name + ".train.running_mean", bn.running_mean)
+    fx.add(name + ".train.running_var", bn.running_var)
+    assert int(bn.num_batches_tracked) == 1 and int(ev.num_batches_tracked) == 0
+
+
+def graph_ops(fx):
+    """Per-op fixtures of the graph core: batch norm, average pooling, grouped convolutions."""
+    torch.manual_seed(SEED + 3)
+    # channels with different means and spreads; BatchNorm2d over (B,H,W), BatchNorm1d over B
+    x2 = torch.randn(4, 3, 5, 6) * torch.tensor([1.0, 2.5, 0.4]).reshape(1, 3, 1, 1) \
+        + torch.tensor([0.5, -1.0, 3.0]).reshape(1, 3, 1, 1)
+    batchnorm_case(fx, "bn2d", 3, x2)
+    x1 = torch.randn(6, 5) * torch.tensor([1.0, 3.0, 0.2, 1.5, 0.7]) + torch.tensor([0.0, 1.0, -2.0, 0.5, 4.0])
+    batchnorm_case(fx, "bn1d", 5, x1)
+    # average pooling: window 3 stride 2 (overlapping), window 2 on odd sizes (floor), window 2 stride 1
+    layer_case(fx, "avgpool3s2", tnn.AvgPool2d(3, 2), torch.randn(2, 3, 9, 8), with_params=False)
+    layer_case(fx, "avgpool2", tnn.AvgPool2d(2), torch.randn(2, 2, 7, 9), with_params=False)
+    layer_case(fx, "avgpool2s1", tnn.AvgPool2d(2, 1), torch.randn(2, 2, 5, 4), with_params=False)
+    layer_case(fx, "gap", tnn.AdaptiveAvgPool2d(1), torch.randn(3, 4, 5, 7), with_params=False)
+    # grouped: 4 -> 6 channels in 2 groups, padding 1; depthwise: 4 -> 4 in 4 groups, stride 2,
+    # padding 1; depthwise with multiplier 2: 3 -> 6 in 3 groups, valid
+    layer_case(fx, "conv_groups2", tnn.Conv2d(4, 6, 3, padding=1, groups=2), torch.randn(2, 4, 7, 6))
+    layer_case(fx, "conv_depthwise", tnn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4), torch.randn(2, 4, 9, 8))
+    layer_case(fx, "conv_depthwise_x2", tnn.Conv2d(3, 6, 3, groups=3), torch.randn(2, 3, 6, 7))
+
+
 
 def manifest_of(path):
     """The manifest lines of a fixture file on disk (its tensor names, dtypes and shapes)."""
@@ -243,7 +309,8 @@ def manifest_of(path):
     return lines
 
 
-FILES = (("ref_cnn.bin", reference_cnn), ("layers.bin", layers), ("schedules.bin", schedules))
+FILES = (("ref_cnn.bin", reference_cnn), ("layers.bin", layers), ("schedules.bin", schedules),
+         ("ops.bin", graph_ops))
 
 
 def main():

@@ -7,7 +7,9 @@
  * logits, mean cross-entropy, every parameter gradient and parameters after
  * Adam/SGD steps), test/fixtures/layers.bin (one case per layer kind:
  * input, weights, output, upstream gradient and the gradients) and
- * test/fixtures/schedules.bin (learning rates per step). The fixtures keep
+ * test/fixtures/schedules.bin (learning rates per step); for the graph
+ * core, test/fixtures/ops.bin (batch norm in training and evaluation mode,
+ * average pooling, grouped and depthwise convolutions). The fixtures keep
  * PyTorch's (B,C,H,W) activation layout; this file transposes to mlcnn's
  * (C,B,H,W). A missing or malformed fixture file is a failure, not a skip.
  *
@@ -21,16 +23,18 @@
  * flatten, relu) must match exactly; optimizer steps fed PyTorch's own
  * gradients differ only in the rounding of a few float operations per
  * value: atol 1e-7 + rtol 1e-5 (Adam, whose step divides by sqrt(v) + eps:
- * atol 1e-6).
+ * atol 1e-6). Batch norm's running statistics after an update: atol 1e-6
+ * + rtol 1e-5.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn.h"
+#include "ops.h"
 #include "t.h"
 
 #define FX_DIR "test/fixtures/"
-#define FX_MAX_TENSORS 128
+#define FX_MAX_TENSORS 256
 #define FX_NAME_LEN 48
 
 #define ATOL_FWD 1e-5
@@ -39,6 +43,9 @@
 #define RTOL_GRAD 1e-4
 /* reference CNN gradients are at most ~0.15 (most ~1e-3): an absolute floor scaled to them */
 #define ATOL_GRAD_REF 2e-7
+/* running statistics after an update: (1 - 0.1) r + 0.1 * the batch's statistic */
+#define ATOL_BUF 1e-6
+#define RTOL_BUF 1e-5
 
 /* ---------------------------------------------------------------- fixture files */
 
@@ -487,11 +494,12 @@ T_CASE(test_torch_optimizers)
 
 /*
  * A conv case: builds the layer from spec on the fixture's input, runs the
- * fast kernels forward and backward and compares in mlcnn's layout.
+ * fast kernels forward and backward and compares in mlcnn's layout. G is
+ * the spec's groups: weights are (OC, C/G, K, K).
  */
 static void
 check_conv(const fx_file *f, const char *name, const char *spec, int B, int C, int H, int W,
-		   int OC, int K, int OH, int OW)
+		   int OC, int K, int OH, int OW, int G)
 {
 	char		key[96];
 	nn_layer	L;
@@ -516,24 +524,26 @@ check_conv(const fx_file *f, const char *name, const char *spec, int B, int C, i
 			   *gb;
 	size_t		nin = (size_t) B * C * H * W,
 				nout = (size_t) B * OC * OH * OW,
-				ncol = (size_t) C * K * K * B * OH * OW;
+				ncol = (size_t) C * K * K * B * OH * OW,
+				nw = (size_t) OC * (C / G) * K * K;
 
 #define GET(var, field, ...) (snprintf(key, sizeof(key), "%s." field, name), var = FX_F32(f, key, __VA_ARGS__))
 	GET(inp, "inp", B, C, H, W);
-	GET(weight, "weight", OC, C, K, K);
+	GET(weight, "weight", OC, C / G, K, K);
 	GET(bias, "bias", OC, 0, 0, 0);
 	GET(out, "out", B, OC, OH, OW);
 	GET(dout, "dout", B, OC, OH, OW);
 	GET(dinp, "dinp", B, C, H, W);
-	GET(dweight, "dweight", OC, C, K, K);
+	GET(dweight, "dweight", OC, C / G, K, K);
 	GET(dbias, "dbias", OC, 0, 0, 0);
 	if (!inp || !weight || !bias || !out || !dout || !dinp || !dweight || !dbias)
 		return;
 	if (!build_layer(&L, spec, in, 2))
 		return;
-	if (!T_OK(L.kind == NN_CONV && L.out.h == OH && L.out.w == OW && L.out.c == OC,
-			  "%s: \"%s\" gives PyTorch's output shape %dx%dx%d (got %dx%dx%d)",
-			  name, spec, OH, OW, OC, L.out.h, L.out.w, L.out.c))
+	if (!T_OK(L.kind == NN_CONV && L.out.h == OH && L.out.w == OW && L.out.c == OC &&
+			  L.w_len == nw && (L.groups > 1 ? L.groups : 1) == G,
+			  "%s: \"%s\" gives PyTorch's output shape %dx%dx%d and %zu weights in %d groups (got %dx%dx%d, %zu)",
+			  name, spec, OH, OW, OC, nw, G, L.out.h, L.out.w, L.out.c, L.w_len))
 		return;
 
 	x = to_cbhw(inp, B, C, (size_t) H * W);
@@ -544,7 +554,7 @@ check_conv(const fx_file *f, const char *name, const char *spec, int B, int C, i
 	col = zeros(ncol);
 	dcol = zeros(ncol);
 	gx = zeros(nin);
-	gw = zeros((size_t) OC * C * K * K);
+	gw = zeros(nw);
 	gb = zeros((size_t) OC);
 
 	nn_conv2d_forward(y, col, x, weight, bias, &L, B);
@@ -556,7 +566,7 @@ check_conv(const fx_file *f, const char *name, const char *spec, int B, int C, i
 	snprintf(key, sizeof(key), "%s: grad input", name);
 	T_CLOSE(gx, want_dx, nin, ATOL_GRAD, RTOL_GRAD, key);
 	snprintf(key, sizeof(key), "%s: grad weight", name);
-	T_CLOSE(gw, dweight, (size_t) OC * C * K * K, ATOL_GRAD, RTOL_GRAD, key);
+	T_CLOSE(gw, dweight, nw, ATOL_GRAD, RTOL_GRAD, key);
 	snprintf(key, sizeof(key), "%s: grad bias", name);
 	T_CLOSE(gb, dbias, (size_t) OC, ATOL_GRAD, RTOL_GRAD, key);
 
@@ -587,11 +597,11 @@ T_CASE(test_torch_layer_conv)
 	if (fx_open(&f, "layers.bin"))
 	{
 		/* (9-3)/2+1 = 4, (7-3)/2+1 = 3 */
-		check_conv(&f, "conv_stride2", "conv(4,3,2) dense(2)", 2, 3, 9, 7, 4, 3, 4, 3);
-		check_conv(&f, "conv_same", "conv(5,3,same) dense(2)", 2, 3, 6, 8, 5, 3, 6, 8);
-		check_conv(&f, "conv_k5", "conv(3,5) dense(2)", 3, 2, 10, 8, 3, 5, 6, 4);
-		check_conv(&f, "conv_1x1", "conv(4,1) dense(2)", 2, 3, 5, 6, 4, 1, 5, 6);
-		check_conv(&f, "conv_same_k5", "conv(3,5,same) dense(2)", 2, 2, 7, 5, 3, 5, 7, 5);
+		check_conv(&f, "conv_stride2", "conv(4,3,2) dense(2)", 2, 3, 9, 7, 4, 3, 4, 3, 1);
+		check_conv(&f, "conv_same", "conv(5,3,same) dense(2)", 2, 3, 6, 8, 5, 3, 6, 8, 1);
+		check_conv(&f, "conv_k5", "conv(3,5) dense(2)", 3, 2, 10, 8, 3, 5, 6, 4, 1);
+		check_conv(&f, "conv_1x1", "conv(4,1) dense(2)", 2, 3, 5, 6, 4, 1, 5, 6, 1);
+		check_conv(&f, "conv_same_k5", "conv(3,5,same) dense(2)", 2, 2, 7, 5, 3, 5, 7, 5, 1);
 	}
 	fx_close(&f);
 }
@@ -858,6 +868,295 @@ T_CASE(test_torch_lr_schedules)
 			}
 			free(got);
 		}
+	}
+	fx_close(&f);
+}
+
+/* ---------------------------------------------------------------- the graph core's ops */
+
+/*
+ * ops.bin: batch norm (training and evaluation mode), average pooling,
+ * global average pooling and grouped convolutions, one layer each.
+ */
+
+/*
+ * Node i of net alone through its op, as net.c runs it (batch norm's
+ * training pass in its coupled steps over the whole batch): forward of x
+ * into y, then backward of the upstream gradient dy into dx, dw and db
+ * (zeroed by the caller). buffers are updated in training mode.
+ */
+static int
+node_pass(const nn_net *net, int i, const float *params, float *buffers, int B, int train,
+		  const float *x, float *y, const float *dy, float *dx, float *dw, float *db)
+{
+	const nn_layer *L = &net->layers[i];
+	const nn_op *op = nn_op_of(L->kind);
+	const nn_coupled *cp = train ? op->coupled : NULL;
+	double		count = cp ? (double) B * cp->per_image(L) : 0;
+	nn_work		w;
+	nn_op_ctx	c;
+	nn_status	st = {0};
+
+	if (nn_work_alloc(&w, net, B, 1 | NN_WORK_KEEP_ALL, &nn_malloc_allocator, &st) != NN_OK)
+		return T_OK(0, "work for \"%s\" allocates: %s", net->spec, st.msg);
+	memset(&c, 0, sizeof(c));
+	c.net = net;
+	c.L = L;
+	c.i = i;
+	c.B = B;
+	c.train = train;
+	c.in[0] = x;
+	c.out = y;
+	c.w = L->w_len ? params + L->w_off : NULL;
+	c.b = L->b_len ? params + L->b_off : NULL;
+	c.buf = L->buf_len ? buffers + L->buf_off : NULL;
+	c.work = &w;
+	if (cp)
+	{
+		cp->stats(&c, w.stat[i]);
+		cp->update(L, c.buf, w.stat[i], count);
+		cp->apply(&c, w.stat[i], count);
+	}
+	else
+		op->forward(&c);
+	c.dout = dy;
+	c.din[0] = dx;
+	c.dw = dw;
+	c.db = db;
+	if (cp)
+	{
+		cp->bstats(&c, w.stat[i]);
+		cp->bapply(&c, w.stat[i], count);
+	}
+	else
+		op->backward(&c);
+	nn_work_free(&w, &nn_malloc_allocator);
+	return 1;
+}
+
+/*
+ * A batch norm case: node `node` of spec on the fixture's input, which is
+ * (B,C,H,W) (BatchNorm2d) or, with H = 0, (B,C) (BatchNorm1d, a flat
+ * input). Training mode: the output, the gradients and the running
+ * statistics after the update; evaluation mode, from the same starting
+ * state: the output and gradients on the running statistics, which stay.
+ */
+static void
+check_batchnorm(const fx_file *f, const char *name, const char *spec, nn_shape in, int node,
+				int B, int C, int H, int W)
+{
+	static const char *const modes[2] = {"eval", "train"};
+	char		key[96];
+	nn_net		net;
+	nn_status	st = {0};
+	const nn_layer *L;
+	int			spatial = H > 0;
+	size_t		hw = spatial ? (size_t) H * W : 1,
+				n = (size_t) B * C * hw;
+	const float *inp,
+			   *weight,
+			   *bias,
+			   *rmean,
+			   *rvar,
+			   *dout;
+
+	GET(inp, "inp", B, C, H, W);
+	GET(weight, "weight", C, 0, 0, 0);
+	GET(bias, "bias", C, 0, 0, 0);
+	GET(rmean, "running_mean", C, 0, 0, 0);
+	GET(rvar, "running_var", C, 0, 0, 0);
+	GET(dout, "dout", B, C, H, W);
+	if (!inp || !weight || !bias || !rmean || !rvar || !dout)
+		return;
+	if (!T_OK(nn_net_build(&net, spec, in, 2, &st) == NN_OK, "\"%s\" builds: %s", spec, st.msg))
+		return;
+	L = &net.layers[node];
+	if (!T_OK(L->kind == NN_BATCHNORM && L->in.c == C && L->flat_in == !spatial && L->buf_len == 2 * (size_t) C + 1,
+			  "%s: node %d of \"%s\" is a batch norm over %d %s with 2C+1 buffers", name, node, spec, C,
+			  spatial ? "channels" : "features (flat input)"))
+		return;
+	for (int train = 1; train >= 0; train--)
+	{
+		const char *mode = modes[train];
+		float	   *params = zeros(net.nparams),
+				   *buffers = zeros(net.nbuffers),
+				   *x = spatial ? to_cbhw(inp, B, C, hw) : zeros(n),
+				   *dy = spatial ? to_cbhw(dout, B, C, hw) : zeros(n),
+				   *y = zeros(n),
+				   *dx = zeros(n),
+				   *dw = zeros((size_t) C),
+				   *db = zeros((size_t) C),
+				   *want;
+		const float *want_out,
+				   *want_dinp,
+				   *want_dw,
+				   *want_db;
+
+		if (!spatial)
+		{
+			/* (B,N) is the same layout in both */
+			memcpy(x, inp, sizeof(float) * n);
+			memcpy(dy, dout, sizeof(float) * n);
+		}
+		memcpy(params + L->w_off, weight, sizeof(float) * C);
+		memcpy(params + L->b_off, bias, sizeof(float) * C);
+		memcpy(buffers + L->buf_off, rmean, sizeof(float) * C);
+		memcpy(buffers + L->buf_off + C, rvar, sizeof(float) * C);
+		snprintf(key, sizeof(key), "%s.%s.out", name, mode);
+		want_out = FX_F32(f, key, B, C, H, W);
+		snprintf(key, sizeof(key), "%s.%s.dinp", name, mode);
+		want_dinp = FX_F32(f, key, B, C, H, W);
+		snprintf(key, sizeof(key), "%s.%s.dweight", name, mode);
+		want_dw = FX_F32(f, key, C, 0, 0, 0);
+		snprintf(key, sizeof(key), "%s.%s.dbias", name, mode);
+		want_db = FX_F32(f, key, C, 0, 0, 0);
+		if (want_out && want_dinp && want_dw && want_db &&
+			node_pass(&net, node, params, buffers, B, train, x, y, dy, dx, dw, db))
+		{
+			want = spatial ? to_cbhw(want_out, B, C, hw) : zeros(n);
+			if (!spatial)
+				memcpy(want, want_out, sizeof(float) * n);
+			snprintf(key, sizeof(key), "%s (%s mode): output", name, mode);
+			T_CLOSE(y, want, n, ATOL_FWD, RTOL_FWD, key);
+			free(want);
+			want = spatial ? to_cbhw(want_dinp, B, C, hw) : zeros(n);
+			if (!spatial)
+				memcpy(want, want_dinp, sizeof(float) * n);
+			snprintf(key, sizeof(key), "%s (%s mode): grad input", name, mode);
+			T_CLOSE(dx, want, n, ATOL_GRAD, RTOL_GRAD, key);
+			free(want);
+			snprintf(key, sizeof(key), "%s (%s mode): grad weight", name, mode);
+			T_CLOSE(dw, want_dw, (size_t) C, ATOL_GRAD, RTOL_GRAD, key);
+			snprintf(key, sizeof(key), "%s (%s mode): grad bias", name, mode);
+			T_CLOSE(db, want_db, (size_t) C, ATOL_GRAD, RTOL_GRAD, key);
+			if (train)
+			{
+				const float *want_rm,
+						   *want_rv;
+
+				snprintf(key, sizeof(key), "%s.train.running_mean", name);
+				want_rm = FX_F32(f, key, C, 0, 0, 0);
+				snprintf(key, sizeof(key), "%s.train.running_var", name);
+				want_rv = FX_F32(f, key, C, 0, 0, 0);
+				if (want_rm && want_rv)
+				{
+					snprintf(key, sizeof(key), "%s (train mode): running mean after the update", name);
+					T_CLOSE(buffers + L->buf_off, want_rm, (size_t) C, ATOL_BUF, RTOL_BUF, key);
+					snprintf(key, sizeof(key), "%s (train mode): running variance (unbiased) after the update", name);
+					T_CLOSE(buffers + L->buf_off + C, want_rv, (size_t) C, ATOL_BUF, RTOL_BUF, key);
+				}
+				T_OK(buffers[L->buf_off + 2 * C] == 1.0f, "%s (train mode): num_batches_tracked 0 -> 1 (got %g)",
+					 name, buffers[L->buf_off + 2 * C]);
+			}
+			else
+				T_OK(memcmp(buffers + L->buf_off, rmean, sizeof(float) * C) == 0 &&
+					 memcmp(buffers + L->buf_off + C, rvar, sizeof(float) * C) == 0 &&
+					 buffers[L->buf_off + 2 * C] == 0.0f,
+					 "%s (eval mode): the running statistics stay as they were", name);
+		}
+		free(params);
+		free(buffers);
+		free(x);
+		free(dy);
+		free(y);
+		free(dx);
+		free(dw);
+		free(db);
+	}
+}
+
+T_CASE(test_torch_op_batchnorm)
+{
+	fx_file		f;
+	nn_shape	img = {5, 6, 3},
+				vec = {1, 1, 5};
+
+	if (fx_open(&f, "ops.bin"))
+	{
+		/* batchnorm on an image: node 0; on a flat vector: node 1, after the flatten */
+		check_batchnorm(&f, "bn2d", "batchnorm dense(2)", img, 0, 4, 3, 5, 6);
+		check_batchnorm(&f, "bn1d", "flatten batchnorm dense(2)", vec, 1, 6, 5, 0, 0);
+	}
+	fx_close(&f);
+}
+
+/* An average pooling case (avgpool(W[,S]) or globalavgpool), node 0 of spec. */
+static void
+check_avgpool(const fx_file *f, const char *name, const char *spec, int B, int C, int H, int W,
+			  int OH, int OW)
+{
+	char		key[96];
+	nn_net		net;
+	nn_status	st = {0};
+	nn_shape	in = {H, W, C};
+	const float *inp,
+			   *out,
+			   *dout,
+			   *dinp;
+	size_t		nin = (size_t) B * C * H * W,
+				nout = (size_t) B * C * OH * OW;
+
+	GET(inp, "inp", B, C, H, W);
+	GET(out, "out", B, C, OH, OW);
+	GET(dout, "dout", B, C, OH, OW);
+	GET(dinp, "dinp", B, C, H, W);
+	if (!inp || !out || !dout || !dinp)
+		return;
+	if (!T_OK(nn_net_build(&net, spec, in, 2, &st) == NN_OK, "\"%s\" builds: %s", spec, st.msg))
+		return;
+	if (T_OK(net.layers[0].out.h == OH && net.layers[0].out.w == OW && net.layers[0].out.c == C,
+			 "%s: \"%s\" gives PyTorch's output shape %dx%dx%d (got %dx%dx%d)", name, spec, OH, OW, C,
+			 net.layers[0].out.h, net.layers[0].out.w, net.layers[0].out.c))
+	{
+		float	   *x = to_cbhw(inp, B, C, (size_t) H * W),
+				   *dy = to_cbhw(dout, B, C, (size_t) OH * OW),
+				   *want_y = to_cbhw(out, B, C, (size_t) OH * OW),
+				   *want_dx = to_cbhw(dinp, B, C, (size_t) H * W),
+				   *y = zeros(nout),
+				   *dx = zeros(nin);
+
+		if (node_pass(&net, 0, NULL, NULL, B, 1, x, y, dy, dx, NULL, NULL))
+		{
+			snprintf(key, sizeof(key), "%s: output", name);
+			T_CLOSE(y, want_y, nout, ATOL_FWD, RTOL_FWD, key);
+			snprintf(key, sizeof(key), "%s: grad input", name);
+			T_CLOSE(dx, want_dx, nin, ATOL_GRAD, RTOL_GRAD, key);
+		}
+		free(x);
+		free(dy);
+		free(want_y);
+		free(want_dx);
+		free(y);
+		free(dx);
+	}
+}
+
+T_CASE(test_torch_op_avgpool)
+{
+	fx_file		f;
+
+	if (fx_open(&f, "ops.bin"))
+	{
+		/* (9-3)/2+1 = 4, (8-3)/2+1 = 3; floor(7/2) = 3, floor(9/2) = 4; (5-2)+1 = 4, (4-2)+1 = 3 */
+		check_avgpool(&f, "avgpool3s2", "avgpool(3,2) dense(2)", 2, 3, 9, 8, 4, 3);
+		check_avgpool(&f, "avgpool2", "avgpool(2) dense(2)", 2, 2, 7, 9, 3, 4);
+		check_avgpool(&f, "avgpool2s1", "avgpool(2,1) dense(2)", 2, 2, 5, 4, 4, 3);
+		/* AdaptiveAvgPool2d(1): (B,C,1,1) */
+		check_avgpool(&f, "gap", "globalavgpool dense(2)", 3, 4, 5, 7, 1, 1);
+	}
+	fx_close(&f);
+}
+
+T_CASE(test_torch_op_conv_groups)
+{
+	fx_file		f;
+
+	if (fx_open(&f, "ops.bin"))
+	{
+		/* 2 groups of 2 -> 3 channels; depthwise, stride 2, padding 1: (9+2-3)/2+1 = 5, 4; depthwise x2 */
+		check_conv(&f, "conv_groups2", "conv(6,3,1,same,groups=2) dense(2)", 2, 4, 7, 6, 6, 3, 7, 6, 2);
+		check_conv(&f, "conv_depthwise", "conv(4,3,2,1,groups=4) dense(2)", 2, 4, 9, 8, 4, 3, 5, 4, 4);
+		check_conv(&f, "conv_depthwise_x2", "conv(6,3,groups=3) dense(2)", 2, 3, 6, 7, 6, 3, 4, 5, 3);
 	}
 	fx_close(&f);
 }
