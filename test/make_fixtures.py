@@ -5,8 +5,9 @@ Run once with the Python that has torch (on the build machine:
 /usr/bin/python3 test/make_fixtures.py from the repository root); it writes
 test/fixtures/ref_cnn.bin, test/fixtures/layers.bin,
 test/fixtures/schedules.bin, the graph core's test/fixtures/ops.bin (batch
-norm, average pooling, grouped convolutions) and test/fixtures/manifest.txt;
-with file names as
+norm, average pooling, grouped convolutions), the whole networks built from
+mlcnn layer specs and trained three steps (test/fixtures/resnet.bin,
+resnet_proj.bin, resnet_nested.bin, graph_net.bin, graph_flat.bin) and test/fixtures/manifest.txt; with file names as
 arguments (make_fixtures.py ops.bin resnet.bin) only those, and the
 manifest of every file present. Everything is seeded, so running it again
 gives the same inputs and weights (and, on the same torch build and CPU,
@@ -28,7 +29,9 @@ dense weights (N,I). mlcnn keeps activations as (C,B,H,W); the C test
 transposes, the fixtures do not.
 """
 
+import copy
 import os
+import re
 import struct
 import sys
 
@@ -292,6 +295,311 @@ def graph_ops(fx):
     layer_case(fx, "conv_depthwise_x2", tnn.Conv2d(3, 6, 3, groups=3), torch.randn(2, 3, 6, 7))
 
 
+# ---------------------------------------------------------------- whole nets from mlcnn specs
+
+
+class Residual(tnn.Module):
+    """residual(LAYERS) as names.c names it: body(x) + x, or body(x) + proj(x)."""
+
+    def __init__(self, body, proj):
+        super().__init__()
+        self.body = body
+        self.proj = proj
+
+    def forward(self, x):
+        return self.body(x) + (x if self.proj is None else self.proj(x))
+
+
+class Graph(tnn.Module):
+    """A net in the named form (labels, from, add, concat): children numbered as names.c numbers the nodes."""
+
+    def __init__(self):
+        super().__init__()
+        self.nodes = []         # (kind, child name or None, input tensor ids); tensor 0 is the input
+
+    def forward(self, x):
+        t = [x]
+        for kind, child, inputs in self.nodes:
+            if kind == "add":
+                y = t[inputs[0]]
+                for k in inputs[1:]:
+                    y = y + t[k]
+            elif kind == "concat":
+                y = torch.cat([t[k] for k in inputs], dim=1)
+            else:
+                y = self._modules[child](t[inputs[0]])
+            t.append(y)
+        return t[-1]
+
+
+def parse_spec(text):
+    """mlcnn's layer-spec grammar (src/nn/spec.c) into items: ("layer", label, name, args),
+    ("residual", label, items) and ("from", label); args are ints or words, key=value as (key, value)."""
+    pos = [0]
+
+    def skip(extra=""):
+        while pos[0] < len(text) and (text[pos[0]].isspace() or text[pos[0]] in extra):
+            pos[0] += 1
+
+    def word():
+        m = re.compile(r"[A-Za-z_][A-Za-z0-9_]*").match(text, pos[0])
+        assert m, "a name at %d of %r" % (pos[0], text)
+        pos[0] = m.end()
+        return m.group(0)
+
+    def expect(ch):
+        skip()
+        assert text[pos[0]] == ch, "%r at %d of %r" % (ch, pos[0], text)
+        pos[0] += 1
+
+    def value(v):
+        v = v.strip()
+        return int(v) if re.fullmatch(r"-?\d+", v) else v.lower()
+
+    def items():
+        out = []
+        while True:
+            skip(",")
+            if pos[0] >= len(text) or text[pos[0]] == ")":
+                return out
+            name, label = word(), None
+            skip()
+            if pos[0] < len(text) and text[pos[0]] == ":":
+                pos[0] += 1
+                skip()
+                label, name = name.lower(), word()
+            name = name.lower()
+            if name == "from":
+                expect("(")
+                skip()
+                out.append(("from", word().lower()))
+                expect(")")
+            elif name == "residual":
+                expect("(")
+                out.append(("residual", label, items()))
+                expect(")")
+            else:
+                args = []
+                skip()
+                if pos[0] < len(text) and text[pos[0]] == "(":
+                    end = text.index(")", pos[0])
+                    for a in filter(None, (a.strip() for a in text[pos[0] + 1:end].split(","))):
+                        args.append(tuple(value(v) if i else v.strip().lower() for i, v in enumerate(a.split("=")))
+                                    if "=" in a else value(a))
+                    pos[0] = end + 1
+                out.append(("layer", label, name, args))
+
+    return items()
+
+
+def spec_modules(name, args, shape):
+    """The PyTorch modules of one mlcnn layer on shape ("img", C, H, W) or ("flat", N), each with
+    its output shape (a dense layer on an image is a Flatten and a Linear, as in names.c)."""
+    kw = dict(a for a in args if isinstance(a, tuple))
+    pos = [a for a in args if not isinstance(a, tuple)]
+    if name == "conv":
+        F, K = pos[0], pos[1]
+        S = pos[2] if len(pos) > 2 else 1
+        P = pos[3] if len(pos) > 3 else 0
+        P = (K - 1) // 2 if P == "same" else 0 if P == "valid" else P
+        _, C, H, W = shape
+        return [(tnn.Conv2d(C, F, K, stride=S, padding=P, groups=kw.get("groups", 1)),
+                 ("img", F, (H + 2 * P - K) // S + 1, (W + 2 * P - K) // S + 1))]
+    if name in ("maxpool", "avgpool"):
+        K = pos[0]
+        S = pos[1] if len(pos) > 1 else K
+        _, C, H, W = shape
+        return [((tnn.MaxPool2d if name == "maxpool" else tnn.AvgPool2d)(K, S),
+                 ("img", C, (H - K) // S + 1, (W - K) // S + 1))]
+    if name == "globalavgpool":
+        return [(tnn.AdaptiveAvgPool2d(1), ("img", shape[1], 1, 1))]
+    if name == "batchnorm":
+        return [(tnn.BatchNorm2d(shape[1]) if shape[0] == "img" else tnn.BatchNorm1d(shape[1]), shape)]
+    if name == "relu":
+        return [(tnn.ReLU(), shape)]
+    if name == "flatten":
+        return [(tnn.Flatten(), ("flat", shape[1] * shape[2] * shape[3]))]
+    if name == "dense":
+        pre = spec_modules("flatten", [], shape) if shape[0] == "img" else []
+        n = pre[0][1][1] if pre else shape[1]
+        return pre + [(tnn.Linear(n, pos[0]), ("flat", pos[0]))]
+    raise ValueError("no PyTorch module for mlcnn layer " + name)
+
+
+def sequential_from(items, shape):
+    """A Sequential of items (residual blocks as Residual children), and the output shape."""
+    mods = []
+    for it in items:
+        if it[0] == "residual":
+            body, out = sequential_from(it[2], shape)
+            proj = None
+            if out != shape:
+                # mlcnn's projection: a 1x1 convolution with bias and the stride that matches the size
+                s = next(s for s in range(1, 65)
+                         if (shape[2] - 1) // s + 1 == out[2] and (shape[3] - 1) // s + 1 == out[3])
+                proj = tnn.Conv2d(shape[1], out[1], 1, stride=s)
+            mods.append(Residual(body, proj))
+            shape = out
+        else:
+            assert it[0] == "layer" and it[1] is None and it[2] not in ("add", "concat"), it
+            for m, shape in spec_modules(it[2], it[3], shape):
+                mods.append(m)
+    return tnn.Sequential(*mods), shape
+
+
+def graph_from(items, shape):
+    """A Graph of a spec in the named form (no residual blocks), and the output shape."""
+    g = Graph()
+    shapes = [shape]            # per tensor
+    labels = {"input": 0}
+    cur = 0
+    for it in items:
+        if it[0] == "from":
+            cur = labels[it[1]]
+            continue
+        assert it[0] == "layer", it
+        _, label, name, args = it
+        if name in ("add", "concat"):
+            ins = [labels[a] for a in args]
+            s = shapes[ins[0]]
+            if name == "concat":
+                s = (s[0], sum(shapes[k][1] for k in ins)) + tuple(s[2:])
+            g.nodes.append((name, None, ins))
+            shapes.append(s)
+        else:
+            for m, s in spec_modules(name, args, shapes[cur]):
+                child = str(len(g.nodes))
+                g.add_module(child, m)
+                g.nodes.append(("module", child, [cur]))
+                shapes.append(s)
+                cur = len(shapes) - 1
+        cur = len(shapes) - 1
+        if label:
+            labels[label] = cur
+    return g, shapes[-1]
+
+
+def net_from_spec(spec, in_shape):
+    """The PyTorch module tree of an mlcnn spec on (C,H,W), as names.c documents it."""
+    items = parse_spec(spec)
+    named = any(it[0] == "from" or it[1] or (it[0] == "layer" and it[2] in ("add", "concat")) for it in items)
+    return (graph_from if named else sequential_from)(items, ("img",) + tuple(in_shape))[0]
+
+
+def randomize_norms(model):
+    """Batch norms as if trained a little: random weight, bias, running statistics, 5 batches seen."""
+    for m in model.modules():
+        if isinstance(m, (tnn.BatchNorm1d, tnn.BatchNorm2d)):
+            C = m.num_features
+            with torch.no_grad():
+                m.weight.copy_(0.5 + torch.rand(C))
+                m.bias.copy_(0.2 * torch.randn(C))
+                m.running_mean.copy_(0.1 * torch.randn(C))
+                m.running_var.copy_(0.5 + torch.rand(C))
+                m.num_batches_tracked.fill_(5)
+
+
+def flat_buffers(model):
+    """The buffers (running statistics, num_batches_tracked as float) in state_dict order: mlcnn's buffer array."""
+    bufs = [t.detach().to(torch.float32).reshape(-1) for k, t in model.state_dict().items()
+            if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    return torch.cat(bufs)
+
+
+def flat_params_only(model):
+    """The parameters (no buffers) in state_dict order, concatenated: mlcnn's parameter array."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def net_case(fx, spec, in_shape, classes, B, seed, eval_grads=True, sample_stride=1):
+    """A whole network from an mlcnn spec: the initial state by state_dict key, then three
+    training steps on one batch (SGD with momentum) and an evaluation-mode pass."""
+    torch.manual_seed(seed)
+    model = net_from_spec(spec, in_shape)
+    randomize_norms(model)
+    C, H, W = in_shape
+    pixels = torch.randint(0, 256, (B, C, H, W), dtype=torch.int32)
+    x = pixels.to(torch.float32) / 255.0
+    labels = torch.randint(0, classes, (B,), dtype=torch.int64)
+    fx.add("input", x)
+    fx.add("labels", labels, np.int32)
+    for k, t in model.state_dict().items():
+        fx.add("sd." + k, t, np.int32 if k.endswith("num_batches_tracked") else np.float32)
+
+    ev = copy.deepcopy(model)
+    # training: lr 0.05, momentum 0.9, weight decay 5e-4, on every parameter (mlcnn's optimizer does the same)
+    hp = (0.05, 0.9, 0.0, 0.0, 5e-4)
+    fx.add("sgd.hp", np.array(hp, dtype=np.float32))
+    opt = torch.optim.SGD(model.parameters(), lr=hp[0], momentum=hp[1], weight_decay=hp[4])
+    model.train()
+    for t in (1, 2, 3):
+        opt.zero_grad()
+        logits = model(x)
+        loss = F.cross_entropy(logits, labels)
+        loss.backward()
+        fx.add("t%d.logits" % t, logits)
+        fx.add("t%d.loss" % t, loss.reshape(1))
+        fx.add("t%d.buffers" % t, flat_buffers(model))
+        if t == 1:
+            for k, p in model.named_parameters():
+                fx.add("grad." + k, p.grad)
+        opt.step()
+    fx.add("sample_stride", np.array([sample_stride]), np.int32)
+    fx.add("t3.params", flat_params_only(model)[::sample_stride])
+
+    # evaluation mode on the initial state: running statistics, which stay as they are
+    ev.eval()
+    logits = ev(x)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    fx.add("eval.logits", logits)
+    fx.add("eval.loss", loss.reshape(1))
+    if eval_grads:
+        for k, p in ev.named_parameters():
+            fx.add("eval.grad." + k, p.grad)
+
+
+# the specs test_torch.c builds the same nets from
+RESNET_SPEC = ("conv(16,3,1,same) batchnorm relu "
+               "residual(conv(16,3,1,same) batchnorm relu conv(16,3,1,same) batchnorm) relu maxpool(2) "
+               "conv(32,3,1,same) batchnorm relu "
+               "residual(conv(32,3,1,same) batchnorm relu conv(32,3,1,same) batchnorm) relu maxpool(2) "
+               "globalavgpool dense(10)")
+RESNET_PROJ_SPEC = ("conv(8,3) relu residual(conv(16,3,2,1) batchnorm relu conv(16,3,1,same) batchnorm) relu "
+                    "globalavgpool dense(4)")
+GRAPH_SPEC = ("conv(8,3,1,same) batchnorm a: relu b: conv(8,3,1,same,groups=8) from(a) c: conv(8,1,groups=2) "
+              "s: add(b, c) relu t: avgpool(3,2) from(s) u: maxpool(3,2) concat(t, u) dense(8) batchnorm relu dense(3)")
+RESNET_NESTED_SPEC = ("conv(4,3,1,same) residual(residual(conv(4,3,1,same) batchnorm relu) conv(8,3,1,same) batchnorm) "
+                      "relu globalavgpool dense(3)")
+GRAPH_FLAT_SPEC = ("conv(4,3,2) relu f: flatten a: dense(6) from(f) b: dense(5) c: concat(a, b) from(f) e: dense(11) "
+                   "add(c, e) batchnorm relu dense(3)")
+
+
+def resnet(fx):
+    """The residual network with batch norm on 4 MNIST-sized images (post-step parameters sampled)."""
+    net_case(fx, RESNET_SPEC, (1, 28, 28), 10, 4, SEED + 10, eval_grads=False, sample_stride=7)
+
+
+def resnet_proj(fx):
+    """A residual block with a projection shortcut (stride 2, 8 -> 16 channels) on 6 12x12x2 images."""
+    net_case(fx, RESNET_PROJ_SPEC, (2, 12, 12), 4, 6, SEED + 11)
+
+
+def graph_net(fx):
+    """The named form: labels, from, add, concat, depthwise and grouped convs, avgpool(3,2), BatchNorm1d."""
+    net_case(fx, GRAPH_SPEC, (3, 10, 10), 3, 6, SEED + 12)
+
+
+
+def resnet_nested(fx):
+    """A residual block inside another; the outer one widens 4 -> 8 channels at stride 1 (a pointwise proj)."""
+    net_case(fx, RESNET_NESTED_SPEC, (2, 8, 8), 3, 5, SEED + 13)
+
+
+def graph_flat(fx):
+    """Flat vectors joined: concat and add of dense layers' outputs, then BatchNorm1d."""
+    net_case(fx, GRAPH_FLAT_SPEC, (2, 9, 9), 3, 5, SEED + 14)
+
 
 def manifest_of(path):
     """The manifest lines of a fixture file on disk (its tensor names, dtypes and shapes)."""
@@ -310,7 +618,8 @@ def manifest_of(path):
 
 
 FILES = (("ref_cnn.bin", reference_cnn), ("layers.bin", layers), ("schedules.bin", schedules),
-         ("ops.bin", graph_ops))
+         ("ops.bin", graph_ops), ("resnet.bin", resnet), ("resnet_proj.bin", resnet_proj),
+         ("graph_net.bin", graph_net), ("resnet_nested.bin", resnet_nested), ("graph_flat.bin", graph_flat))
 
 
 def main():
