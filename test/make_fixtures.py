@@ -7,7 +7,8 @@ test/fixtures/ref_cnn.bin, test/fixtures/layers.bin,
 test/fixtures/schedules.bin, the graph core's test/fixtures/ops.bin (batch
 norm, average pooling, grouped convolutions), the whole networks built from
 mlcnn layer specs and trained three steps (test/fixtures/resnet.bin,
-resnet_proj.bin, resnet_nested.bin, graph_net.bin, graph_flat.bin) and test/fixtures/manifest.txt; with file names as
+resnet_proj.bin, resnet_nested.bin, graph_net.bin, graph_flat.bin,
+graph_dead.bin) and test/fixtures/manifest.txt; with file names as
 arguments (make_fixtures.py ops.bin resnet.bin) only those, and the
 manifest of every file present. Everything is seeded, so running it again
 gives the same inputs and weights (and, on the same torch build and CPU,
@@ -503,12 +504,20 @@ def flat_buffers(model):
     """The buffers (running statistics, num_batches_tracked as float) in state_dict order: mlcnn's buffer array."""
     bufs = [t.detach().to(torch.float32).reshape(-1) for k, t in model.state_dict().items()
             if k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
-    return torch.cat(bufs)
+    return torch.cat([torch.zeros(0)] + bufs)
 
 
 def flat_params_only(model):
     """The parameters (no buffers) in state_dict order, concatenated: mlcnn's parameter array."""
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def zero_missing_grads(model):
+    """Zero gradients for the parameters of a branch that leads nowhere (autograd leaves them None),
+    so that SGD still applies weight decay and momentum to them, as mlcnn's optimizer does."""
+    for p in model.parameters():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
 
 
 def net_case(fx, spec, in_shape, classes, B, seed, eval_grads=True, sample_stride=1):
@@ -537,6 +546,7 @@ def net_case(fx, spec, in_shape, classes, B, seed, eval_grads=True, sample_strid
         logits = model(x)
         loss = F.cross_entropy(logits, labels)
         loss.backward()
+        zero_missing_grads(model)
         fx.add("t%d.logits" % t, logits)
         fx.add("t%d.loss" % t, loss.reshape(1))
         fx.add("t%d.buffers" % t, flat_buffers(model))
@@ -552,6 +562,7 @@ def net_case(fx, spec, in_shape, classes, B, seed, eval_grads=True, sample_strid
     logits = ev(x)
     loss = F.cross_entropy(logits, labels)
     loss.backward()
+    zero_missing_grads(ev)
     fx.add("eval.logits", logits)
     fx.add("eval.loss", loss.reshape(1))
     if eval_grads:
@@ -573,6 +584,8 @@ RESNET_NESTED_SPEC = ("conv(4,3,1,same) residual(residual(conv(4,3,1,same) batch
                       "relu globalavgpool dense(3)")
 GRAPH_FLAT_SPEC = ("conv(4,3,2) relu f: flatten a: dense(6) from(f) b: dense(5) c: concat(a, b) from(f) e: dense(11) "
                    "add(c, e) batchnorm relu dense(3)")
+GRAPH_DEAD_SPEC = ("conv(4,3,1,same) a: relu conv(4,3,1,same) batchnorm from(a) b: conv(4,1) s: add(a, b) "
+                   "from(b) maxpool(2) concat(a, b) from(s) batchnorm relu dense(3)")
 
 
 def resnet(fx):
@@ -601,6 +614,13 @@ def graph_flat(fx):
     net_case(fx, GRAPH_FLAT_SPEC, (2, 9, 9), 3, 5, SEED + 14)
 
 
+def graph_dead(fx):
+    """Branches that lead nowhere: a batch norm, a maxpool and a concat whose outputs nothing reads
+    (the concat the last reader of a and b); their parameters get zero gradients, the running
+    statistics of the batch norm are still updated."""
+    net_case(fx, GRAPH_DEAD_SPEC, (2, 6, 6), 3, 5, SEED + 15)
+
+
 def manifest_of(path):
     """The manifest lines of a fixture file on disk (its tensor names, dtypes and shapes)."""
     lines = []
@@ -619,7 +639,8 @@ def manifest_of(path):
 
 FILES = (("ref_cnn.bin", reference_cnn), ("layers.bin", layers), ("schedules.bin", schedules),
          ("ops.bin", graph_ops), ("resnet.bin", resnet), ("resnet_proj.bin", resnet_proj),
-         ("graph_net.bin", graph_net), ("resnet_nested.bin", resnet_nested), ("graph_flat.bin", graph_flat))
+         ("graph_net.bin", graph_net), ("resnet_nested.bin", resnet_nested), ("graph_flat.bin", graph_flat),
+         ("graph_dead.bin", graph_dead))
 
 
 def main():

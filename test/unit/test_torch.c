@@ -11,7 +11,7 @@
  * core, test/fixtures/ops.bin (batch norm in training and evaluation mode,
  * average pooling, grouped and depthwise convolutions) and one file per
  * whole network built from an mlcnn spec (resnet.bin, resnet_proj.bin,
- * resnet_nested.bin, graph_net.bin, graph_flat.bin: the
+ * resnet_nested.bin, graph_net.bin, graph_flat.bin, graph_dead.bin: the
  * state_dict keys against nn_net_tensors, three SGD steps in training
  * mode, an evaluation-mode pass). The fixtures keep PyTorch's (B,C,H,W)
  * activation layout; this file transposes to mlcnn's (C,B,H,W). A missing
@@ -1647,4 +1647,20 @@ T_CASE(test_torch_net_graph_flat)
 
 	/* flat vectors: concat and add of dense outputs, BatchNorm1d after the add */
 	check_net("graph_flat.bin", GRAPH_FLAT_SPEC, in, 3, 5);
+}
+
+#define GRAPH_DEAD_SPEC "conv(4,3,1,same) a: relu conv(4,3,1,same) batchnorm from(a) b: conv(4,1) s: add(a, b) " \
+	"from(b) maxpool(2) concat(a, b) from(s) batchnorm relu dense(3)"
+
+T_CASE(test_torch_net_graph_dead_branches)
+{
+	nn_shape	in = {6, 6, 2};
+
+	/*
+	 * nodes whose outputs nothing reads: a batch norm (a coupled op, in the
+	 * parts too), a maxpool, and a concat that is the last reader of a and b,
+	 * so it must still zero their gradients; zero gradients for the dead
+	 * parameters, running statistics updated all the same
+	 */
+	check_net("graph_dead.bin", GRAPH_DEAD_SPEC, in, 3, 5);
 }
