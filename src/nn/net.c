@@ -640,6 +640,9 @@ backward_range(const nn_net *net, const graph_facts *g, const float *params, flo
 			return NN_ERR_CANCELLED;
 		op_ctx(&c, net, i, params, w->buffers, w, B, w->forward_train, NULL);
 		op_ctx_backward(&c, net, g, i, grads, w, B);
+		if (c.dout == NULL)
+			continue;			/* nothing reads node i's output: it adds to no gradient
+								 * (its inputs' were zeroed above where it is the last reader) */
 		if (cp && i == to - 1 && total)
 			cp->bapply(&c, total, count);
 		else if (cp)
@@ -831,12 +834,19 @@ part_bstats(void *arg, int part)
 	parts_ctx  *c = arg;
 	nn_op_ctx	oc;
 	int			i = c->to - 1;
+	const nn_coupled *cp = nn_op_of(c->net->layers[i].kind)->coupled;
 
 	if (c->status[part] != NN_OK || c->B[part] == 0)
 		return;
 	op_ctx(&oc, c->net, i, c->params, c->w[part]->buffers, c->w[part], c->B[part], 1, NULL);
 	op_ctx_backward(&oc, c->net, &c->g, i, c->grads[part], c->w[part], c->B[part]);
-	nn_op_of(c->net->layers[i].kind)->coupled->bstats(&oc, c->w[part]->stat[i]);
+	if (oc.dout == NULL)
+	{
+		/* nothing reads node i's output: no sums (backward_range skips the node) */
+		memset(c->w[part]->stat[i], 0, sizeof(double) * cp->nstat(&c->net->layers[i]));
+		return;
+	}
+	cp->bstats(&oc, c->w[part]->stat[i]);
 }
 
 /* the loss gradient of one part into its dact[n] */

@@ -7,9 +7,15 @@
  * logits, mean cross-entropy, every parameter gradient and parameters after
  * Adam/SGD steps), test/fixtures/layers.bin (one case per layer kind:
  * input, weights, output, upstream gradient and the gradients) and
- * test/fixtures/schedules.bin (learning rates per step). The fixtures keep
- * PyTorch's (B,C,H,W) activation layout; this file transposes to mlcnn's
- * (C,B,H,W). A missing or malformed fixture file is a failure, not a skip.
+ * test/fixtures/schedules.bin (learning rates per step); for the graph
+ * core, test/fixtures/ops.bin (batch norm in training and evaluation mode,
+ * average pooling, grouped and depthwise convolutions) and one file per
+ * whole network built from an mlcnn spec (resnet.bin, resnet_proj.bin,
+ * resnet_nested.bin, graph_net.bin, graph_flat.bin, graph_dead.bin: the
+ * state_dict keys against nn_net_tensors, three SGD steps in training
+ * mode, an evaluation-mode pass). The fixtures keep PyTorch's (B,C,H,W)
+ * activation layout; this file transposes to mlcnn's (C,B,H,W). A missing
+ * or malformed fixture file is a failure, not a skip.
  *
  * Tolerances (why: test/fixtures/README.md): both sides compute in float32
  * but sum in different orders (OpenBLAS sgemm vs PyTorch's kernels), so
@@ -21,16 +27,20 @@
  * flatten, relu) must match exactly; optimizer steps fed PyTorch's own
  * gradients differ only in the rounding of a few float operations per
  * value: atol 1e-7 + rtol 1e-5 (Adam, whose step divides by sqrt(v) + eps:
- * atol 1e-6).
+ * atol 1e-6). Whole nets with batch norm: logits atol 1e-5 + rtol 1e-4,
+ * gradients atol 5e-6 + rtol 1e-4 (measured: at most 4e-6 of the largest
+ * value of the tensor), running statistics atol 1e-6 + rtol 1e-5,
+ * parameters after three steps atol 1e-6 + rtol 1e-4.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn.h"
+#include "ops.h"
 #include "t.h"
 
 #define FX_DIR "test/fixtures/"
-#define FX_MAX_TENSORS 128
+#define FX_MAX_TENSORS 256
 #define FX_NAME_LEN 48
 
 #define ATOL_FWD 1e-5
@@ -39,6 +49,17 @@
 #define RTOL_GRAD 1e-4
 /* reference CNN gradients are at most ~0.15 (most ~1e-3): an absolute floor scaled to them */
 #define ATOL_GRAD_REF 2e-7
+/* running statistics after an update: (1 - 0.1) r + 0.1 * the batch's statistic */
+#define ATOL_BUF 1e-6
+#define RTOL_BUF 1e-5
+/* whole nets with batch norm (test/fixtures/README.md) */
+#define ATOL_NET_FWD 1e-5
+#define RTOL_NET_FWD 1e-4
+#define RTOL_NET_LOSS 1e-5
+#define ATOL_NET_GRAD 5e-6
+#define RTOL_NET_GRAD 1e-4
+#define ATOL_NET_STEP 1e-6
+#define RTOL_NET_STEP 1e-4
 
 /* ---------------------------------------------------------------- fixture files */
 
@@ -487,11 +508,12 @@ T_CASE(test_torch_optimizers)
 
 /*
  * A conv case: builds the layer from spec on the fixture's input, runs the
- * fast kernels forward and backward and compares in mlcnn's layout.
+ * fast kernels forward and backward and compares in mlcnn's layout. G is
+ * the spec's groups: weights are (OC, C/G, K, K).
  */
 static void
 check_conv(const fx_file *f, const char *name, const char *spec, int B, int C, int H, int W,
-		   int OC, int K, int OH, int OW)
+		   int OC, int K, int OH, int OW, int G)
 {
 	char		key[96];
 	nn_layer	L;
@@ -516,24 +538,26 @@ check_conv(const fx_file *f, const char *name, const char *spec, int B, int C, i
 			   *gb;
 	size_t		nin = (size_t) B * C * H * W,
 				nout = (size_t) B * OC * OH * OW,
-				ncol = (size_t) C * K * K * B * OH * OW;
+				ncol = (size_t) C * K * K * B * OH * OW,
+				nw = (size_t) OC * (C / G) * K * K;
 
 #define GET(var, field, ...) (snprintf(key, sizeof(key), "%s." field, name), var = FX_F32(f, key, __VA_ARGS__))
 	GET(inp, "inp", B, C, H, W);
-	GET(weight, "weight", OC, C, K, K);
+	GET(weight, "weight", OC, C / G, K, K);
 	GET(bias, "bias", OC, 0, 0, 0);
 	GET(out, "out", B, OC, OH, OW);
 	GET(dout, "dout", B, OC, OH, OW);
 	GET(dinp, "dinp", B, C, H, W);
-	GET(dweight, "dweight", OC, C, K, K);
+	GET(dweight, "dweight", OC, C / G, K, K);
 	GET(dbias, "dbias", OC, 0, 0, 0);
 	if (!inp || !weight || !bias || !out || !dout || !dinp || !dweight || !dbias)
 		return;
 	if (!build_layer(&L, spec, in, 2))
 		return;
-	if (!T_OK(L.kind == NN_CONV && L.out.h == OH && L.out.w == OW && L.out.c == OC,
-			  "%s: \"%s\" gives PyTorch's output shape %dx%dx%d (got %dx%dx%d)",
-			  name, spec, OH, OW, OC, L.out.h, L.out.w, L.out.c))
+	if (!T_OK(L.kind == NN_CONV && L.out.h == OH && L.out.w == OW && L.out.c == OC &&
+			  L.w_len == nw && (L.groups > 1 ? L.groups : 1) == G,
+			  "%s: \"%s\" gives PyTorch's output shape %dx%dx%d and %zu weights in %d groups (got %dx%dx%d, %zu)",
+			  name, spec, OH, OW, OC, nw, G, L.out.h, L.out.w, L.out.c, L.w_len))
 		return;
 
 	x = to_cbhw(inp, B, C, (size_t) H * W);
@@ -544,7 +568,7 @@ check_conv(const fx_file *f, const char *name, const char *spec, int B, int C, i
 	col = zeros(ncol);
 	dcol = zeros(ncol);
 	gx = zeros(nin);
-	gw = zeros((size_t) OC * C * K * K);
+	gw = zeros(nw);
 	gb = zeros((size_t) OC);
 
 	nn_conv2d_forward(y, col, x, weight, bias, &L, B);
@@ -556,7 +580,7 @@ check_conv(const fx_file *f, const char *name, const char *spec, int B, int C, i
 	snprintf(key, sizeof(key), "%s: grad input", name);
 	T_CLOSE(gx, want_dx, nin, ATOL_GRAD, RTOL_GRAD, key);
 	snprintf(key, sizeof(key), "%s: grad weight", name);
-	T_CLOSE(gw, dweight, (size_t) OC * C * K * K, ATOL_GRAD, RTOL_GRAD, key);
+	T_CLOSE(gw, dweight, nw, ATOL_GRAD, RTOL_GRAD, key);
 	snprintf(key, sizeof(key), "%s: grad bias", name);
 	T_CLOSE(gb, dbias, (size_t) OC, ATOL_GRAD, RTOL_GRAD, key);
 
@@ -587,11 +611,11 @@ T_CASE(test_torch_layer_conv)
 	if (fx_open(&f, "layers.bin"))
 	{
 		/* (9-3)/2+1 = 4, (7-3)/2+1 = 3 */
-		check_conv(&f, "conv_stride2", "conv(4,3,2) dense(2)", 2, 3, 9, 7, 4, 3, 4, 3);
-		check_conv(&f, "conv_same", "conv(5,3,same) dense(2)", 2, 3, 6, 8, 5, 3, 6, 8);
-		check_conv(&f, "conv_k5", "conv(3,5) dense(2)", 3, 2, 10, 8, 3, 5, 6, 4);
-		check_conv(&f, "conv_1x1", "conv(4,1) dense(2)", 2, 3, 5, 6, 4, 1, 5, 6);
-		check_conv(&f, "conv_same_k5", "conv(3,5,same) dense(2)", 2, 2, 7, 5, 3, 5, 7, 5);
+		check_conv(&f, "conv_stride2", "conv(4,3,2) dense(2)", 2, 3, 9, 7, 4, 3, 4, 3, 1);
+		check_conv(&f, "conv_same", "conv(5,3,same) dense(2)", 2, 3, 6, 8, 5, 3, 6, 8, 1);
+		check_conv(&f, "conv_k5", "conv(3,5) dense(2)", 3, 2, 10, 8, 3, 5, 6, 4, 1);
+		check_conv(&f, "conv_1x1", "conv(4,1) dense(2)", 2, 3, 5, 6, 4, 1, 5, 6, 1);
+		check_conv(&f, "conv_same_k5", "conv(3,5,same) dense(2)", 2, 2, 7, 5, 3, 5, 7, 5, 1);
 	}
 	fx_close(&f);
 }
@@ -860,4 +884,783 @@ T_CASE(test_torch_lr_schedules)
 		}
 	}
 	fx_close(&f);
+}
+
+/* ---------------------------------------------------------------- the graph core's ops */
+
+/*
+ * ops.bin: batch norm (training and evaluation mode), average pooling,
+ * global average pooling and grouped convolutions, one layer each.
+ */
+
+/*
+ * Node i of net alone through its op, as net.c runs it (batch norm's
+ * training pass in its coupled steps over the whole batch): forward of x
+ * into y, then backward of the upstream gradient dy into dx, dw and db
+ * (zeroed by the caller). buffers are updated in training mode.
+ */
+static int
+node_pass(const nn_net *net, int i, const float *params, float *buffers, int B, int train,
+		  const float *x, float *y, const float *dy, float *dx, float *dw, float *db)
+{
+	const nn_layer *L = &net->layers[i];
+	const nn_op *op = nn_op_of(L->kind);
+	const nn_coupled *cp = train ? op->coupled : NULL;
+	double		count = cp ? (double) B * cp->per_image(L) : 0;
+	nn_work		w;
+	nn_op_ctx	c;
+	nn_status	st = {0};
+
+	if (nn_work_alloc(&w, net, B, 1 | NN_WORK_KEEP_ALL, &nn_malloc_allocator, &st) != NN_OK)
+		return T_OK(0, "work for \"%s\" allocates: %s", net->spec, st.msg);
+	memset(&c, 0, sizeof(c));
+	c.net = net;
+	c.L = L;
+	c.i = i;
+	c.B = B;
+	c.train = train;
+	c.in[0] = x;
+	c.out = y;
+	c.w = L->w_len ? params + L->w_off : NULL;
+	c.b = L->b_len ? params + L->b_off : NULL;
+	c.buf = L->buf_len ? buffers + L->buf_off : NULL;
+	c.work = &w;
+	if (cp)
+	{
+		cp->stats(&c, w.stat[i]);
+		cp->update(L, c.buf, w.stat[i], count);
+		cp->apply(&c, w.stat[i], count);
+	}
+	else
+		op->forward(&c);
+	c.dout = dy;
+	c.din[0] = dx;
+	c.dw = dw;
+	c.db = db;
+	if (cp)
+	{
+		cp->bstats(&c, w.stat[i]);
+		cp->bapply(&c, w.stat[i], count);
+	}
+	else
+		op->backward(&c);
+	nn_work_free(&w, &nn_malloc_allocator);
+	return 1;
+}
+
+/*
+ * A batch norm case: node `node` of spec on the fixture's input, which is
+ * (B,C,H,W) (BatchNorm2d) or, with H = 0, (B,C) (BatchNorm1d, a flat
+ * input). Training mode: the output, the gradients and the running
+ * statistics after the update; evaluation mode, from the same starting
+ * state: the output and gradients on the running statistics, which stay.
+ */
+static void
+check_batchnorm(const fx_file *f, const char *name, const char *spec, nn_shape in, int node,
+				int B, int C, int H, int W)
+{
+	static const char *const modes[2] = {"eval", "train"};
+	char		key[96];
+	nn_net		net;
+	nn_status	st = {0};
+	const nn_layer *L;
+	int			spatial = H > 0;
+	size_t		hw = spatial ? (size_t) H * W : 1,
+				n = (size_t) B * C * hw;
+	const float *inp,
+			   *weight,
+			   *bias,
+			   *rmean,
+			   *rvar,
+			   *dout;
+
+	GET(inp, "inp", B, C, H, W);
+	GET(weight, "weight", C, 0, 0, 0);
+	GET(bias, "bias", C, 0, 0, 0);
+	GET(rmean, "running_mean", C, 0, 0, 0);
+	GET(rvar, "running_var", C, 0, 0, 0);
+	GET(dout, "dout", B, C, H, W);
+	if (!inp || !weight || !bias || !rmean || !rvar || !dout)
+		return;
+	if (!T_OK(nn_net_build(&net, spec, in, 2, &st) == NN_OK, "\"%s\" builds: %s", spec, st.msg))
+		return;
+	L = &net.layers[node];
+	if (!T_OK(L->kind == NN_BATCHNORM && L->in.c == C && L->flat_in == !spatial && L->buf_len == 2 * (size_t) C + 1,
+			  "%s: node %d of \"%s\" is a batch norm over %d %s with 2C+1 buffers", name, node, spec, C,
+			  spatial ? "channels" : "features (flat input)"))
+		return;
+	for (int train = 1; train >= 0; train--)
+	{
+		const char *mode = modes[train];
+		float	   *params = zeros(net.nparams),
+				   *buffers = zeros(net.nbuffers),
+				   *x = spatial ? to_cbhw(inp, B, C, hw) : zeros(n),
+				   *dy = spatial ? to_cbhw(dout, B, C, hw) : zeros(n),
+				   *y = zeros(n),
+				   *dx = zeros(n),
+				   *dw = zeros((size_t) C),
+				   *db = zeros((size_t) C),
+				   *want;
+		const float *want_out,
+				   *want_dinp,
+				   *want_dw,
+				   *want_db;
+
+		if (!spatial)
+		{
+			/* (B,N) is the same layout in both */
+			memcpy(x, inp, sizeof(float) * n);
+			memcpy(dy, dout, sizeof(float) * n);
+		}
+		memcpy(params + L->w_off, weight, sizeof(float) * C);
+		memcpy(params + L->b_off, bias, sizeof(float) * C);
+		memcpy(buffers + L->buf_off, rmean, sizeof(float) * C);
+		memcpy(buffers + L->buf_off + C, rvar, sizeof(float) * C);
+		snprintf(key, sizeof(key), "%s.%s.out", name, mode);
+		want_out = FX_F32(f, key, B, C, H, W);
+		snprintf(key, sizeof(key), "%s.%s.dinp", name, mode);
+		want_dinp = FX_F32(f, key, B, C, H, W);
+		snprintf(key, sizeof(key), "%s.%s.dweight", name, mode);
+		want_dw = FX_F32(f, key, C, 0, 0, 0);
+		snprintf(key, sizeof(key), "%s.%s.dbias", name, mode);
+		want_db = FX_F32(f, key, C, 0, 0, 0);
+		if (want_out && want_dinp && want_dw && want_db &&
+			node_pass(&net, node, params, buffers, B, train, x, y, dy, dx, dw, db))
+		{
+			want = spatial ? to_cbhw(want_out, B, C, hw) : zeros(n);
+			if (!spatial)
+				memcpy(want, want_out, sizeof(float) * n);
+			snprintf(key, sizeof(key), "%s (%s mode): output", name, mode);
+			T_CLOSE(y, want, n, ATOL_FWD, RTOL_FWD, key);
+			free(want);
+			want = spatial ? to_cbhw(want_dinp, B, C, hw) : zeros(n);
+			if (!spatial)
+				memcpy(want, want_dinp, sizeof(float) * n);
+			snprintf(key, sizeof(key), "%s (%s mode): grad input", name, mode);
+			T_CLOSE(dx, want, n, ATOL_GRAD, RTOL_GRAD, key);
+			free(want);
+			snprintf(key, sizeof(key), "%s (%s mode): grad weight", name, mode);
+			T_CLOSE(dw, want_dw, (size_t) C, ATOL_GRAD, RTOL_GRAD, key);
+			snprintf(key, sizeof(key), "%s (%s mode): grad bias", name, mode);
+			T_CLOSE(db, want_db, (size_t) C, ATOL_GRAD, RTOL_GRAD, key);
+			if (train)
+			{
+				const float *want_rm,
+						   *want_rv;
+
+				snprintf(key, sizeof(key), "%s.train.running_mean", name);
+				want_rm = FX_F32(f, key, C, 0, 0, 0);
+				snprintf(key, sizeof(key), "%s.train.running_var", name);
+				want_rv = FX_F32(f, key, C, 0, 0, 0);
+				if (want_rm && want_rv)
+				{
+					snprintf(key, sizeof(key), "%s (train mode): running mean after the update", name);
+					T_CLOSE(buffers + L->buf_off, want_rm, (size_t) C, ATOL_BUF, RTOL_BUF, key);
+					snprintf(key, sizeof(key), "%s (train mode): running variance (unbiased) after the update", name);
+					T_CLOSE(buffers + L->buf_off + C, want_rv, (size_t) C, ATOL_BUF, RTOL_BUF, key);
+				}
+				T_OK(buffers[L->buf_off + 2 * C] == 1.0f, "%s (train mode): num_batches_tracked 0 -> 1 (got %g)",
+					 name, buffers[L->buf_off + 2 * C]);
+			}
+			else
+				T_OK(memcmp(buffers + L->buf_off, rmean, sizeof(float) * C) == 0 &&
+					 memcmp(buffers + L->buf_off + C, rvar, sizeof(float) * C) == 0 &&
+					 buffers[L->buf_off + 2 * C] == 0.0f,
+					 "%s (eval mode): the running statistics stay as they were", name);
+		}
+		free(params);
+		free(buffers);
+		free(x);
+		free(dy);
+		free(y);
+		free(dx);
+		free(dw);
+		free(db);
+	}
+}
+
+T_CASE(test_torch_op_batchnorm)
+{
+	fx_file		f;
+	nn_shape	img = {5, 6, 3},
+				vec = {1, 1, 5};
+
+	if (fx_open(&f, "ops.bin"))
+	{
+		/* batchnorm on an image: node 0; on a flat vector: node 1, after the flatten */
+		check_batchnorm(&f, "bn2d", "batchnorm dense(2)", img, 0, 4, 3, 5, 6);
+		check_batchnorm(&f, "bn1d", "flatten batchnorm dense(2)", vec, 1, 6, 5, 0, 0);
+	}
+	fx_close(&f);
+}
+
+/* An average pooling case (avgpool(W[,S]) or globalavgpool), node 0 of spec. */
+static void
+check_avgpool(const fx_file *f, const char *name, const char *spec, int B, int C, int H, int W,
+			  int OH, int OW)
+{
+	char		key[96];
+	nn_net		net;
+	nn_status	st = {0};
+	nn_shape	in = {H, W, C};
+	const float *inp,
+			   *out,
+			   *dout,
+			   *dinp;
+	size_t		nin = (size_t) B * C * H * W,
+				nout = (size_t) B * C * OH * OW;
+
+	GET(inp, "inp", B, C, H, W);
+	GET(out, "out", B, C, OH, OW);
+	GET(dout, "dout", B, C, OH, OW);
+	GET(dinp, "dinp", B, C, H, W);
+	if (!inp || !out || !dout || !dinp)
+		return;
+	if (!T_OK(nn_net_build(&net, spec, in, 2, &st) == NN_OK, "\"%s\" builds: %s", spec, st.msg))
+		return;
+	if (T_OK(net.layers[0].out.h == OH && net.layers[0].out.w == OW && net.layers[0].out.c == C,
+			 "%s: \"%s\" gives PyTorch's output shape %dx%dx%d (got %dx%dx%d)", name, spec, OH, OW, C,
+			 net.layers[0].out.h, net.layers[0].out.w, net.layers[0].out.c))
+	{
+		float	   *x = to_cbhw(inp, B, C, (size_t) H * W),
+				   *dy = to_cbhw(dout, B, C, (size_t) OH * OW),
+				   *want_y = to_cbhw(out, B, C, (size_t) OH * OW),
+				   *want_dx = to_cbhw(dinp, B, C, (size_t) H * W),
+				   *y = zeros(nout),
+				   *dx = zeros(nin);
+
+		if (node_pass(&net, 0, NULL, NULL, B, 1, x, y, dy, dx, NULL, NULL))
+		{
+			snprintf(key, sizeof(key), "%s: output", name);
+			T_CLOSE(y, want_y, nout, ATOL_FWD, RTOL_FWD, key);
+			snprintf(key, sizeof(key), "%s: grad input", name);
+			T_CLOSE(dx, want_dx, nin, ATOL_GRAD, RTOL_GRAD, key);
+		}
+		free(x);
+		free(dy);
+		free(want_y);
+		free(want_dx);
+		free(y);
+		free(dx);
+	}
+}
+
+T_CASE(test_torch_op_avgpool)
+{
+	fx_file		f;
+
+	if (fx_open(&f, "ops.bin"))
+	{
+		/* (9-3)/2+1 = 4, (8-3)/2+1 = 3; floor(7/2) = 3, floor(9/2) = 4; (5-2)+1 = 4, (4-2)+1 = 3 */
+		check_avgpool(&f, "avgpool3s2", "avgpool(3,2) dense(2)", 2, 3, 9, 8, 4, 3);
+		check_avgpool(&f, "avgpool2", "avgpool(2) dense(2)", 2, 2, 7, 9, 3, 4);
+		check_avgpool(&f, "avgpool2s1", "avgpool(2,1) dense(2)", 2, 2, 5, 4, 4, 3);
+		/* AdaptiveAvgPool2d(1): (B,C,1,1) */
+		check_avgpool(&f, "gap", "globalavgpool dense(2)", 3, 4, 5, 7, 1, 1);
+	}
+	fx_close(&f);
+}
+
+T_CASE(test_torch_op_conv_groups)
+{
+	fx_file		f;
+
+	if (fx_open(&f, "ops.bin"))
+	{
+		/* 2 groups of 2 -> 3 channels; depthwise, stride 2, padding 1: (9+2-3)/2+1 = 5, 4; depthwise x2 */
+		check_conv(&f, "conv_groups2", "conv(6,3,1,same,groups=2) dense(2)", 2, 4, 7, 6, 6, 3, 7, 6, 2);
+		check_conv(&f, "conv_depthwise", "conv(4,3,2,1,groups=4) dense(2)", 2, 4, 9, 8, 4, 3, 5, 4, 4);
+		check_conv(&f, "conv_depthwise_x2", "conv(6,3,groups=3) dense(2)", 2, 3, 6, 7, 6, 3, 4, 5, 3);
+	}
+	fx_close(&f);
+}
+
+/* ---------------------------------------------------------------- whole nets */
+
+/*
+ * resnet.bin, resnet_proj.bin, graph_net.bin: a network built by
+ * make_fixtures.py from the same spec as mlcnn's, as names.c describes the
+ * PyTorch module tree, with PyTorch's initialisation and batch norms set
+ * as if trained a little (random weight, bias and running statistics, 5
+ * batches tracked). Each file: the initial state as sd.<state_dict key>,
+ * the batch (input, labels), three training steps on it with SGD,
+ * momentum and weight decay (t<k>.logits, t<k>.loss, t<k>.buffers: the
+ * running statistics after step k's forward pass; grad.<key>: step 1's
+ * gradients; t3.params: the parameters after the third step, every
+ * sample_stride-th value), and an evaluation-mode pass on the initial
+ * state (eval.logits, eval.loss and, but for resnet.bin, eval.grad.<key>).
+ */
+
+#define NET_MAX_TENSORS 96
+
+/* a whole-net fixture: the net mlcnn builds from the spec and PyTorch's state */
+typedef struct net_fx
+{
+	fx_file		f;
+	const char *file;
+	nn_net		net;
+	nn_tensor_info t[NET_MAX_TENSORS];
+	int			nt;
+	int			B;
+	float	   *params;			/* the initial state, from sd.* */
+	float	   *buffers;
+	float	   *input;			/* (C,B,H,W) */
+	const int32_t *labels;
+} net_fx;
+
+/* the fixture tensor called name, or NULL (silent: the caller asserts) */
+static const fx_tensor *
+fx_find(const fx_file *f, const char *name)
+{
+	for (int i = 0; i < f->n; i++)
+		if (strcmp(f->t[i].name, name) == 0)
+			return &f->t[i];
+	return NULL;
+}
+
+/*
+ * The state_dict of the fixture against nn_net_tensors: the same keys in
+ * the same order with the same shapes, laid out one after another in the
+ * parameters and in the buffers. Loads the initial state on the way.
+ */
+static int
+net_check_state(net_fx *nf)
+{
+	const fx_file *f = &nf->f;
+	size_t		poff = 0,
+				boff = 0;
+	int			k = 0,
+				bad = -1;
+	char		why[160] = "";
+
+	for (int i = 0; i < f->n && bad < 0; i++)
+	{
+		const fx_tensor *ft = &f->t[i];
+		const nn_tensor_info *t;
+		int			same;
+
+		if (strncmp(ft->name, "sd.", 3) != 0)
+			continue;
+		if (k >= nf->nt)
+		{
+			bad = k;
+			snprintf(why, sizeof(why), "PyTorch has %s beyond mlcnn's %d tensors", ft->name, nf->nt);
+			break;
+		}
+		t = &nf->t[k];
+		same = strcmp(ft->name + 3, t->name) == 0 && ft->ndim == t->ndims && ft->count == t->len &&
+			ft->dtype == (t->ndims == 0 ? 1 : 0) && t->off == (t->buffer ? boff : poff);
+		for (int d = 0; same && d < t->ndims; d++)
+			same = ft->dims[d] == t->shape[d];
+		if (!same)
+		{
+			bad = k;
+			snprintf(why, sizeof(why), "PyTorch's key %d is %s (%d dims, %zu values), mlcnn's %s (%d dims, %zu values at %zu)",
+					 k, ft->name + 3, ft->ndim, ft->count, t->name, t->ndims, t->len, t->off);
+			break;
+		}
+		if (t->ndims == 0)
+			nf->buffers[t->off] = (float) *(const int32_t *) ft->data;
+		else
+			memcpy((t->buffer ? nf->buffers : nf->params) + t->off, ft->data, sizeof(float) * t->len);
+		*(t->buffer ? &boff : &poff) += t->len;
+		k++;
+	}
+	if (bad < 0 && k != nf->nt)
+	{
+		bad = k;
+		snprintf(why, sizeof(why), "PyTorch has %d keys, mlcnn %d tensors", k, nf->nt);
+	}
+	return T_OK(bad < 0 && poff == nf->net.nparams && boff == nf->net.nbuffers,
+				"%s: the %d state_dict keys, shapes and order are nn_net_tensors' (%zu parameters, %zu buffer values)%s%s",
+				nf->file, nf->nt, nf->net.nparams, nf->net.nbuffers, bad < 0 ? "" : ": ", why);
+}
+
+/* Open a whole-net fixture, build spec and load the initial state; 0 on failure (reported). */
+static int
+net_open(net_fx *nf, const char *file, const char *spec, nn_shape in, int classes, int B)
+{
+	nn_status	st = {0};
+	const float *x;
+
+	memset(nf, 0, sizeof(*nf));
+	nf->file = file;
+	nf->B = B;
+	if (!fx_open(&nf->f, file))
+		return 0;
+	if (!T_OK(nn_net_build(&nf->net, spec, in, classes, &st) == NN_OK, "%s: \"%s\" builds: %s", file, spec, st.msg))
+		return 0;
+	nf->nt = nn_net_tensors(&nf->net, nf->t, NET_MAX_TENSORS);
+	if (nf->nt > NET_MAX_TENSORS)
+		return T_OK(0, "%s: %d tensors fit in %d", file, nf->nt, NET_MAX_TENSORS);
+	nf->params = zeros(nf->net.nparams);
+	nf->buffers = zeros(nf->net.nbuffers);
+	x = FX_F32(&nf->f, "input", B, in.c, in.h, in.w);
+	nf->labels = FX_I32(&nf->f, "labels", B, 0, 0, 0);
+	if (!x || !nf->labels)
+		return 0;
+	nf->input = to_cbhw(x, B, in.c, (size_t) in.h * in.w);
+	return net_check_state(nf);
+}
+
+/* Release a whole-net fixture. */
+static void
+net_close(net_fx *nf)
+{
+	free(nf->params);
+	free(nf->buffers);
+	free(nf->input);
+	fx_close(&nf->f);
+}
+
+/*
+ * Compare got (the parameters or, buffer set, the buffers) tensor by tensor
+ * with the fixture: per-key tensors prefix<key> when flat is NULL, else the
+ * flat fixture array flat, which holds every stride-th value of the layout.
+ */
+static void
+net_compare(const net_fx *nf, const float *got, int buffer, const char *prefix, const char *flat,
+			int stride, double atol, double rtol, const char *what)
+{
+	const float *all = NULL;
+	size_t		n = buffer ? nf->net.nbuffers : nf->net.nparams;
+	char		key[FX_NAME_LEN + 16],
+				msg[160];
+
+	if (flat)
+	{
+		const fx_tensor *ft = fx_find(&nf->f, flat);
+
+		if (!ft || ft->dtype != 0 || ft->count != (n + stride - 1) / stride)
+		{
+			T_OK(0, "%s: %s holds every %d%s value of %zu", nf->file, flat, stride, stride == 1 ? "" : "th", n);
+			return;
+		}
+		all = ft->data;
+	}
+	for (int k = 0; k < nf->nt; k++)
+	{
+		const nn_tensor_info *t = &nf->t[k];
+		float	   *g,
+				   *w;
+		size_t		m = 0;
+
+		if (t->buffer != buffer)
+			continue;
+		g = zeros(t->len);
+		w = zeros(t->len);
+		if (all)
+		{
+			/* the sampled values inside this tensor */
+			for (size_t i = (t->off + stride - 1) / stride * stride; i < t->off + t->len; i += stride)
+			{
+				g[m] = got[i];
+				w[m++] = all[i / stride];
+			}
+		}
+		else
+		{
+			const fx_tensor *ft;
+
+			snprintf(key, sizeof(key), "%s%s", prefix, t->name);
+			ft = fx_find(&nf->f, key);
+			if (!ft || ft->dtype != 0 || ft->count != t->len)
+				T_OK(0, "%s: %s holds %zu values", nf->file, key, t->len);
+			else
+			{
+				memcpy(g, got + t->off, sizeof(float) * t->len);
+				memcpy(w, ft->data, sizeof(float) * t->len);
+				m = t->len;
+			}
+		}
+		snprintf(msg, sizeof(msg), "%s: %s %s", nf->file, what, t->name);
+		if (m > 0)
+			T_CLOSE(g, w, m, atol, rtol, msg);
+		free(g);
+		free(w);
+	}
+}
+
+/* nn_parts_run that runs the parts one after another */
+static void
+run_parts_serial(nn_part_fn fn, void *ctx, int nparts, void *run_ctx)
+{
+	for (int p = 0; p < nparts; p++)
+		fn(ctx, p);
+}
+
+/*
+ * Forward (training mode or not), loss and backward of the fixture batch at
+ * params/buffers into grads (zeroed here), in nparts parts as training
+ * splits a batch over threads (1: nn_net_forward itself; 2: a third of the
+ * batch and the rest, an uneven split); the logits into
+ * logits (B,classes). Returns the mean loss, NAN on failure (reported).
+ */
+static double
+net_pass(const net_fx *nf, const float *params, float *buffers, int train, int nparts,
+		 float *logits, float *grads)
+{
+	const nn_net *net = &nf->net;
+	size_t		hw = (size_t) net->input.h * net->input.w,
+				np = net->nparams;
+	int			K = net->classes,
+				sizes[2] = {nparts == 1 ? nf->B : nf->B / 3, nf->B - nf->B / 3},
+				at = 0,
+				ok = 1;
+	nn_work		w[2];
+	nn_work    *wp[2] = {&w[0], &w[1]};
+	nn_rng	   *rng[2] = {NULL, NULL};
+	nn_timing  *tm[2] = {NULL, NULL};
+	float	   *g[2] = {grads, zeros(np)};
+	double		loss = 0;
+	nn_status	st = {0};
+
+	memset(w, 0, sizeof(w));
+	memset(grads, 0, sizeof(float) * np);
+	for (int p = 0; p < nparts; p++)
+	{
+		if (nn_work_alloc(&w[p], net, sizes[p], 1, &nn_malloc_allocator, &st) != NN_OK)
+			ok = T_OK(0, "%s: work of %d allocates: %s", nf->file, sizes[p], st.msg);
+		for (int ch = 0; ok && ch < net->input.c; ch++)
+			memcpy(w[p].act[0] + (size_t) ch * sizes[p] * hw, nf->input + ((size_t) ch * nf->B + at) * hw,
+				   sizeof(float) * sizes[p] * hw);
+		at += sizes[p];
+	}
+	if (ok && nparts == 1)
+	{
+		ok = nn_net_forward(net, params, buffers, &w[0], nf->B, train, NULL, NULL) == NN_OK;
+		loss = nn_net_loss(net, &w[0], nf->labels, nf->B, NULL, NULL);
+		ok &= nn_net_backward(net, params, grads, &w[0], nf->B, 1.0f / nf->B, NULL) == NN_OK;
+		memcpy(logits, w[0].act[net->nlayers], sizeof(float) * nf->B * K);
+	}
+	else if (ok)
+	{
+		ok = nn_net_forward_parts(net, params, buffers, wp, sizes, 2, rng, tm, run_parts_serial, NULL) == NN_OK;
+		for (int p = 0, b = 0; p < 2; b += sizes[p], p++)
+		{
+			loss += nn_net_loss(net, &w[p], nf->labels + b, sizes[p], NULL, NULL);
+			memcpy(logits + (size_t) b * K, w[p].act[net->nlayers], sizeof(float) * sizes[p] * K);
+		}
+		ok &= nn_net_backward_parts(net, params, g, wp, sizes, 2, 1.0f / nf->B, tm, run_parts_serial, NULL) == NN_OK;
+		for (size_t i = 0; i < np; i++)
+			grads[i] += g[1][i];
+	}
+	for (int p = 0; p < nparts; p++)
+		nn_work_free(&w[p], &nn_malloc_allocator);
+	free(g[1]);
+	if (!ok)
+		T_OK(0, "%s: the %s pass%s runs", nf->file, train ? "training" : "evaluation",
+			 nparts == 1 ? "" : " in two parts");
+	return ok ? loss / nf->B : NAN;
+}
+
+/*
+ * Three training steps on the fixture batch from the initial state, each a
+ * forward pass with the batch's statistics (updating the running ones),
+ * the loss, backward and nn_optim_step with PyTorch's SGD settings, the
+ * batch whole or in two parts; every step's logits, loss and running
+ * statistics, step 1's gradients and the parameters after step 3 against
+ * PyTorch's.
+ */
+static void
+net_train_steps(const net_fx *nf, int nparts)
+{
+	const nn_net *net = &nf->net;
+	size_t		np = net->nparams;
+	int			K = net->classes;
+	float	   *params = malloc(sizeof(float) * np),
+			   *buffers = malloc(sizeof(float) * net->nbuffers),
+			   *grads = zeros(np),
+			   *mom = zeros(np),
+			   *logits = zeros((size_t) nf->B * K);
+	const float *hp = FX_F32(&nf->f, "sgd.hp", 5, 0, 0, 0);
+	const int32_t *stride = FX_I32(&nf->f, "sample_stride", 1, 0, 0, 0);
+	const char *how = nparts == 1 ? "whole batch" : "two parts";
+	nn_optim	o;
+	char		key[64],
+				what[96];
+
+	memcpy(params, nf->params, sizeof(float) * np);
+	memcpy(buffers, nf->buffers, sizeof(float) * net->nbuffers);
+	memset(&o, 0, sizeof(o));
+	if (hp && stride)
+	{
+		o.kind = NN_OPT_MOMENTUM;
+		o.lr = hp[0];
+		o.momentum = hp[1];
+		o.weight_decay = hp[4];
+		o.m = mom;
+		for (int t = 1; t <= 3; t++)
+		{
+			double		loss = net_pass(nf, params, buffers, 1, nparts, logits, grads);
+			float		lossf = (float) loss;
+			const float *want;
+
+			snprintf(key, sizeof(key), "t%d.logits", t);
+			snprintf(what, sizeof(what), "%s: step %d logits (training mode, %s)", nf->file, t, how);
+			if ((want = FX_F32(&nf->f, key, nf->B, K, 0, 0)) != NULL)
+				T_CLOSE(logits, want, (size_t) nf->B * K, ATOL_NET_FWD, RTOL_NET_FWD, what);
+			snprintf(key, sizeof(key), "t%d.loss", t);
+			snprintf(what, sizeof(what), "%s: step %d loss (%s)", nf->file, t, how);
+			if ((want = FX_F32(&nf->f, key, 1, 0, 0, 0)) != NULL)
+				T_CLOSE(&lossf, want, 1, 0, RTOL_NET_LOSS, what);
+			snprintf(key, sizeof(key), "t%d.buffers", t);
+			snprintf(what, sizeof(what), "step %d (%s) running statistics", t, how);
+			net_compare(nf, buffers, 1, "", key, 1, ATOL_BUF, RTOL_BUF, what);
+			if (t == 1)
+			{
+				snprintf(what, sizeof(what), "step 1 (%s) gradient", how);
+				net_compare(nf, grads, 0, "grad.", NULL, 1, ATOL_NET_GRAD, RTOL_NET_GRAD, what);
+			}
+			nn_optim_step(&o, params, grads, np, o.lr);
+		}
+		snprintf(what, sizeof(what), "after 3 SGD steps (%s), parameters", how);
+		net_compare(nf, params, 0, "", "t3.params", stride[0], ATOL_NET_STEP, RTOL_NET_STEP, what);
+		/* num_batches_tracked: 5 + 3 */
+		for (int k = 0; k < nf->nt; k++)
+			if (nf->t[k].ndims == 0 && !T_OK(buffers[nf->t[k].off] == 8.0f, "%s: %s is 8 after 3 steps (got %g)",
+											 nf->file, nf->t[k].name, buffers[nf->t[k].off]))
+				break;
+	}
+	free(params);
+	free(buffers);
+	free(grads);
+	free(mom);
+	free(logits);
+}
+
+/* Evaluation mode on the initial state: logits, loss, gradients where stored, buffers kept; an inference work's logits. */
+static void
+net_eval(const net_fx *nf)
+{
+	const nn_net *net = &nf->net;
+	int			K = net->classes;
+	float	   *buffers = malloc(sizeof(float) * net->nbuffers),
+			   *grads = zeros(net->nparams),
+			   *logits = zeros((size_t) nf->B * K);
+	const float *want,
+			   *want_logits;
+	char		what[96];
+	double		loss;
+	float		lossf;
+	nn_work		w;
+	nn_status	st = {0};
+
+	memcpy(buffers, nf->buffers, sizeof(float) * net->nbuffers);
+	loss = net_pass(nf, nf->params, buffers, 0, 1, logits, grads);
+	lossf = (float) loss;
+	snprintf(what, sizeof(what), "%s: logits (evaluation mode: running statistics)", nf->file);
+	if ((want_logits = FX_F32(&nf->f, "eval.logits", nf->B, K, 0, 0)) != NULL)
+		T_CLOSE(logits, want_logits, (size_t) nf->B * K, ATOL_NET_FWD, RTOL_NET_FWD, what);
+	snprintf(what, sizeof(what), "%s: loss (evaluation mode)", nf->file);
+	if ((want = FX_F32(&nf->f, "eval.loss", 1, 0, 0, 0)) != NULL)
+		T_CLOSE(&lossf, want, 1, 0, RTOL_NET_LOSS, what);
+	if (fx_find(&nf->f, "eval.grad.0.weight"))
+		net_compare(nf, grads, 0, "eval.grad.", NULL, 1, ATOL_NET_GRAD, RTOL_NET_GRAD, "evaluation-mode gradient");
+	T_OK(memcmp(buffers, nf->buffers, sizeof(float) * net->nbuffers) == 0,
+		 "%s: evaluation mode leaves the running statistics alone", nf->file);
+
+	/* predict's way: an inference work, whose planner reuses every buffer once its last reader ran */
+	if (nn_work_alloc(&w, net, nf->B, 0, &nn_malloc_allocator, &st) != NN_OK)
+		T_OK(0, "%s: inference work allocates: %s", nf->file, st.msg);
+	else
+	{
+		memcpy(w.act[0], nf->input, sizeof(float) * nf->B * nn_shape_elems(net->input));
+		T_OK(nn_net_forward(net, nf->params, buffers, &w, nf->B, 0, NULL, NULL) == NN_OK,
+			 "%s: the inference pass runs", nf->file);
+		snprintf(what, sizeof(what), "%s: logits (inference work)", nf->file);
+		if (want_logits)
+			T_CLOSE(w.act[net->nlayers], want_logits, (size_t) nf->B * K, ATOL_NET_FWD, RTOL_NET_FWD, what);
+		nn_work_free(&w, &nn_malloc_allocator);
+	}
+	free(buffers);
+	free(grads);
+	free(logits);
+}
+
+/* Every check of one whole-net fixture. */
+static void
+check_net(const char *file, const char *spec, nn_shape in, int classes, int B)
+{
+	net_fx		nf;
+
+	if (net_open(&nf, file, spec, in, classes, B))
+	{
+		net_train_steps(&nf, 1);
+		net_train_steps(&nf, 2);
+		net_eval(&nf);
+	}
+	net_close(&nf);
+}
+
+/* the specs make_fixtures.py built its PyTorch modules from */
+#define RESNET_SPEC "conv(16,3,1,same) batchnorm relu " \
+	"residual(conv(16,3,1,same) batchnorm relu conv(16,3,1,same) batchnorm) relu maxpool(2) " \
+	"conv(32,3,1,same) batchnorm relu " \
+	"residual(conv(32,3,1,same) batchnorm relu conv(32,3,1,same) batchnorm) relu maxpool(2) " \
+	"globalavgpool dense(10)"
+#define RESNET_PROJ_SPEC "conv(8,3) relu residual(conv(16,3,2,1) batchnorm relu conv(16,3,1,same) batchnorm) relu " \
+	"globalavgpool dense(4)"
+#define GRAPH_SPEC "conv(8,3,1,same) batchnorm a: relu b: conv(8,3,1,same,groups=8) from(a) c: conv(8,1,groups=2) " \
+	"s: add(b, c) relu t: avgpool(3,2) from(s) u: maxpool(3,2) concat(t, u) dense(8) batchnorm relu dense(3)"
+
+T_CASE(test_torch_net_resnet)
+{
+	nn_shape	in = {28, 28, 1};
+
+	/* two residual blocks with identity shortcuts, six batch norms, on 4 MNIST-sized images */
+	check_net("resnet.bin", RESNET_SPEC, in, 10, 4);
+}
+
+T_CASE(test_torch_net_resnet_projection)
+{
+	nn_shape	in = {12, 12, 2};
+
+	/* a strided block (padding 1) whose shortcut is a 1x1 stride-2 Conv2d with bias, 2.proj */
+	check_net("resnet_proj.bin", RESNET_PROJ_SPEC, in, 4, 6);
+}
+
+T_CASE(test_torch_net_graph)
+{
+	nn_shape	in = {10, 10, 3};
+
+	/* labels, from, add and concat; depthwise and grouped convs; avgpool(3,2); BatchNorm1d */
+	check_net("graph_net.bin", GRAPH_SPEC, in, 3, 6);
+}
+
+#define RESNET_NESTED_SPEC "conv(4,3,1,same) residual(residual(conv(4,3,1,same) batchnorm relu) conv(8,3,1,same) batchnorm) " \
+	"relu globalavgpool dense(3)"
+#define GRAPH_FLAT_SPEC "conv(4,3,2) relu f: flatten a: dense(6) from(f) b: dense(5) c: concat(a, b) from(f) e: dense(11) " \
+	"add(c, e) batchnorm relu dense(3)"
+
+T_CASE(test_torch_net_resnet_nested)
+{
+	nn_shape	in = {8, 8, 2};
+
+	/* 1.body.0.body.*: a block in a block; the outer widens 4 -> 8 at stride 1: a pointwise 1.proj */
+	check_net("resnet_nested.bin", RESNET_NESTED_SPEC, in, 3, 5);
+}
+
+T_CASE(test_torch_net_graph_flat)
+{
+	nn_shape	in = {9, 9, 2};
+
+	/* flat vectors: concat and add of dense outputs, BatchNorm1d after the add */
+	check_net("graph_flat.bin", GRAPH_FLAT_SPEC, in, 3, 5);
+}
+
+#define GRAPH_DEAD_SPEC "conv(4,3,1,same) a: relu conv(4,3,1,same) batchnorm from(a) b: conv(4,1) s: add(a, b) " \
+	"from(b) maxpool(2) concat(a, b) from(s) batchnorm relu dense(3)"
+
+T_CASE(test_torch_net_graph_dead_branches)
+{
+	nn_shape	in = {6, 6, 2};
+
+	/*
+	 * nodes whose outputs nothing reads: a batch norm (a coupled op, in the
+	 * parts too), a maxpool, and a concat that is the last reader of a and b,
+	 * so it must still zero their gradients; zero gradients for the dead
+	 * parameters, running statistics updated all the same
+	 */
+	check_net("graph_dead.bin", GRAPH_DEAD_SPEC, in, 3, 5);
 }
