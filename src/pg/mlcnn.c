@@ -17,6 +17,7 @@ void
 _PG_init(void)
 {
 	MlcnnGucInit();
+	MlcnnOptionsInit();
 	MlcnnInterruptsInit();
 	MlcnnModelCacheInit();
 	MlcnnExplainInit();			/* hooks: keep last */
