@@ -742,6 +742,11 @@ nn_options_set_parsed(nn_options *o, const char *key, const char *text, nn_statu
 			if (!parse_number(text, &v))
 				return nn_fail(st, NN_ERR_INVALID, "option \"%s\" must be %s, not \"%s\"",
 							   key, d->type == NN_OPTION_INT ? "an integer" : "a number", shown);
+			if (d->type == NN_OPTION_FLOAT && v.kind == NN_VALUE_INT)
+			{
+				v.kind = NN_VALUE_FLOAT;	/* as a double: "-0" keeps its sign */
+				v.f = strtod(text, NULL);
+			}
 			return nn_options_set(o, key, &v, st);
 		case NN_OPTION_BOOL:
 			{

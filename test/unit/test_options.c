@@ -327,6 +327,9 @@ T_CASE(test_options_parsed_text)
 	T_OK(nn_options_assign(&o, "optimizer=Momentum", &st) == NN_OK && o.optimizer == NN_OPT_MOMENTUM, "enums");
 	T_OK(nn_options_set_parsed(&o, "seed", "9007199254740992", &st) == NN_OK && o.seed == 9007199254740992ULL,
 		 "nn_options_set_parsed");
+	/* found by fuzz_options: "-0" is an integer, but a number option keeps its sign */
+	T_OK(nn_options_assign(&o, "momentum=-0", &st) == NN_OK && o.momentum == 0 && signbit(o.momentum),
+		 "momentum=-0 is -0.0");
 
 	expect_assign_fail("epochs", "expected key=value, not \"epochs\"");
 	expect_assign_fail("epoch=3", "unknown option \"epoch\" (did you mean \"epochs\"?)");
