@@ -22,8 +22,9 @@
  *                   bytes (the canonical layer spec, no NUL: the graph,
  *                   rebuilt through nn_net_build)
  *   2 normalisation i32 mode, f32 mean, f32 std
- *   3 options       u16 count, then per option u8 name length, name, u8 type
- *                   (nn_option_type), u32 value length, value: i64 (integer),
+ *   3 options       u16 count, then per option u8 name length, name (1 to 64
+ *                   of a-z, 0-9 and _), u8 type (nn_option_type), u32 value
+ *                   length, value: i64 (integer),
  *                   f32 (number), u8 0/1 (boolean), bytes (text; an enum's
  *                   name), 3 x i32 (shape; all 0 when not given). Models
  *                   only. Options this reader does not know are skipped;
