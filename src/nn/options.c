@@ -65,7 +65,7 @@ const nn_option_def nn_option_table[] = {
 		"0", "0..0.5: a seeded hold-out whose accuracy is reported per epoch"},
 	{"threads", NN_OPTION_INT, FIELD(threads), 0, NN_MAX_THREADS, 0, NULL, 0,
 		"0 (= `mlcnn.threads`, by default one per core)",
-		"0..256 threads; each batch is split into four data-parallel parts (fewer for batches under 4), each run with single-threaded OpenBLAS, and the threads take the parts in turn (so at most 4 help); the parts' gradients are added in a fixed order, so the thread count never changes the model"},
+		"0..256 threads, capped at the server's cores for a role that is not a superuser (superusers get what they ask for); each batch is split into four data-parallel parts (fewer for batches under 4), each run with single-threaded OpenBLAS, and the threads take the parts in turn (so at most 4 help); the parts' gradients are added in a fixed order, so the thread count never changes the model"},
 	{"record_times", NN_OPTION_BOOL, FIELD(record_times), 0, 1, 0, NULL, 0,
 		"true", "store wall-clock seconds in the model (false: fully byte-identical models)"},
 };
