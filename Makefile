@@ -10,7 +10,7 @@
 #   make stress     concurrency run on the embedded cluster
 
 EXTENSION = mlcnn
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 MODULE_big = mlcnn
 
 NN_SRCS = $(sort $(wildcard src/nn/*.c))
@@ -18,7 +18,8 @@ PG_SRCS = $(sort $(wildcard src/pg/*.c))
 # the naive reference kernels are for the tests, not the server
 OBJS = $(patsubst %.c,%.o,$(filter-out src/nn/layers_ref.c,$(NN_SRCS))) $(PG_SRCS:.c=.o)
 
-DATA = sql/install/$(EXTENSION)--$(EXTVERSION).sql
+# every install and update script: $(EXTENSION)--$(EXTVERSION).sql for fresh installs, $(EXTENSION)--A--B.sql to update
+DATA = $(sort $(wildcard sql/install/$(EXTENSION)--*.sql))
 PGFILEDESC = "mlcnn - convolutional neural networks inside PostgreSQL"
 
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))

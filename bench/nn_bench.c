@@ -8,10 +8,14 @@
  *
  *   bench/nn_bench [--images F --labels F] [--rows N] [--epochs E]
  *                  [--threads T] [--batch B] [--layers SPEC]
- *                  [--options JSON] [--test-images F --test-labels F]
+ *                  [--set KEY=VALUE ...] [--test-images F --test-labels F]
+ *   bench/nn_bench --list-options
  *
- * --options takes train_conv2d's JSON options (applied after the flags);
- * with a test set it also prints the test accuracy.
+ * --set sets one of train_conv2d's options through the core's option table
+ * (repeatable, applied after the flags in order; the value is read by the
+ * option's type: --set learning_rate=0.001 --set input=28,28,1
+ * --set record_times=false); --list-options prints the table. With a test
+ * set it also prints the test accuracy.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +102,22 @@ on_epoch(void *ctx, int32_t epoch, int32_t epochs, const nn_epoch *e,
 	fflush(stdout);
 }
 
+#define USAGE "usage: %s [--images F --labels F] [--rows N] [--epochs E] [--threads T] [--batch B] [--layers SPEC] [--set KEY=VALUE ...] [--test-images F --test-labels F] | --list-options\n"
+#define MAX_SETS 64
+
+/* Print the option table: name, type, default, what is allowed. */
+static void
+list_options(void)
+{
+	for (int i = 0; i < nn_option_count; i++)
+	{
+		const nn_option_def *d = &nn_option_table[i];
+
+		printf("%-20s %-10s default %s\n%22s%s\n", d->name, nn_option_type_name(d->type),
+			   d->default_doc, "", d->help);
+	}
+}
+
 /* Run the benchmark. */
 int
 main(int argc, char **argv)
@@ -105,10 +125,11 @@ main(int argc, char **argv)
 	const char *images = NULL,
 			   *labels = NULL,
 			   *layers = NN_REFERENCE_SPEC,
-			   *options = NULL,
+			   *sets[MAX_SETS],
 			   *test_images = NULL,
 			   *test_labels = NULL;
 	long		nrows = 60000;
+	int			nsets = 0;
 	int			epochs = 1,
 				threads = 2,
 				batch = 64;
@@ -124,11 +145,16 @@ main(int argc, char **argv)
 				macs_fwd = 0,
 				macs_train = 0;
 
+	if (argc == 2 && !strcmp(argv[1], "--list-options"))
+	{
+		list_options();
+		return 0;
+	}
 	for (int i = 1; i < argc; i += 2)
 	{
 		if (i + 1 >= argc || !strncmp(argv[i], "--h", 3))
 		{
-			fprintf(stderr, "usage: %s [--images F --labels F] [--rows N] [--epochs E] [--threads T] [--batch B] [--layers SPEC] [--options JSON] [--test-images F --test-labels F]\n", argv[0]);
+			fprintf(stderr, USAGE, argv[0]);
 			return 2;
 		}
 		if (!strcmp(argv[i], "--images"))
@@ -145,15 +171,15 @@ main(int argc, char **argv)
 			batch = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--layers"))
 			layers = argv[i + 1];
-		else if (!strcmp(argv[i], "--options"))
-			options = argv[i + 1];
+		else if (!strcmp(argv[i], "--set") && nsets < MAX_SETS)
+			sets[nsets++] = argv[i + 1];
 		else if (!strcmp(argv[i], "--test-images"))
 			test_images = argv[i + 1];
 		else if (!strcmp(argv[i], "--test-labels"))
 			test_labels = argv[i + 1];
 		else
 		{
-			fprintf(stderr, "usage: %s [--images F --labels F] [--rows N] [--epochs E] [--threads T] [--batch B] [--layers SPEC] [--options JSON] [--test-images F --test-labels F]\n", argv[0]);
+			fprintf(stderr, USAGE, argv[0]);
 			return 2;
 		}
 	}
@@ -178,17 +204,23 @@ main(int argc, char **argv)
 		}
 	}
 
+	/* the flags, then every --set, all through the option table */
 	nn_options_default(&opt);
-	snprintf(opt.layers, sizeof(opt.layers), "%s", layers);
-	opt.epochs = epochs;
-	opt.batch_size = batch;
-	opt.threads = threads;
-	opt.lr_schedule = NN_LR_CONSTANT;
-	if (options && nn_options_parse(&opt, options, strlen(options), &st) != NN_OK)
+	if (nn_options_set_text(&opt, "layers", layers, &st) != NN_OK ||
+		nn_options_set_int(&opt, "epochs", epochs, &st) != NN_OK ||
+		nn_options_set_int(&opt, "batch_size", batch, &st) != NN_OK ||
+		nn_options_set_int(&opt, "threads", threads, &st) != NN_OK ||
+		nn_options_set_text(&opt, "lr_schedule", "constant", &st) != NN_OK)
 	{
 		fprintf(stderr, "nn_bench: %s\n", st.msg);
 		return 2;
 	}
+	for (int i = 0; i < nsets; i++)
+		if (nn_options_assign(&opt, sets[i], &st) != NN_OK)
+		{
+			fprintf(stderr, "nn_bench: --set %s: %s\n", sets[i], st.msg);
+			return 2;
+		}
 	epochs = opt.epochs;
 	batch = opt.batch_size;
 	threads = opt.threads;

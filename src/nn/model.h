@@ -3,10 +3,12 @@
  * writes its byte format (model.c). Gradient blobs (compute_gradients)
  * use the same container with kind = NN_BLOB_GRADIENTS.
  *
- * Format, version 1, all integers little-endian, floats IEEE-754 binary32:
- *   magic "MLCNNMDL" (8 bytes), u16 version, u16 kind, u32 total length
- *   (u64 for long ones: see model.c), then sections, then u32 CRC-32 of all
- *   bytes before it. model.c's header comment is the authoritative layout.
+ * Format 2 (written), all integers little-endian, floats IEEE-754:
+ *   magic "MLCNNMDL" (8 bytes), u16 version, u16 kind, u32 reserved,
+ *   u64 total length, then tagged sections (u16 tag, u64 length, payload),
+ *   then u32 CRC-32 of all bytes before it. Format 1 (read only) had fixed
+ *   fields after the same header. model.c's header comment is the
+ *   authoritative layout of both.
  */
 #ifndef MLCNN_MODEL_H
 #define MLCNN_MODEL_H
@@ -14,7 +16,9 @@
 #include "nn.h"
 #include "options.h"
 
-#define NN_MODEL_VERSION 1
+#define NN_MODEL_VERSION 2		/* the format nn_model_write writes */
+#define NN_MODEL_VERSION_MIN 1	/* the oldest nn_model_read reads */
+#define NN_MAX_OPTIONS_V1 16384	/* bytes of a format-1 model's options text */
 #define NN_MAX_HISTORY NN_MAX_EPOCHS
 
 enum
@@ -31,12 +35,32 @@ typedef struct nn_epoch
 	float		seconds;		/* 0 when times are not recorded */
 } nn_epoch;
 
+/*
+ * The section tags of format 2. A reader that meets a tag it does not know
+ * skips the section when NN_SECTION_OPTIONAL is set in the tag and refuses
+ * the blob otherwise, so a later addition that older readers may ignore
+ * sets the bit, and one they must not ignore leaves it clear.
+ */
+enum
+{
+	NN_SECTION_ARCH = 1,		/* i32 h, w, c, classes; u32 spec length, canonical spec */
+	NN_SECTION_NORM = 2,		/* i32 mode, f32 mean, f32 std */
+	NN_SECTION_OPTIONS = 3,		/* u16 count, then per option: name, type, value (models only) */
+	NN_SECTION_COUNTERS = 4,	/* i64 rows trained, rows skipped, gradient rows; f64 seconds */
+	NN_SECTION_HISTORY = 5,		/* u32 epochs, then f32 loss, train acc, val acc, seconds each */
+	NN_SECTION_PARAMS = 6,		/* u64 count, then that many f32 (PyTorch order and layout) */
+	NN_SECTION_BUFFERS = 7		/* u64 count, then that many f32 (only when net.nbuffers > 0) */
+};
+#define NN_SECTION_OPTIONAL 0x8000
+
 typedef struct nn_model
 {
 	int32_t		kind;			/* NN_BLOB_* */
+	int32_t		format;			/* the format version it was read from (0: not read) */
 	nn_net		net;			/* architecture: input, classes, layers, nparams, spec */
 	nn_norm		norm;
-	nn_options	options;		/* as trained (canonical) */
+	nn_options	options;		/* as trained; a format-1 model's are the defaults */
+	char	   *options_v1;		/* a format-1 model's options as stored (JSON text, NUL-terminated); else NULL */
 	int64_t		rows_trained;
 	int64_t		rows_skipped;	/* NULL pixels or labels */
 	int64_t		grad_rows;		/* gradients: rows averaged */
@@ -54,10 +78,10 @@ size_t		nn_model_size(const nn_model *m);
 void		nn_model_write(const nn_model *m, uint8_t *buf);
 
 /*
- * Parse and check a blob. On success m->history and m->params are
- * allocated from a (free with nn_model_free). Never reads past len; every
- * field is validated, the checksum verified and the net rebuilt from its
- * spec and shapes.
+ * Parse and check a blob of format 1 or 2. On success m->history,
+ * m->params, m->buffers and m->options_v1 are allocated from a (free with
+ * nn_model_free). Never reads past len; every field is validated, the
+ * checksum verified and the net rebuilt from its spec and shapes.
  */
 int			nn_model_read(nn_model *m, const uint8_t *buf, size_t len,
 						  const nn_allocator *a, nn_status *st);
@@ -66,12 +90,5 @@ void		nn_model_free(nn_model *m, const nn_allocator *a);
 
 /* CRC-32 (IEEE) */
 uint32_t	nn_crc32(const uint8_t *buf, size_t len);
-
-/*
- * model_info as JSON text into buf; returns length or -1 when buf is too
- * small. size_needed: nn_model_info_size().
- */
-size_t		nn_model_info_size(const nn_model *m);
-int			nn_model_info_json(const nn_model *m, size_t blob_bytes, char *buf, size_t len);
 
 #endif							/* MLCNN_MODEL_H */

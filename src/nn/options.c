@@ -1,128 +1,103 @@
 /*
- * options.c: the one parser of training options, and their canonical JSON.
+ * options.c: the table of training options and the setters that go
+ * through it.
  *
- * The options are one JSON object (RFC 8259) of known keys. The parser is
- * small and strict on purpose: it takes bytes that need not be
- * NUL-terminated, never reads past len, recurses at most NN_MAX_JSON_DEPTH
- * levels, validates UTF-8 and escapes (\uXXXX, surrogate pairs; \u0000 is
- * refused as PostgreSQL's jsonb refuses it) and rejects trailing text. It
- * is fuzzed with libFuzzer, so every path is bounds-checked.
+ * There is no parser here. The PostgreSQL layer hands over the values of
+ * the jsonb it was given (PostgreSQL has already parsed and checked it);
+ * the standalone tools hand over text, which nn_options_set_parsed() reads
+ * by the option's type. Either way each value reaches one setter per type,
+ * which checks the kind of value, then the range, and writes the field
+ * only when both hold, so a failed set changes nothing. Messages name the
+ * key and what is allowed, and show the value as it was written (numbers)
+ * or quoted (text), shortened to 24 printable characters.
  *
- * It runs in two passes. The first checks the syntax of the whole document,
- * so malformed JSON is always NN_ERR_PARSE with a 1-based byte position
- * whatever it contains. The second walks the top-level object and applies
- * each key to a copy of the options, which is copied back only when every
- * key was good. Keys may appear once each. Integers must be whole numbers
- * (3 and 3.0 are 3, 3.5 is an error), numbers are read with strtod (the
- * backend keeps LC_NUMERIC at "C") and enum names are case-insensitive.
- * "input": null means "infer the input shape", which is also its default.
- *
- * nn_options_to_json() writes every key in a fixed order with floats in the
- * shortest form that reads back as the same float, so parse(to_json(o))
- * gives o again.
+ * Enum values are matched case-insensitively; keys exactly. A whole
+ * number given as a float (3.0, 1e2) is an integer; integers are numbers.
  */
+#include <errno.h>
 #include <math.h>
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "options.h"
 
-#define JSON_NEAR_LEN 16		/* bytes quoted after "near" */
-#define JSON_NUM_LEN 256		/* longest number token interpreted */
-#define JSON_KEY_LEN 64			/* longest key kept for matching */
-#define JSON_SEED_MAX 9007199254740992.0	/* 2^53: doubles are exact below it */
-
-/* the value types of JSON */
-typedef enum jtype
-{
-	JT_STRING,
-	JT_NUMBER,
-	JT_TRUE,
-	JT_FALSE,
-	JT_NULL,
-	JT_ARRAY,
-	JT_OBJECT
-} jtype;
-
-/* a value found by the parser: its type and byte span [start, end) */
-typedef struct jval
-{
-	jtype		type;
-	size_t		start;
-	size_t		end;
-} jval;
-
-/* parser state over json[0..len) */
-typedef struct jparser
-{
-	const char *s;
-	size_t		len;
-	size_t		pos;
-	nn_status  *st;
-} jparser;
-
-/* the keys, in canonical order */
-enum
-{
-	K_LAYERS,
-	K_INPUT,
-	K_CLASSES,
-	K_EPOCHS,
-	K_BATCH_SIZE,
-	K_OPTIMIZER,
-	K_LEARNING_RATE,
-	K_LR_SCHEDULE,
-	K_MOMENTUM,
-	K_WEIGHT_DECAY,
-	K_SEED,
-	K_NORMALIZE,
-	K_VALIDATION_FRACTION,
-	K_THREADS,
-	K_RECORD_TIMES,
-	K_COUNT
-};
-
-static const char *const key_names[K_COUNT] = {
-	"layers", "input", "classes", "epochs", "batch_size", "optimizer",
-	"learning_rate", "lr_schedule", "momentum", "weight_decay", "seed",
-	"normalize", "validation_fraction", "threads", "record_times"
-};
+#define SHOWN_LEN 24			/* characters of a value or key quoted in a message */
+#define NAMES_COUNT(a) ((int32_t) (sizeof(a) / sizeof((a)[0])))
+#define FIELD(f) offsetof(nn_options, f), sizeof(((nn_options *) 0)->f)
 
 static const char *const optimizer_names[] = {"sgd", "momentum", "adam"};
 static const char *const schedule_names[] = {"constant", "step", "cosine", "onecycle"};
 static const char *const norm_names[] = {"none", "minmax", "zscore"};
 
-#define NAMES_COUNT(a) ((int32_t) (sizeof(a) / sizeof((a)[0])))
+/* every option, in the order of messages, models and the README */
+const nn_option_def nn_option_table[] = {
+	{"layers", NN_OPTION_TEXT, FIELD(layers), 0, NN_MAX_SPEC - 1, 0, NULL, 0,
+		"`conv(32,3) relu maxpool(2) conv(64,3) relu maxpool(2) dropout(0.25) flatten dense(128) relu dropout(0.5) dense(<classes>)`",
+	"a [layer spec](#layer-specs)"},
+	{"input", NN_OPTION_SHAPE, FIELD(input), 1, NN_MAX_DIM, 0, NULL, 0,
+		"a square single-channel image inferred from the pixel length",
+	"1..4096 each"},
+	{"classes", NN_OPTION_INT, FIELD(classes), NN_MIN_CLASSES, NN_MAX_CLASSES, 0, NULL, 0,
+		"10", "2..4096"},
+	{"epochs", NN_OPTION_INT, FIELD(epochs), NN_MIN_EPOCHS, NN_MAX_EPOCHS, 0, NULL, 0,
+		"8", "1..10000"},
+	{"batch_size", NN_OPTION_INT, FIELD(batch_size), NN_MIN_BATCH, NN_MAX_BATCH, 0, NULL, 0,
+		"64", "1..65536, at most the training rows"},
+	{"optimizer", NN_OPTION_ENUM, FIELD(optimizer), 0, 0, 0, optimizer_names, NAMES_COUNT(optimizer_names),
+		"`adam`", "`adam` (bias-corrected, β = 0.9, 0.999), `sgd`, `momentum`"},
+	{"learning_rate", NN_OPTION_FLOAT, FIELD(learning_rate), 0, NN_MAX_LR, NN_OPTION_MIN_OPEN, NULL, 0,
+		"0.005", "> 0 and ≤ 10; the peak rate for `onecycle`"},
+	{"lr_schedule", NN_OPTION_ENUM, FIELD(lr_schedule), 0, 0, 0, schedule_names, NAMES_COUNT(schedule_names),
+		"`onecycle`",
+		"`constant`, `step` (×0.1 at 50% and 75% of the steps), `cosine` (to 0), `onecycle` (PyTorch's OneCycleLR: warm-up over 30% from lr/25, cosine down to lr/25/10⁴)"},
+	{"momentum", NN_OPTION_FLOAT, FIELD(momentum), 0, 1, NN_OPTION_MAX_OPEN, NULL, 0,
+		"0.9", "0 ≤ m < 1 (`momentum` optimizer)"},
+	{"weight_decay", NN_OPTION_FLOAT, FIELD(weight_decay), 0, 1, 0, NULL, 0,
+		"0", "0..1, L2 added to the gradient as PyTorch does"},
+	{"seed", NN_OPTION_INT, FIELD(seed), 0, NN_MAX_SEED, 0, NULL, 0,
+		"42", "0..2⁵³; seeds weights, shuffles, hold-out and dropout"},
+	{"normalize", NN_OPTION_ENUM, FIELD(normalize), 0, 0, 0, norm_names, NAMES_COUNT(norm_names),
+		"`minmax`",
+		"`none` (raw 0..255), `minmax` (pixel/255), `zscore` (mean and standard deviation of the training rows, stored in the model and applied by predict)"},
+	{"validation_fraction", NN_OPTION_FLOAT, FIELD(validation_fraction), 0, 0.5, 0, NULL, 0,
+		"0", "0..0.5: a seeded hold-out whose accuracy is reported per epoch"},
+	{"threads", NN_OPTION_INT, FIELD(threads), 0, NN_MAX_THREADS, 0, NULL, 0,
+		"0 (= `mlcnn.threads`, by default one per core)",
+		"0..256 threads, capped at the server's cores for a role that is not a superuser (superusers get what they ask for); each batch is split into four data-parallel parts (fewer for batches under 4), each run with single-threaded OpenBLAS, and the threads take the parts in turn (so at most 4 help); the parts' gradients are added in a fixed order, so the thread count never changes the model"},
+	{"record_times", NN_OPTION_BOOL, FIELD(record_times), 0, 1, 0, NULL, 0,
+		"true", "store wall-clock seconds in the model (false: fully byte-identical models)"},
+};
+
+const int	nn_option_count = NAMES_COUNT(nn_option_table);
+
+int			(*nn_option_distance) (const char *a, const char *b) = NULL;
 
 /* ------------------------------------------------------------- names */
 
-/* Case-insensitive ASCII equality of two NUL-terminated strings. */
-static int
-ascii_ieq(const char *a, const char *b)
+/* Lower-case an ASCII letter. */
+static char
+ascii_lower(char c)
 {
-	for (;; a++, b++)
-	{
-		char		ca = (*a >= 'A' && *a <= 'Z') ? *a + 32 : *a;
-		char		cb = (*b >= 'A' && *b <= 'Z') ? *b + 32 : *b;
-
-		if (ca != cb)
-			return 0;
-		if (ca == '\0')
-			return 1;
-	}
+	return (c >= 'A' && c <= 'Z') ? (char) (c + 32) : c;
 }
 
-/* Index of name in names[n], case-insensitive, or -1. */
+/* Index of the len bytes at s in names[n], case-insensitive, or -1. */
 static int32_t
-name_index(const char *const *names, int32_t n, const char *name)
+name_index(const char *const *names, int32_t n, const char *s, size_t len)
 {
-	if (name == NULL)
+	if (s == NULL)
 		return -1;
 	for (int32_t i = 0; i < n; i++)
-		if (ascii_ieq(names[i], name))
+	{
+		size_t		k = 0;
+
+		while (k < len && names[i][k] != '\0' && ascii_lower(s[k]) == names[i][k])
+			k++;
+		if (k == len && names[i][k] == '\0')
 			return i;
+	}
 	return -1;
 }
 
@@ -151,21 +126,21 @@ nn_norm_name(int32_t v)
 int32_t
 nn_optimizer_from_name(const char *name)
 {
-	return name_index(optimizer_names, NAMES_COUNT(optimizer_names), name);
+	return name_index(optimizer_names, NAMES_COUNT(optimizer_names), name, name ? strlen(name) : 0);
 }
 
 /* NN_LR_* of a name, or -1. */
 int32_t
 nn_schedule_from_name(const char *name)
 {
-	return name_index(schedule_names, NAMES_COUNT(schedule_names), name);
+	return name_index(schedule_names, NAMES_COUNT(schedule_names), name, name ? strlen(name) : 0);
 }
 
 /* NN_NORM_* of a name, or -1. */
 int32_t
 nn_norm_from_name(const char *name)
 {
-	return name_index(norm_names, NAMES_COUNT(norm_names), name);
+	return name_index(norm_names, NAMES_COUNT(norm_names), name, name ? strlen(name) : 0);
 }
 
 /* Fill o with the defaults. */
@@ -173,8 +148,6 @@ void
 nn_options_default(nn_options *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->layers[0] = '\0';
-	o->input.h = o->input.w = o->input.c = 0;
 	o->classes = NN_DEFAULT_CLASSES;
 	o->epochs = NN_DEFAULT_EPOCHS;
 	o->batch_size = NN_DEFAULT_BATCH;
@@ -182,11 +155,8 @@ nn_options_default(nn_options *o)
 	o->learning_rate = NN_DEFAULT_LR;
 	o->lr_schedule = NN_LR_ONECYCLE;
 	o->momentum = NN_DEFAULT_MOMENTUM;
-	o->weight_decay = 0.0f;
 	o->seed = NN_DEFAULT_SEED;
 	o->normalize = NN_NORM_MINMAX;
-	o->validation_fraction = 0.0f;
-	o->threads = 0;
 	o->record_times = 1;
 }
 
@@ -202,16 +172,47 @@ nn_options_spec(const nn_options *o, char *buf, size_t len)
 		snprintf(buf, len, NN_DEFAULT_SPEC_FMT, o->classes);
 }
 
-/* -------------------------------------------------------------- syntax */
-
-/* Copy up to max bytes of s (len bytes) into buf as printable ASCII. */
-static void
-json_quote(char *buf, size_t buflen, const char *s, size_t len, size_t max)
+/* The option of that exact name, or NULL. */
+const nn_option_def *
+nn_option_find(const char *name)
 {
-	size_t		n = 0;
-	size_t		i;
+	for (int i = 0; name != NULL && i < nn_option_count; i++)
+		if (strcmp(nn_option_table[i].name, name) == 0)
+			return &nn_option_table[i];
+	return NULL;
+}
 
-	for (i = 0; i < len && i < max && n + 1 < buflen; i++)
+/* The word for a type in messages and the README. */
+const char *
+nn_option_type_name(nn_option_type type)
+{
+	switch (type)
+	{
+		case NN_OPTION_INT:
+			return "integer";
+		case NN_OPTION_FLOAT:
+			return "number";
+		case NN_OPTION_BOOL:
+			return "boolean";
+		case NN_OPTION_TEXT:
+		case NN_OPTION_ENUM:
+			return "text";
+		case NN_OPTION_SHAPE:
+			return "[h, w, c]";
+	}
+	return "value";
+}
+
+/* ------------------------------------------------------------- messages */
+
+/* Up to SHOWN_LEN bytes of s (len bytes) as printable ASCII into buf, "..." when cut. */
+static void
+quote(char *buf, size_t buflen, const char *s, size_t len)
+{
+	size_t		n = 0,
+				i;
+
+	for (i = 0; i < len && i < SHOWN_LEN && n + 1 < buflen; i++)
 	{
 		unsigned char c = (unsigned char) s[i];
 
@@ -225,545 +226,37 @@ json_quote(char *buf, size_t buflen, const char *s, size_t len, size_t max)
 	buf[n] = '\0';
 }
 
-/* Fail with a syntax error at byte offset at; returns NN_ERR_PARSE. */
-static int
-json_error(jparser *p, size_t at, const char *fmt,...)
-	__attribute__((format(printf, 3, 4)));
-
-static int
-json_error(jparser *p, size_t at, const char *fmt,...)
+/* What kind of value v is, for "must be X, not <this>": "a string", "null", ... */
+void
+nn_value_describe(const nn_value *v, char *buf, size_t len)
 {
-	char		why[NN_MSG_LEN];
-	char		near[JSON_NEAR_LEN + 8];
-	va_list		ap;
+	static const char *const kinds[] = {"null", "a boolean", "a number", "a number", "a string",
+	"an array", "an object"};
 
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	if (at >= p->len)
-		return nn_fail(p->st, NN_ERR_PARSE,
-					   "invalid JSON in options at position %zu (end of input): %s",
-					   p->len + 1, why);
-	json_quote(near, sizeof(near), p->s + at, p->len - at, JSON_NEAR_LEN);
-	return nn_fail(p->st, NN_ERR_PARSE, "invalid JSON in options at position %zu near \"%s\": %s",
-				   at + 1, near, why);
+	snprintf(buf, len, "%s", (int) v->kind >= 0 && (int) v->kind < NAMES_COUNT(kinds) ? kinds[v->kind] : "a value");
 }
 
-/* Skip JSON whitespace. */
+/* A number as written (or formatted), for "not <this>" after a range or a fraction. */
 static void
-json_ws(jparser *p)
+number_shown(const nn_value *v, char *buf, size_t len)
 {
-	while (p->pos < p->len &&
-		   (p->s[p->pos] == ' ' || p->s[p->pos] == '\t' ||
-			p->s[p->pos] == '\n' || p->s[p->pos] == '\r'))
-		p->pos++;
-}
-
-/* Value of one hex digit, or -1. */
-static int
-json_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Read 4 hex digits at p->pos into *u. */
-static int
-json_hex4(jparser *p, uint32_t *u)
-{
-	uint32_t	v = 0;
-
-	if (p->len - p->pos < 4)
-		return json_error(p, p->pos, "\\u needs 4 hex digits");
-	for (int i = 0; i < 4; i++)
-	{
-		int			h = json_hex(p->s[p->pos + i]);
-
-		if (h < 0)
-			return json_error(p, p->pos, "\\u needs 4 hex digits");
-		v = v << 4 | (uint32_t) h;
-	}
-	p->pos += 4;
-	*u = v;
-	return NN_OK;
-}
-
-/* Append code point u as UTF-8 to out (cap bytes), counting all bytes in *n. */
-static void
-json_put(char *out, size_t cap, size_t *n, uint32_t u)
-{
-	char		b[4];
-	int			k;
-
-	if (u < 0x80)
-		b[0] = (char) u, k = 1;
-	else if (u < 0x800)
-		b[0] = (char) (0xC0 | u >> 6), b[1] = (char) (0x80 | (u & 0x3F)), k = 2;
-	else if (u < 0x10000)
-		b[0] = (char) (0xE0 | u >> 12), b[1] = (char) (0x80 | ((u >> 6) & 0x3F)),
-			b[2] = (char) (0x80 | (u & 0x3F)), k = 3;
+	if (v->shown != NULL)
+		quote(buf, len, v->shown, strlen(v->shown));
+	else if (v->kind == NN_VALUE_INT)
+		snprintf(buf, len, "%lld", (long long) v->i);
 	else
-		b[0] = (char) (0xF0 | u >> 18), b[1] = (char) (0x80 | ((u >> 12) & 0x3F)),
-			b[2] = (char) (0x80 | ((u >> 6) & 0x3F)), b[3] = (char) (0x80 | (u & 0x3F)), k = 4;
-	for (int i = 0; i < k; i++)
-	{
-		if (out != NULL && *n < cap)
-			out[*n] = b[i];
-		(*n)++;
-	}
+		snprintf(buf, len, "%.15g", v->f);
 }
 
-/* Length of the valid UTF-8 sequence at s (avail bytes, first byte >= 0x80), or 0. */
-static int
-json_utf8_len(const unsigned char *s, size_t avail)
-{
-	int			k;
-	uint32_t	u;
-
-	if (s[0] >= 0xC2 && s[0] <= 0xDF)
-		k = 2, u = s[0] & 0x1F;
-	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-		k = 3, u = s[0] & 0x0F;
-	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-		k = 4, u = s[0] & 0x07;
-	else
-		return 0;
-	if (avail < (size_t) k)
-		return 0;
-	for (int i = 1; i < k; i++)
-	{
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		u = u << 6 | (s[i] & 0x3F);
-	}
-	if ((k == 3 && u < 0x800) || (k == 4 && (u < 0x10000 || u > 0x10FFFF)) ||
-		(u >= 0xD800 && u <= 0xDFFF))
-		return 0;
-	return k;
-}
-
-/*
- * Parse a string at p->pos (on the opening quote). When out is not NULL the
- * decoded bytes go there (at most cap, not NUL-terminated); *outlen gets the
- * full decoded length either way.
- */
-static int
-json_string(jparser *p, char *out, size_t cap, size_t *outlen)
-{
-	size_t		n = 0;
-
-	p->pos++;					/* the opening quote */
-	for (;;)
-	{
-		unsigned char c;
-
-		if (p->pos >= p->len)
-			return json_error(p, p->pos, "unterminated string");
-		c = (unsigned char) p->s[p->pos];
-		if (c == '"')
-		{
-			p->pos++;
-			break;
-		}
-		if (c < 0x20)
-			return json_error(p, p->pos, "control character in a string (escape it)");
-		if (c == '\\')
-		{
-			size_t		at = p->pos;
-			uint32_t	u;
-
-			if (p->pos + 1 >= p->len)
-				return json_error(p, p->len, "unterminated string");
-			c = (unsigned char) p->s[p->pos + 1];
-			p->pos += 2;
-			switch (c)
-			{
-				case '"':
-				case '\\':
-				case '/':
-					u = c;
-					break;
-				case 'b':
-					u = '\b';
-					break;
-				case 'f':
-					u = '\f';
-					break;
-				case 'n':
-					u = '\n';
-					break;
-				case 'r':
-					u = '\r';
-					break;
-				case 't':
-					u = '\t';
-					break;
-				case 'u':
-					if (json_hex4(p, &u) != NN_OK)
-						return p->st->code;
-					if (u >= 0xDC00 && u <= 0xDFFF)
-						return json_error(p, at, "lone low surrogate in \\u escape");
-					if (u >= 0xD800 && u <= 0xDBFF)
-					{
-						uint32_t	lo;
-
-						if (p->len - p->pos < 2 || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u')
-							return json_error(p, at, "high surrogate not followed by a low one");
-						p->pos += 2;
-						if (json_hex4(p, &lo) != NN_OK)
-							return p->st->code;
-						if (lo < 0xDC00 || lo > 0xDFFF)
-							return json_error(p, at, "high surrogate not followed by a low one");
-						u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-					}
-					if (u == 0)
-						return json_error(p, at, "\\u0000 is not allowed");
-					break;
-				default:
-					return json_error(p, at, "invalid escape in a string");
-			}
-			json_put(out, cap, &n, u);
-			continue;
-		}
-		if (c >= 0x80)
-		{
-			int			k = json_utf8_len((const unsigned char *) p->s + p->pos, p->len - p->pos);
-
-			if (k == 0)
-				return json_error(p, p->pos, "invalid UTF-8 in a string");
-			for (int i = 0; i < k; i++)
-			{
-				if (out != NULL && n < cap)
-					out[n] = p->s[p->pos + i];
-				n++;
-			}
-			p->pos += k;
-			continue;
-		}
-		if (out != NULL && n < cap)
-			out[n] = (char) c;
-		n++;
-		p->pos++;
-	}
-	if (outlen)
-		*outlen = n;
-	return NN_OK;
-}
-
-/* Is c an ASCII digit? */
-static int
-json_digit(jparser *p, size_t at)
-{
-	return at < p->len && p->s[at] >= '0' && p->s[at] <= '9';
-}
-
-/* Parse a number at p->pos (RFC 8259 grammar). */
-static int
-json_number(jparser *p)
-{
-	size_t		start = p->pos;
-
-	if (p->pos < p->len && p->s[p->pos] == '-')
-		p->pos++;
-	if (!json_digit(p, p->pos))
-		return json_error(p, start, "invalid number");
-	if (p->s[p->pos] == '0')
-		p->pos++;
-	else
-		while (json_digit(p, p->pos))
-			p->pos++;
-	if (p->pos < p->len && p->s[p->pos] == '.')
-	{
-		p->pos++;
-		if (!json_digit(p, p->pos))
-			return json_error(p, start, "invalid number: digits must follow the decimal point");
-		while (json_digit(p, p->pos))
-			p->pos++;
-	}
-	if (p->pos < p->len && (p->s[p->pos] == 'e' || p->s[p->pos] == 'E'))
-	{
-		p->pos++;
-		if (p->pos < p->len && (p->s[p->pos] == '+' || p->s[p->pos] == '-'))
-			p->pos++;
-		if (!json_digit(p, p->pos))
-			return json_error(p, start, "invalid number: digits must follow the exponent");
-		while (json_digit(p, p->pos))
-			p->pos++;
-	}
-	if (json_digit(p, p->pos))
-		return json_error(p, start, "invalid number: no leading zeros");
-	return NN_OK;
-}
-
-/* Match the literal word at p->pos. */
-static int
-json_literal(jparser *p, const char *word)
-{
-	size_t		n = strlen(word);
-
-	if (p->len - p->pos < n || memcmp(p->s + p->pos, word, n) != 0)
-		return json_error(p, p->pos, "expected a JSON value");
-	p->pos += n;
-	return NN_OK;
-}
-
-/* Parse any value at p->pos (whitespace skipped) at nesting depth; fills *v. */
-static int
-json_value(jparser *p, int depth, jval *v)
-{
-	char		c;
-
-	json_ws(p);
-	if (p->pos >= p->len)
-		return json_error(p, p->pos, "expected a JSON value");
-	v->start = p->pos;
-	c = p->s[p->pos];
-	if (c == '{' || c == '[')
-	{
-		char		close = c == '{' ? '}' : ']';
-		int			first = 1;
-
-		if (depth >= NN_MAX_JSON_DEPTH)
-			return nn_fail(p->st, NN_ERR_LIMIT,
-						   "options nest deeper than %d levels at position %zu",
-						   NN_MAX_JSON_DEPTH, p->pos + 1);
-		v->type = c == '{' ? JT_OBJECT : JT_ARRAY;
-		p->pos++;
-		for (;;)
-		{
-			jval		item;
-
-			json_ws(p);
-			if (first && p->pos < p->len && p->s[p->pos] == close)
-			{
-				p->pos++;
-				break;
-			}
-			if (v->type == JT_OBJECT)
-			{
-				if (p->pos >= p->len || p->s[p->pos] != '"')
-					return json_error(p, p->pos, first ? "expected a key string or \"}\"" :
-									  "expected a key string");
-				if (json_string(p, NULL, 0, NULL) != NN_OK)
-					return p->st->code;
-				json_ws(p);
-				if (p->pos >= p->len || p->s[p->pos] != ':')
-					return json_error(p, p->pos, "expected \":\" after a key");
-				p->pos++;
-			}
-			if (json_value(p, depth + 1, &item) != NN_OK)
-				return p->st->code;
-			json_ws(p);
-			if (p->pos < p->len && p->s[p->pos] == ',')
-			{
-				p->pos++;
-				first = 0;
-				continue;
-			}
-			if (p->pos < p->len && p->s[p->pos] == close)
-			{
-				p->pos++;
-				break;
-			}
-			return json_error(p, p->pos, close == '}' ? "expected \",\" or \"}\"" :
-							  "expected \",\" or \"]\"");
-		}
-	}
-	else if (c == '"')
-	{
-		v->type = JT_STRING;
-		if (json_string(p, NULL, 0, NULL) != NN_OK)
-			return p->st->code;
-	}
-	else if (c == '-' || (c >= '0' && c <= '9'))
-	{
-		v->type = JT_NUMBER;
-		if (json_number(p) != NN_OK)
-			return p->st->code;
-	}
-	else if (c == 't')
-	{
-		v->type = JT_TRUE;
-		if (json_literal(p, "true") != NN_OK)
-			return p->st->code;
-	}
-	else if (c == 'f')
-	{
-		v->type = JT_FALSE;
-		if (json_literal(p, "false") != NN_OK)
-			return p->st->code;
-	}
-	else if (c == 'n')
-	{
-		v->type = JT_NULL;
-		if (json_literal(p, "null") != NN_OK)
-			return p->st->code;
-	}
-	else
-		return json_error(p, p->pos, "expected a JSON value");
-	v->end = p->pos;
-	return NN_OK;
-}
-
-/* ------------------------------------------------------------- meaning */
-
-/* "a string", "a number" ... for messages */
-static const char *
-json_type_name(jtype t)
-{
-	switch (t)
-	{
-		case JT_STRING:
-			return "a string";
-		case JT_NUMBER:
-			return "a number";
-		case JT_TRUE:
-		case JT_FALSE:
-			return "a boolean";
-		case JT_NULL:
-			return "null";
-		case JT_ARRAY:
-			return "an array";
-		case JT_OBJECT:
-			return "an object";
-	}
-	return "a value";
-}
-
-/* Copy the number token v into buf (NUL-terminated); 0 when it is too long. */
-static int
-json_number_text(const jparser *p, const jval *v, char *buf, size_t len)
-{
-	size_t		n = v->end - v->start;
-
-	if (n + 1 > len)
-		return 0;
-	memcpy(buf, p->s + v->start, n);
-	buf[n] = '\0';
-	return 1;
-}
-
-/* Token text of v for a message, shortened. */
-static void
-json_value_text(const jparser *p, const jval *v, char *buf, size_t len)
-{
-	json_quote(buf, len, p->s + v->start, v->end - v->start, 24);
-}
-
-/*
- * Read the integer v for subject (e.g. `option "epochs"`) in [lo,hi].
- * Plain digits are read exactly; whole numbers written with a fraction or
- * an exponent (3.0, 1e3) count too, up to 2^53 where doubles stop being
- * exact.
- */
-static int
-json_get_int(const jparser *p, const jval *v, const char *subject, int64_t lo, int64_t hi,
-			 int64_t *out)
-{
-	char		text[JSON_NUM_LEN];
-	char		shown[40];
-	double		d;
-
-	if (v->type != JT_NUMBER)
-		return nn_fail(p->st, NN_ERR_INVALID, "%s must be an integer, not %s",
-					   subject, json_type_name(v->type));
-	json_value_text(p, v, shown, sizeof(shown));
-	if (!json_number_text(p, v, text, sizeof(text)))
-		return nn_fail(p->st, NN_ERR_INVALID, "%s must be between %lld and %lld, not %s",
-					   subject, (long long) lo, (long long) hi, shown);
-	if (strpbrk(text, ".eE") == NULL)
-	{
-		/* plain digits: exact, saturating well above any limit */
-		const char *c = text + (text[0] == '-');
-		int64_t		u = 0;
-
-		for (; *c; c++)
-			if (u < (int64_t) 100000000000000000)	/* 1e17: no overflow */
-				u = u * 10 + (*c - '0');
-		if (text[0] == '-')
-			u = -u;
-		if (u < lo || u > hi)
-			return nn_fail(p->st, NN_ERR_INVALID, "%s must be between %lld and %lld, not %s",
-						   subject, (long long) lo, (long long) hi, shown);
-		*out = u;
-		return NN_OK;
-	}
-	d = strtod(text, NULL);
-	if (isfinite(d) && d != floor(d))
-		return nn_fail(p->st, NN_ERR_INVALID, "%s must be an integer, not %s", subject, shown);
-	if (!(d >= (double) lo && d <= (double) hi && fabs(d) < JSON_SEED_MAX))
-		return nn_fail(p->st, NN_ERR_INVALID, "%s must be between %lld and %lld, not %s",
-					   subject, (long long) lo, (long long) hi, shown);
-	*out = (int64_t) d;
-	return NN_OK;
-}
-
-/* Read the number v for option key as a float; range checks are the caller's. */
-static int
-json_get_float(const jparser *p, const jval *v, const char *key, float *out, char *shown,
-			   size_t shownlen)
-{
-	char		text[JSON_NUM_LEN];
-
-	if (v->type != JT_NUMBER)
-		return nn_fail(p->st, NN_ERR_INVALID, "option \"%s\" must be a number, not %s",
-					   key, json_type_name(v->type));
-	json_value_text(p, v, shown, shownlen);
-	if (!json_number_text(p, v, text, sizeof(text)))
-		return nn_fail(p->st, NN_ERR_INVALID, "option \"%s\" has a number of more than %d characters",
-					   key, JSON_NUM_LEN - 1);
-	*out = (float) strtod(text, NULL);
-	return NN_OK;
-}
-
-/* Read the enum string v for key among names[n] into *out. */
-static int
-json_get_enum(jparser *p, const jval *v, const char *key, const char *const *names, int32_t n,
-			  int32_t *out)
-{
-	char		buf[JSON_KEY_LEN + 1];
-	char		shown[40];
-	char		allowed[128];
-	size_t		len = 0,
-				k = 0;
-	int32_t		i;
-
-	allowed[0] = '\0';
-	for (i = 0; i < n; i++)
-		k += snprintf(allowed + k, sizeof(allowed) - k, "%s\"%s\"",
-					  i == 0 ? "" : (i == n - 1 ? " or " : ", "), names[i]);
-	if (v->type != JT_STRING)
-		return nn_fail(p->st, NN_ERR_INVALID, "option \"%s\" must be %s, not %s",
-					   key, allowed, json_type_name(v->type));
-	p->pos = v->start;
-	if (json_string(p, buf, JSON_KEY_LEN, &len) != NN_OK)
-		return p->st->code;
-	buf[len < JSON_KEY_LEN ? len : JSON_KEY_LEN] = '\0';
-	i = len < JSON_KEY_LEN ? name_index(names, n, buf) : -1;
-	if (i < 0)
-	{
-		json_quote(shown, sizeof(shown), buf, len, 24);
-		return nn_fail(p->st, NN_ERR_INVALID, "option \"%s\" must be %s, not \"%s\"",
-					   key, allowed, shown);
-	}
-	*out = i;
-	return NN_OK;
-}
-
-/* Edit distance of a and b (short strings), for "did you mean". */
+/* The core's edit distance (ASCII case folded on a's side), for "did you mean". */
 static int
 edit_distance(const char *a, const char *b)
 {
-	int			row[JSON_KEY_LEN + 1];
+	int			row[NN_MAX_OPTION_NAME + 1];
 	size_t		la = strlen(a),
 				lb = strlen(b);
 
-	if (la > JSON_KEY_LEN || lb > JSON_KEY_LEN)
+	if (la > NN_MAX_OPTION_NAME || lb > NN_MAX_OPTION_NAME)
 		return 1000;
 	for (size_t j = 0; j <= lb; j++)
 		row[j] = (int) j;
@@ -774,9 +267,8 @@ edit_distance(const char *a, const char *b)
 		row[0] = (int) i;
 		for (size_t j = 1; j <= lb; j++)
 		{
-			char		ca = (a[i - 1] >= 'A' && a[i - 1] <= 'Z') ? a[i - 1] + 32 : a[i - 1];
 			int			up = row[j];
-			int			best = diag + (ca != b[j - 1]);
+			int			best = diag + (ascii_lower(a[i - 1]) != b[j - 1]);
 
 			if (up + 1 < best)
 				best = up + 1;
@@ -789,370 +281,539 @@ edit_distance(const char *a, const char *b)
 	return row[lb];
 }
 
-/* Fail for an unknown key, suggesting the nearest known one. */
+/* Fail for an unknown key: the nearest known one (at most 2 edits away) and all of them. */
 static int
-json_unknown_key(jparser *p, const char *key, size_t keylen)
+unknown_key(const char *key, nn_status *st)
 {
-	char		shown[40];
-	char		allowed[256];
-	char		hint[48] = "";
-	size_t		k = 0;
+	char		shown[SHOWN_LEN + 8];
+	char		allowed[NN_MSG_LEN];
+	char		hint[NN_MAX_OPTION_NAME + 24] = "";
+	size_t		k = 0,
+				keylen = strlen(key);
 	int			best = 3,
 				besti = -1;
 
-	for (int i = 0; i < K_COUNT; i++)
+	for (int i = 0; i < nn_option_count; i++)
 	{
-		int			d = keylen <= JSON_KEY_LEN ? edit_distance(key, key_names[i]) : 1000;
+		const char *name = nn_option_table[i].name;
+		int			d = keylen > NN_MAX_OPTION_NAME ? 1000 :
+			nn_option_distance ? nn_option_distance(key, name) : edit_distance(key, name);
 
-		k += snprintf(allowed + k, sizeof(allowed) - k, "%s%s", i ? ", " : "", key_names[i]);
+		if (k < sizeof(allowed))
+			k += snprintf(allowed + k, sizeof(allowed) - k, "%s%s", i ? ", " : "", name);
 		if (d < best)
 			best = d, besti = i;
 	}
 	if (besti >= 0)
-		snprintf(hint, sizeof(hint), " (did you mean \"%s\"?)", key_names[besti]);
-	json_quote(shown, sizeof(shown), key, keylen, 24);
-	return nn_fail(p->st, NN_ERR_INVALID, "unknown option \"%s\"%s; allowed: %s",
-				   shown, hint, allowed);
+		snprintf(hint, sizeof(hint), " (did you mean \"%s\"?)", nn_option_table[besti].name);
+	quote(shown, sizeof(shown), key, keylen);
+	return nn_fail(st, NN_ERR_INVALID, "unknown option \"%s\"%s; allowed: %s", shown, hint, allowed);
 }
 
-/* Apply the value v of known key k to t. */
-static int
-json_apply(jparser *p, int k, const jval *v, nn_options *t)
+/* ------------------------------------------------------------- fields */
+
+/* Write an integer into the field of d. */
+static void
+put_int(nn_options *o, const nn_option_def *d, int64_t v)
 {
-	const char *key = key_names[k];
-	char		subject[48];
-	char		shown[40];
-	int64_t		i64;
+	char	   *p = (char *) o + d->offset;
+
+	if (d->size == sizeof(int32_t))
+	{
+		int32_t		x = (int32_t) v;
+
+		memcpy(p, &x, sizeof(x));
+	}
+	else
+		memcpy(p, &v, sizeof(v));
+}
+
+/* Value of option d in o: INT, BOOL and ENUM (its index). */
+int64_t
+nn_option_int(const nn_options *o, const nn_option_def *d)
+{
+	const char *p = (const char *) o + d->offset;
+
+	if (d->size == sizeof(int32_t))
+	{
+		int32_t		x;
+
+		memcpy(&x, p, sizeof(x));
+		return x;
+	}
+	else
+	{
+		int64_t		x;
+
+		memcpy(&x, p, sizeof(x));
+		return x;
+	}
+}
+
+/* Value of FLOAT option d in o. */
+float
+nn_option_float(const nn_options *o, const nn_option_def *d)
+{
 	float		f;
 
-	snprintf(subject, sizeof(subject), "option \"%s\"", key);
-	switch (k)
-	{
-		case K_LAYERS:
-			{
-				size_t		len = 0;
-
-				if (v->type != JT_STRING)
-					return nn_fail(p->st, NN_ERR_INVALID, "option \"layers\" must be a string, not %s",
-								   json_type_name(v->type));
-				memset(t->layers, 0, sizeof(t->layers));
-				p->pos = v->start;
-				if (json_string(p, t->layers, NN_MAX_SPEC - 1, &len) != NN_OK)
-					return p->st->code;
-				if (len > NN_MAX_SPEC - 1)
-					return nn_fail(p->st, NN_ERR_LIMIT,
-								   "option \"layers\" is %zu bytes long, more than the limit of %d",
-								   len, NN_MAX_SPEC - 1);
-				t->layers[len] = '\0';
-				return NN_OK;
-			}
-		case K_INPUT:
-			{
-				int32_t		dims[3];
-				int			n = 0;
-
-				if (v->type == JT_NULL)
-				{
-					t->input.h = t->input.w = t->input.c = 0;
-					return NN_OK;
-				}
-				if (v->type != JT_ARRAY)
-					return nn_fail(p->st, NN_ERR_INVALID,
-								   "option \"input\" must be an array of 3 integers [h, w, c], not %s",
-								   json_type_name(v->type));
-				p->pos = v->start + 1;
-				for (;;)
-				{
-					jval		e;
-
-					json_ws(p);
-					if (p->s[p->pos] == ']')
-						break;
-					if (json_value(p, 2, &e) != NN_OK)
-						return p->st->code;
-					if (n < 3)
-					{
-						if (json_get_int(p, &e, "each value of option \"input\"", 1, NN_MAX_DIM,
-										 &i64) != NN_OK)
-							return p->st->code;
-						dims[n] = (int32_t) i64;
-					}
-					n++;
-					json_ws(p);
-					if (p->s[p->pos] == ',')
-						p->pos++;
-				}
-				if (n != 3)
-					return nn_fail(p->st, NN_ERR_INVALID,
-								   "option \"input\" must have 3 values [h, w, c], not %d", n);
-				t->input.h = dims[0];
-				t->input.w = dims[1];
-				t->input.c = dims[2];
-				return NN_OK;
-			}
-		case K_CLASSES:
-			if (json_get_int(p, v, subject, NN_MIN_CLASSES, NN_MAX_CLASSES, &i64) != NN_OK)
-				return p->st->code;
-			t->classes = (int32_t) i64;
-			return NN_OK;
-		case K_EPOCHS:
-			if (json_get_int(p, v, subject, NN_MIN_EPOCHS, NN_MAX_EPOCHS, &i64) != NN_OK)
-				return p->st->code;
-			t->epochs = (int32_t) i64;
-			return NN_OK;
-		case K_BATCH_SIZE:
-			if (json_get_int(p, v, subject, NN_MIN_BATCH, NN_MAX_BATCH, &i64) != NN_OK)
-				return p->st->code;
-			t->batch_size = (int32_t) i64;
-			return NN_OK;
-		case K_THREADS:
-			if (json_get_int(p, v, subject, 0, NN_MAX_THREADS, &i64) != NN_OK)
-				return p->st->code;
-			t->threads = (int32_t) i64;
-			return NN_OK;
-		case K_SEED:
-			if (json_get_int(p, v, subject, 0, (int64_t) JSON_SEED_MAX, &i64) != NN_OK)
-				return p->st->code;
-			t->seed = (uint64_t) i64;
-			return NN_OK;
-		case K_OPTIMIZER:
-			return json_get_enum(p, v, key, optimizer_names, NAMES_COUNT(optimizer_names),
-								 &t->optimizer);
-		case K_LR_SCHEDULE:
-			return json_get_enum(p, v, key, schedule_names, NAMES_COUNT(schedule_names),
-								 &t->lr_schedule);
-		case K_NORMALIZE:
-			return json_get_enum(p, v, key, norm_names, NAMES_COUNT(norm_names),
-								 &t->normalize);
-		case K_LEARNING_RATE:
-			if (json_get_float(p, v, key, &f, shown, sizeof(shown)) != NN_OK)
-				return p->st->code;
-			if (!(f > 0.0f && f <= NN_MAX_LR))
-				return nn_fail(p->st, NN_ERR_INVALID,
-							   "option \"learning_rate\" must be greater than 0 and at most %g, not %s",
-							   (double) NN_MAX_LR, shown);
-			t->learning_rate = f;
-			return NN_OK;
-		case K_MOMENTUM:
-			if (json_get_float(p, v, key, &f, shown, sizeof(shown)) != NN_OK)
-				return p->st->code;
-			if (!(f >= 0.0f && f < 1.0f))
-				return nn_fail(p->st, NN_ERR_INVALID,
-							   "option \"momentum\" must be at least 0 and less than 1, not %s", shown);
-			t->momentum = f;
-			return NN_OK;
-		case K_WEIGHT_DECAY:
-			if (json_get_float(p, v, key, &f, shown, sizeof(shown)) != NN_OK)
-				return p->st->code;
-			if (!(f >= 0.0f && f <= 1.0f))
-				return nn_fail(p->st, NN_ERR_INVALID,
-							   "option \"weight_decay\" must be between 0 and 1, not %s", shown);
-			t->weight_decay = f;
-			return NN_OK;
-		case K_VALIDATION_FRACTION:
-			if (json_get_float(p, v, key, &f, shown, sizeof(shown)) != NN_OK)
-				return p->st->code;
-			if (!(f >= 0.0f && f <= 0.5f))
-				return nn_fail(p->st, NN_ERR_INVALID,
-							   "option \"validation_fraction\" must be between 0 and 0.5, not %s", shown);
-			t->validation_fraction = f;
-			return NN_OK;
-		case K_RECORD_TIMES:
-			if (v->type != JT_TRUE && v->type != JT_FALSE)
-				return nn_fail(p->st, NN_ERR_INVALID,
-							   "option \"record_times\" must be a boolean, not %s",
-							   json_type_name(v->type));
-			t->record_times = v->type == JT_TRUE;
-			return NN_OK;
-	}
-	return nn_fail(p->st, NN_ERR_INVALID, "unknown option \"%s\"", key);
+	memcpy(&f, (const char *) o + d->offset, sizeof(f));
+	return f;
 }
 
-/* Parse a JSON object of options (len bytes) over the values already in *o. */
-int
-nn_options_parse(nn_options *o, const char *json, size_t len, nn_status *st)
+/* Value of TEXT option d (its text) or ENUM option d (its value's name). */
+const char *
+nn_option_text(const nn_options *o, const nn_option_def *d)
 {
-	jparser		p = {json, len, 0, st};
-	jval		top;
-	nn_options	t;
-	uint32_t	seen = 0;
-
-	if (json == NULL)
-		return nn_fail(st, NN_ERR_INVALID, "options must be a JSON object");
-	if (len > NN_MAX_OPTIONS_JSON)
-		return nn_fail(st, NN_ERR_LIMIT, "options are %zu bytes long, more than the limit of %d",
-					   len, NN_MAX_OPTIONS_JSON);
-
-	/* pass 1: syntax of the whole document */
-	if (json_value(&p, 0, &top) != NN_OK)
-		return st->code;
-	json_ws(&p);
-	if (p.pos < len)
-		return json_error(&p, p.pos, "unexpected text after the JSON value");
-	if (top.type != JT_OBJECT)
-		return nn_fail(st, NN_ERR_INVALID, "options must be a JSON object, not %s",
-					   json_type_name(top.type));
-
-	/* pass 2: the members of the top-level object, known to be well formed */
-	t = *o;
-	p.pos = top.start + 1;
-	for (;;)
+	if (d->type == NN_OPTION_ENUM)
 	{
-		char		key[JSON_KEY_LEN + 1];
-		size_t		keylen = 0;
-		int			k = -1;
-		jval		v;
+		int64_t		i = nn_option_int(o, d);
 
-		json_ws(&p);
-		if (p.s[p.pos] == '}')
-			break;
-		if (json_string(&p, key, JSON_KEY_LEN, &keylen) != NN_OK)
-			return st->code;
-		key[keylen < JSON_KEY_LEN ? keylen : JSON_KEY_LEN] = '\0';
-		for (int i = 0; i < K_COUNT && keylen <= JSON_KEY_LEN; i++)
-			if (strlen(key_names[i]) == keylen && memcmp(key, key_names[i], keylen) == 0)
-				k = i;
-		if (k < 0)
-			return json_unknown_key(&p, key, keylen);
-		if (seen & (1u << k))
-			return nn_fail(st, NN_ERR_INVALID, "option \"%s\" is given twice", key_names[k]);
-		seen |= 1u << k;
-		json_ws(&p);
-		p.pos++;				/* the ":" */
-		if (json_value(&p, 1, &v) != NN_OK)
-			return st->code;
-		if (json_apply(&p, k, &v, &t) != NN_OK)
-			return st->code;
-		p.pos = v.end;
-		json_ws(&p);
-		if (p.s[p.pos] == ',')
-			p.pos++;
+		return i >= 0 && i < d->nnames ? d->names[i] : "";
 	}
-	*o = t;
+	return (const char *) o + d->offset;
+}
+
+/* Value of SHAPE option d in o. */
+nn_shape
+nn_option_shape(const nn_options *o, const nn_option_def *d)
+{
+	nn_shape	s;
+
+	memcpy(&s, (const char *) o + d->offset, sizeof(s));
+	return s;
+}
+
+/* ------------------------------------------------------------- setting */
+
+/*
+ * Check v as an integer in [lo, hi] for subject (`option "epochs"`); a
+ * whole float counts, a fraction or another kind does not.
+ */
+static int
+check_int(const nn_value *v, const char *subject, double lo, double hi, int64_t *out,
+		  nn_status *st)
+{
+	char		shown[SHOWN_LEN + 8];
+
+	if (v->kind != NN_VALUE_INT && v->kind != NN_VALUE_FLOAT)
+	{
+		nn_value_describe(v, shown, sizeof(shown));
+		return nn_fail(st, NN_ERR_INVALID, "%s must be an integer, not %s", subject, shown);
+	}
+	number_shown(v, shown, sizeof(shown));
+	if (v->kind == NN_VALUE_INT)
+	{
+		/* compared as integers: 2^53 + 1 is no double */
+		if (v->i < (int64_t) lo || v->i > (int64_t) hi)
+			return nn_fail(st, NN_ERR_INVALID, "%s must be between %lld and %lld, not %s",
+						   subject, (long long) lo, (long long) hi, shown);
+		*out = v->i;
+		return NN_OK;
+	}
+	if (isfinite(v->f) && v->f != floor(v->f))
+		return nn_fail(st, NN_ERR_INVALID, "%s must be an integer, not %s", subject, shown);
+	if (!(v->f >= lo && v->f <= hi))
+		return nn_fail(st, NN_ERR_INVALID, "%s must be between %lld and %lld, not %s",
+					   subject, (long long) lo, (long long) hi, shown);
+	*out = (int64_t) v->f;
 	return NN_OK;
 }
 
-/* ------------------------------------------------------------- writing */
-
-/* an output buffer that remembers overflow */
-typedef struct jout
+/* Set INT option d. */
+static int
+set_int(nn_options *o, const nn_option_def *d, const nn_value *v, nn_status *st)
 {
-	char	   *buf;
-	size_t		len;
-	size_t		n;
-	int			overflow;
-} jout;
+	char		subject[NN_MAX_OPTION_NAME + 16];
+	int64_t		x;
 
-/* Append printf-style text. */
-static void
-jout_printf(jout *w, const char *fmt,...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
-jout_printf(jout *w, const char *fmt,...)
-{
-	va_list		ap;
-	int			k;
-
-	if (w->overflow)
-		return;
-	va_start(ap, fmt);
-	k = vsnprintf(w->buf + w->n, w->len - w->n, fmt, ap);
-	va_end(ap);
-	if (k < 0 || (size_t) k >= w->len - w->n)
-	{
-		w->overflow = 1;
-		return;
-	}
-	w->n += (size_t) k;
+	snprintf(subject, sizeof(subject), "option \"%s\"", d->name);
+	if (check_int(v, subject, d->min, d->max, &x, st) != NN_OK)
+		return st->code;
+	put_int(o, d, x);
+	return NN_OK;
 }
 
-/* Append s as a JSON string literal. */
+/* "between 0 and 1", "greater than 0 and at most 10", ...: the range of FLOAT option d */
 static void
-jout_string(jout *w, const char *s)
+float_range(const nn_option_def *d, char *buf, size_t len)
 {
-	jout_printf(w, "\"");
-	for (; *s && !w->overflow; s++)
-	{
-		unsigned char c = (unsigned char) *s;
+	int			lo_open = (d->flags & NN_OPTION_MIN_OPEN) != 0,
+				hi_open = (d->flags & NN_OPTION_MAX_OPEN) != 0;
 
-		if (c == '"' || c == '\\')
-			jout_printf(w, "\\%c", c);
-		else if (c == '\n')
-			jout_printf(w, "\\n");
-		else if (c == '\t')
-			jout_printf(w, "\\t");
-		else if (c == '\r')
-			jout_printf(w, "\\r");
-		else if (c < 0x20)
-			jout_printf(w, "\\u%04x", c);
-		else
-			jout_printf(w, "%c", c);
-	}
-	jout_printf(w, "\"");
-}
-
-/* Append the shortest decimal form of v that parses back to the same float. */
-static void
-jout_float(jout *w, float v)
-{
-	char		num[32];
-
-	for (int prec = 6; prec <= 9; prec++)
-	{
-		snprintf(num, sizeof(num), "%.*g", prec, (double) v);
-		if ((float) strtod(num, NULL) == v)
-			break;
-	}
-	jout_printf(w, "%s", num);
-}
-
-/* Append an enum name, or its number when it has none (never for valid options). */
-static void
-jout_name(jout *w, const char *name, int32_t v)
-{
-	if (name)
-		jout_string(w, name);
+	if (!lo_open && !hi_open)
+		snprintf(buf, len, "between %g and %g", d->min, d->max);
 	else
-		jout_printf(w, "%d", v);
+		snprintf(buf, len, "%s %g and %s %g", lo_open ? "greater than" : "at least", d->min,
+				 hi_open ? "less than" : "at most", d->max);
 }
 
-/* Canonical JSON of o into buf; returns its length, or -1 when buf is too small. */
+/* Set FLOAT option d; the range is checked on the float32 that is stored. */
+static int
+set_float(nn_options *o, const nn_option_def *d, const nn_value *v, nn_status *st)
+{
+	char		shown[SHOWN_LEN + 8];
+	char		range[96];
+	float		f;
+	int			ok;
+
+	if (v->kind != NN_VALUE_INT && v->kind != NN_VALUE_FLOAT)
+	{
+		nn_value_describe(v, shown, sizeof(shown));
+		return nn_fail(st, NN_ERR_INVALID, "option \"%s\" must be a number, not %s", d->name, shown);
+	}
+	number_shown(v, shown, sizeof(shown));
+	f = v->kind == NN_VALUE_INT ? (float) v->i : (float) v->f;
+	ok = (d->flags & NN_OPTION_MIN_OPEN) ? f > (float) d->min : f >= (float) d->min;
+	ok = ok && ((d->flags & NN_OPTION_MAX_OPEN) ? f < (float) d->max : f <= (float) d->max);
+	if (!ok)
+	{
+		float_range(d, range, sizeof(range));
+		return nn_fail(st, NN_ERR_INVALID, "option \"%s\" must be %s, not %s", d->name, range, shown);
+	}
+	memcpy((char *) o + d->offset, &f, sizeof(f));
+	return NN_OK;
+}
+
+/* Set BOOL option d. */
+static int
+set_bool(nn_options *o, const nn_option_def *d, const nn_value *v, nn_status *st)
+{
+	char		shown[SHOWN_LEN + 8];
+
+	if (v->kind != NN_VALUE_BOOL)
+	{
+		nn_value_describe(v, shown, sizeof(shown));
+		return nn_fail(st, NN_ERR_INVALID, "option \"%s\" must be a boolean, not %s", d->name, shown);
+	}
+	put_int(o, d, v->b != 0);
+	return NN_OK;
+}
+
+/* Set TEXT option d: at most max bytes, no NUL. */
+static int
+set_text(nn_options *o, const nn_option_def *d, const nn_value *v, nn_status *st)
+{
+	char		shown[SHOWN_LEN + 8];
+	char	   *field = (char *) o + d->offset;
+
+	if (v->kind != NN_VALUE_TEXT)
+	{
+		nn_value_describe(v, shown, sizeof(shown));
+		return nn_fail(st, NN_ERR_INVALID, "option \"%s\" must be a string, not %s", d->name, shown);
+	}
+	if ((double) v->len > d->max || v->len >= d->size)
+		return nn_fail(st, NN_ERR_LIMIT, "option \"%s\" is %zu bytes long, more than the limit of %.0f",
+					   d->name, v->len, d->max);
+	if (v->len > 0 && memchr(v->s, '\0', v->len) != NULL)
+		return nn_fail(st, NN_ERR_INVALID, "option \"%s\" holds a NUL byte", d->name);
+	memset(field, 0, d->size);
+	if (v->len > 0)
+		memcpy(field, v->s, v->len);
+	return NN_OK;
+}
+
+/* Set ENUM option d from one of its names. */
+static int
+set_enum(nn_options *o, const nn_option_def *d, const nn_value *v, nn_status *st)
+{
+	char		allowed[160];
+	char		shown[SHOWN_LEN + 8];
+	size_t		k = 0;
+	int32_t		i = -1;
+
+	allowed[0] = '\0';
+	for (int n = 0; n < d->nnames && k < sizeof(allowed); n++)
+		k += snprintf(allowed + k, sizeof(allowed) - k, "%s\"%s\"",
+					  n == 0 ? "" : (n == d->nnames - 1 ? " or " : ", "), d->names[n]);
+	if (v->kind != NN_VALUE_TEXT)
+	{
+		nn_value_describe(v, shown, sizeof(shown));
+		return nn_fail(st, NN_ERR_INVALID, "option \"%s\" must be %s, not %s", d->name, allowed, shown);
+	}
+	if (v->len <= NN_MAX_OPTION_NAME)
+		i = name_index(d->names, d->nnames, v->s, v->len);
+	if (i < 0)
+	{
+		quote(shown, sizeof(shown), v->s, v->len);
+		return nn_fail(st, NN_ERR_INVALID, "option \"%s\" must be %s, not \"%s\"", d->name, allowed, shown);
+	}
+	put_int(o, d, i);
+	return NN_OK;
+}
+
+/* Set SHAPE option d from [h, w, c], or null for "not given". */
+static int
+set_shape(nn_options *o, const nn_option_def *d, const nn_value *v, nn_status *st)
+{
+	char		shown[SHOWN_LEN + 8];
+	char		subject[NN_MAX_OPTION_NAME + 32];
+	int64_t		dims[3];
+	nn_shape	s = {0, 0, 0};
+
+	if (v->kind == NN_VALUE_ARRAY)
+	{
+		if (v->nitems != 3 || v->items == NULL)
+			return nn_fail(st, NN_ERR_INVALID, "option \"%s\" must have 3 values [h, w, c], not %d",
+						   d->name, v->nitems);
+		snprintf(subject, sizeof(subject), "each value of option \"%s\"", d->name);
+		for (int i = 0; i < 3; i++)
+			if (check_int(&v->items[i], subject, d->min, d->max, &dims[i], st) != NN_OK)
+				return st->code;
+		s.h = (int32_t) dims[0];
+		s.w = (int32_t) dims[1];
+		s.c = (int32_t) dims[2];
+	}
+	else if (v->kind != NN_VALUE_NULL)
+	{
+		nn_value_describe(v, shown, sizeof(shown));
+		return nn_fail(st, NN_ERR_INVALID, "option \"%s\" must be an array of 3 integers [h, w, c], not %s",
+					   d->name, shown);
+	}
+	memcpy((char *) o + d->offset, &s, sizeof(s));
+	return NN_OK;
+}
+
+/* Set option key to v (see options.h). */
 int
-nn_options_to_json(const nn_options *o, char *buf, size_t len)
+nn_options_set(nn_options *o, const char *key, const nn_value *v, nn_status *st)
 {
-	jout		w = {buf, len, 0, 0};
+	const nn_option_def *d = nn_option_find(key);
 
-	if (len == 0)
-		return -1;
-	buf[0] = '\0';
-	jout_printf(&w, "{\"layers\": ");
-	jout_string(&w, o->layers);
-	if (o->input.h > 0)
-		jout_printf(&w, ", \"input\": [%d, %d, %d]", o->input.h, o->input.w, o->input.c);
-	else
-		jout_printf(&w, ", \"input\": null");
-	jout_printf(&w, ", \"classes\": %d, \"epochs\": %d, \"batch_size\": %d, \"optimizer\": ",
-				o->classes, o->epochs, o->batch_size);
-	jout_name(&w, nn_optimizer_name(o->optimizer), o->optimizer);
-	jout_printf(&w, ", \"learning_rate\": ");
-	jout_float(&w, o->learning_rate);
-	jout_printf(&w, ", \"lr_schedule\": ");
-	jout_name(&w, nn_schedule_name(o->lr_schedule), o->lr_schedule);
-	jout_printf(&w, ", \"momentum\": ");
-	jout_float(&w, o->momentum);
-	jout_printf(&w, ", \"weight_decay\": ");
-	jout_float(&w, o->weight_decay);
-	jout_printf(&w, ", \"seed\": %llu, \"normalize\": ", (unsigned long long) o->seed);
-	jout_name(&w, nn_norm_name(o->normalize), o->normalize);
-	jout_printf(&w, ", \"validation_fraction\": ");
-	jout_float(&w, o->validation_fraction);
-	jout_printf(&w, ", \"threads\": %d, \"record_times\": %s}", o->threads,
-				o->record_times ? "true" : "false");
-	if (w.overflow)
+	if (key == NULL || v == NULL)
+		return nn_fail(st, NN_ERR_INVALID, "an option needs a key and a value");
+	if (d == NULL)
+		return unknown_key(key, st);
+	switch (d->type)
 	{
-		buf[0] = '\0';
-		return -1;
+		case NN_OPTION_INT:
+			return set_int(o, d, v, st);
+		case NN_OPTION_FLOAT:
+			return set_float(o, d, v, st);
+		case NN_OPTION_BOOL:
+			return set_bool(o, d, v, st);
+		case NN_OPTION_TEXT:
+			return set_text(o, d, v, st);
+		case NN_OPTION_ENUM:
+			return set_enum(o, d, v, st);
+		case NN_OPTION_SHAPE:
+			return set_shape(o, d, v, st);
 	}
-	return (int) w.n;
+	return nn_fail(st, NN_ERR_INVALID, "option \"%s\" has an unknown type", d->name);
+}
+
+/* Set option key to an integer. */
+int
+nn_options_set_int(nn_options *o, const char *key, int64_t v, nn_status *st)
+{
+	nn_value	x = {.kind = NN_VALUE_INT, .i = v};
+
+	return nn_options_set(o, key, &x, st);
+}
+
+/* Set option key to a number. */
+int
+nn_options_set_float(nn_options *o, const char *key, double v, nn_status *st)
+{
+	nn_value	x = {.kind = NN_VALUE_FLOAT, .f = v};
+
+	return nn_options_set(o, key, &x, st);
+}
+
+/* Set option key to a boolean. */
+int
+nn_options_set_bool(nn_options *o, const char *key, int v, nn_status *st)
+{
+	nn_value	x = {.kind = NN_VALUE_BOOL, .b = v != 0};
+
+	return nn_options_set(o, key, &x, st);
+}
+
+/* Set option key to a NUL-terminated text. */
+int
+nn_options_set_text(nn_options *o, const char *key, const char *v, nn_status *st)
+{
+	nn_value	x = {.kind = NN_VALUE_TEXT, .s = v, .len = v ? strlen(v) : 0};
+
+	return nn_options_set(o, key, &x, st);
+}
+
+/* Set option key to a shape; all zero means not given. */
+int
+nn_options_set_shape(nn_options *o, const char *key, nn_shape v, nn_status *st)
+{
+	nn_value	dims[3] = {{.kind = NN_VALUE_INT, .i = v.h}, {.kind = NN_VALUE_INT, .i = v.w},
+	{.kind = NN_VALUE_INT, .i = v.c}};
+	nn_value	x = {.kind = NN_VALUE_ARRAY, .nitems = 3, .items = dims};
+
+	if (v.h == 0 && v.w == 0 && v.c == 0)
+		x.kind = NN_VALUE_NULL;
+	return nn_options_set(o, key, &x, st);
+}
+
+/* ------------------------------------------------------------- from text */
+
+/*
+ * Read a number token text[0..len) into v (an integer when it is one that
+ * fits int64, else a double); shown is the NUL-terminated token. Returns 0
+ * when it is no number.
+ */
+static int
+parse_number(const char *shown, nn_value *v)
+{
+	const char *p = shown + (shown[0] == '-' || shown[0] == '+');
+	char	   *end;
+
+	memset(v, 0, sizeof(*v));
+	v->shown = shown;
+	if (*p == '\0')
+		return 0;
+	if (strspn(p, "0123456789") == strlen(p))
+	{
+		errno = 0;
+		v->i = strtoll(shown, &end, 10);
+		if (errno == 0 && *end == '\0')
+		{
+			v->kind = NN_VALUE_INT;
+			return 1;
+		}
+	}
+	/* digits first, and only what JSON numbers hold: no "inf", "nan" or hex */
+	if (!((*p >= '0' && *p <= '9') || *p == '.') || strspn(p, "0123456789.eE+-") != strlen(p))
+		return 0;
+	v->f = strtod(shown, &end);
+	if (*end != '\0' || end == shown)
+		return 0;
+	v->kind = NN_VALUE_FLOAT;
+	return 1;
+}
+
+/* Set SHAPE option key from "h,w,c", "[h, w, c]", "hxwxc", or "null"/"" for none. */
+static int
+parse_shape(nn_options *o, const char *key, const char *text, nn_status *st)
+{
+	char		buf[128];
+	nn_value	items[NN_VALUE_MAX_ITEMS];
+	nn_value	v = {.kind = NN_VALUE_ARRAY, .items = items};
+	nn_value	none = {.kind = NN_VALUE_NULL};
+	char	   *p = buf,
+			   *save = NULL;
+	size_t		n;
+
+	snprintf(buf, sizeof(buf), "%s", text);
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == ']' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	while (*p == '[' || *p == ' ')
+		p++;
+	if (*p == '\0' || strcmp(p, "null") == 0)
+		return nn_options_set(o, key, &none, st);
+	for (char *t = strtok_r(p, ",x ", &save); t != NULL; t = strtok_r(NULL, ",x ", &save))
+	{
+		if (v.nitems < NN_VALUE_MAX_ITEMS && !parse_number(t, &items[v.nitems]))
+		{
+			char		shown[SHOWN_LEN + 8];
+
+			quote(shown, sizeof(shown), t, strlen(t));
+			return nn_fail(st, NN_ERR_INVALID, "each value of option \"%s\" must be an integer, not \"%s\"",
+						   key, shown);
+		}
+		v.nitems++;
+	}
+	return nn_options_set(o, key, &v, st);
+}
+
+/* Set option key from text, parsed by its type (see options.h). */
+int
+nn_options_set_parsed(nn_options *o, const char *key, const char *text, nn_status *st)
+{
+	const nn_option_def *d = nn_option_find(key);
+	char		shown[SHOWN_LEN + 8];
+	nn_value	v;
+
+	if (key == NULL || text == NULL)
+		return nn_fail(st, NN_ERR_INVALID, "an option needs a key and a value");
+	if (d == NULL)
+		return unknown_key(key, st);
+	quote(shown, sizeof(shown), text, strlen(text));
+	switch (d->type)
+	{
+		case NN_OPTION_INT:
+		case NN_OPTION_FLOAT:
+			if (!parse_number(text, &v))
+				return nn_fail(st, NN_ERR_INVALID, "option \"%s\" must be %s, not \"%s\"",
+							   key, d->type == NN_OPTION_INT ? "an integer" : "a number", shown);
+			if (d->type == NN_OPTION_FLOAT && v.kind == NN_VALUE_INT)
+			{
+				v.kind = NN_VALUE_FLOAT;	/* as a double: "-0" keeps its sign */
+				v.f = strtod(text, NULL);
+			}
+			return nn_options_set(o, key, &v, st);
+		case NN_OPTION_BOOL:
+			{
+				static const char *const yes[] = {"true", "on", "yes", "1", "t"};
+				static const char *const no[] = {"false", "off", "no", "0", "f"};
+
+				if (name_index(yes, NAMES_COUNT(yes), text, strlen(text)) >= 0)
+					return nn_options_set_bool(o, key, 1, st);
+				if (name_index(no, NAMES_COUNT(no), text, strlen(text)) >= 0)
+					return nn_options_set_bool(o, key, 0, st);
+				return nn_fail(st, NN_ERR_INVALID, "option \"%s\" must be a boolean (true or false), not \"%s\"",
+							   key, shown);
+			}
+		case NN_OPTION_TEXT:
+		case NN_OPTION_ENUM:
+			return nn_options_set_text(o, key, text, st);
+		case NN_OPTION_SHAPE:
+			return parse_shape(o, key, text, st);
+	}
+	return nn_fail(st, NN_ERR_INVALID, "option \"%s\" has an unknown type", key);
+}
+
+/* Set one option from "key=value". */
+int
+nn_options_assign(nn_options *o, const char *assignment, nn_status *st)
+{
+	const char *eq = assignment ? strchr(assignment, '=') : NULL;
+	char		key[2 * NN_MAX_OPTION_NAME + 1];
+	char		shown[SHOWN_LEN + 8];
+	size_t		n;
+
+	if (eq == NULL)
+	{
+		quote(shown, sizeof(shown), assignment ? assignment : "", assignment ? strlen(assignment) : 0);
+		return nn_fail(st, NN_ERR_INVALID, "expected key=value, not \"%s\"", shown);
+	}
+	n = (size_t) (eq - assignment);
+	if (n >= sizeof(key))
+		n = sizeof(key) - 1;	/* longer than any name: unknown either way */
+	memcpy(key, assignment, n);
+	key[n] = '\0';
+	return nn_options_set_parsed(o, key, eq + 1, st);
+}
+
+/* The value of option d as text nn_options_set_parsed reads back; returns its length. */
+int
+nn_option_format(const nn_options *o, const nn_option_def *d, char *buf, size_t len)
+{
+	switch (d->type)
+	{
+		case NN_OPTION_INT:
+			return snprintf(buf, len, "%lld", (long long) nn_option_int(o, d));
+		case NN_OPTION_FLOAT:
+			return snprintf(buf, len, "%.9g", (double) nn_option_float(o, d));
+		case NN_OPTION_BOOL:
+			return snprintf(buf, len, "%s", nn_option_int(o, d) ? "true" : "false");
+		case NN_OPTION_TEXT:
+		case NN_OPTION_ENUM:
+			return snprintf(buf, len, "%s", nn_option_text(o, d));
+		case NN_OPTION_SHAPE:
+			{
+				nn_shape	s = nn_option_shape(o, d);
+
+				if (s.h == 0 && s.w == 0 && s.c == 0)
+					return snprintf(buf, len, "null");
+				return snprintf(buf, len, "%d,%d,%d", s.h, s.w, s.c);
+			}
+	}
+	return snprintf(buf, len, "?");
 }

@@ -18,6 +18,7 @@ _PG_init(void)
 {
 	MlcnnGucInit();
 	MlcnnThreadsInit();
+	MlcnnOptionsInit();
 	MlcnnInterruptsInit();
 	MlcnnModelCacheInit();
 	MlcnnExplainInit();			/* hooks: keep last */

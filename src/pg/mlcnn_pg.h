@@ -7,6 +7,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/jsonb.h"
 
 #include "model.h"
 #include "train.h"
@@ -105,6 +106,44 @@ bytea	   *MlcnnModelToBytea(const nn_model *m);
 void		MlcnnCheckPixels(const nn_model *m, Size len);
 /* run B images (rows) through the cached model; logits in work.act[nlayers] */
 void		MlcnnModelForward(MlcnnModel *mm, const uint8_t *const *rows, int B, nn_timing *t);
+
+/* ------------------------------------------------------------ json.c */
+
+/*
+ * The one jsonb writer: values go under a key inside an object, or (key
+ * NULL) as the next element of an array or as the document itself.
+ */
+typedef struct MlcnnJson
+{
+	JsonbParseState *state;
+	JsonbValue *result;	/* the closed document */
+} MlcnnJson;
+
+void		MlcnnJsonInit(MlcnnJson *j);
+void		MlcnnJsonBeginObject(MlcnnJson *j, const char *key);
+void		MlcnnJsonEndObject(MlcnnJson *j);
+void		MlcnnJsonBeginArray(MlcnnJson *j, const char *key);
+void		MlcnnJsonEndArray(MlcnnJson *j);
+void		MlcnnJsonInt(MlcnnJson *j, const char *key, int64 value);
+/* floats in PostgreSQL's shortest exact form; null when not finite */
+void		MlcnnJsonFloat4(MlcnnJson *j, const char *key, float value);
+void		MlcnnJsonFloat8(MlcnnJson *j, const char *key, double value);
+void		MlcnnJsonText(MlcnnJson *j, const char *key, const char *value);
+void		MlcnnJsonBool(MlcnnJson *j, const char *key, bool value);
+void		MlcnnJsonNull(MlcnnJson *j, const char *key);
+/* the closed document as a Jsonb */
+Jsonb	   *MlcnnJsonFinish(MlcnnJson *j);
+
+/* ------------------------------------------------------------ options.c */
+
+/* point the core's "did you mean" at varstr_levenshtein */
+void		MlcnnOptionsInit(void);
+/* apply an options jsonb over *o through the core's table; *o unchanged on error */
+int			MlcnnOptionsFromJsonb(nn_options *o, Jsonb *jb, nn_status *st);
+/* the options as a jsonb object under key */
+void		MlcnnJsonOptions(MlcnnJson *j, const char *key, const nn_options *o);
+/* a format-1 model's JSON options text into m->options (XX001 when bad) */
+void		MlcnnModelOptionsV1(nn_model *m);
 
 /* ------------------------------------------------------------ stats.c */
 

@@ -164,20 +164,32 @@ session_find(struct varlena *raw, uint32 crc)
 	return NULL;
 }
 
-/* Copy a decoded model's parameters and history into dst, allocated from a; false if out of memory. */
+/* Copy a decoded model's parameters, history, buffers and format-1 options text into dst, allocated from a; false if out of memory. */
 static bool
 copy_model(nn_model *dst, const nn_model *src, const nn_allocator *a)
 {
 	*dst = *src;
 	dst->history = NULL;
+	dst->buffers = NULL;
+	dst->options_v1 = NULL;
 	dst->params = nn_alloc(a, src->net.nparams * sizeof(float) + 1);
 	if (src->nepochs > 0)
 		dst->history = nn_alloc(a, (size_t) src->nepochs * sizeof(nn_epoch));
-	if (dst->params == NULL || (src->nepochs > 0 && dst->history == NULL))
+	if (src->buffers != NULL)
+		dst->buffers = nn_alloc(a, src->net.nbuffers * sizeof(float) + 1);
+	if (src->options_v1 != NULL)
+		dst->options_v1 = nn_alloc(a, strlen(src->options_v1) + 1);
+	if (dst->params == NULL || (src->nepochs > 0 && dst->history == NULL) ||
+		(src->buffers != NULL && dst->buffers == NULL) ||
+		(src->options_v1 != NULL && dst->options_v1 == NULL))
 		return false;
 	memcpy(dst->params, src->params, src->net.nparams * sizeof(float));
 	if (src->nepochs > 0)
 		memcpy(dst->history, src->history, (size_t) src->nepochs * sizeof(nn_epoch));
+	if (src->buffers != NULL)
+		memcpy(dst->buffers, src->buffers, src->net.nbuffers * sizeof(float));
+	if (src->options_v1 != NULL)
+		strcpy(dst->options_v1, src->options_v1);
 	return true;
 }
 

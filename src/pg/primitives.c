@@ -14,7 +14,6 @@
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
-#include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -269,51 +268,53 @@ Datum
 mlcnn_evaluate_finalfn(PG_FUNCTION_ARGS)
 {
 	BatchState *s = batch_final(fcinfo, false);
-	StringInfoData buf;
+	MlcnnJson	j;
 	int			K;
 
 	if (s == NULL)
 		PG_RETURN_NULL();
 	K = s->mm->model.net.classes;
 
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"rows\": " INT64_FORMAT ", \"skipped\": " INT64_FORMAT ", \"correct\": " INT64_FORMAT,
-					 s->n, s->skipped, s->correct);
-	if (s->n > 0)
-		appendStringInfo(&buf, ", \"accuracy\": %.6f, \"loss\": %.6f",
-						 (double) s->correct / s->n, s->loss / s->n);
-	else
-		appendStringInfoString(&buf, ", \"accuracy\": null, \"loss\": null");
-	appendStringInfoString(&buf, ", \"confusion_matrix\": [");
+	MlcnnJsonInit(&j);
+	MlcnnJsonBeginObject(&j, NULL);
+	MlcnnJsonInt(&j, "rows", s->n);
+	MlcnnJsonInt(&j, "skipped", s->skipped);
+	MlcnnJsonInt(&j, "correct", s->correct);
+	/*
+	 * No rows: no accuracy, no loss (the floats' null). The loss is a mean
+	 * of float32 losses, shown at float32 precision: how the rows fell into
+	 * batches regroups its double sum, which must not show.
+	 */
+	MlcnnJsonFloat8(&j, "accuracy", s->n > 0 ? (double) s->correct / s->n : NAN);
+	MlcnnJsonFloat4(&j, "loss", s->n > 0 ? (float) (s->loss / s->n) : NAN);
+	MlcnnJsonBeginArray(&j, "confusion_matrix");
 	for (int i = 0; i < K; i++)
 	{
-		appendStringInfoString(&buf, i ? ", [" : "[");
-		for (int j = 0; j < K; j++)
-			appendStringInfo(&buf, "%s" INT64_FORMAT, j ? ", " : "", s->confusion[i * K + j]);
-		appendStringInfoChar(&buf, ']');
+		MlcnnJsonBeginArray(&j, NULL);
+		for (int k = 0; k < K; k++)
+			MlcnnJsonInt(&j, NULL, s->confusion[i * K + k]);
+		MlcnnJsonEndArray(&j);
 	}
+	MlcnnJsonEndArray(&j);
 	for (int pass = 0; pass < 2; pass++)
 	{
-		appendStringInfo(&buf, "], \"%s\": [", pass == 0 ? "precision" : "recall");
+		MlcnnJsonBeginArray(&j, pass == 0 ? "precision" : "recall");
 		for (int k = 0; k < K; k++)
 		{
 			int64		hit = s->confusion[k * K + k],
 						total = 0;
 
-			for (int j = 0; j < K; j++)
-				total += pass == 0 ? s->confusion[j * K + k] : s->confusion[k * K + j];
-			if (k)
-				appendStringInfoString(&buf, ", ");
-			if (total > 0)
-				appendStringInfo(&buf, "%.6f", (double) hit / total);
-			else
-				appendStringInfoString(&buf, "null");
+			for (int i = 0; i < K; i++)
+				total += pass == 0 ? s->confusion[i * K + k] : s->confusion[k * K + i];
+			/* a class never predicted (precision) or never present (recall): null */
+			MlcnnJsonFloat8(&j, NULL, total > 0 ? (double) hit / total : NAN);
 		}
+		MlcnnJsonEndArray(&j);
 	}
-	appendStringInfoString(&buf, "]}");
+	MlcnnJsonEndObject(&j);
 	MlcnnStatsAdd(MLCNN_FN_EVALUATE, 1, s->n + s->skipped, s->seconds, &s->t, 0,
 				  s->alloc.peak + s->mm->alloc.peak);
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	PG_RETURN_JSONB_P(MlcnnJsonFinish(&j));
 }
 
 /* Decode a blob for a one-shot function, in the current context. */
@@ -354,6 +355,7 @@ update_weights(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the second argument of update_weights must be gradients from compute_gradients, not a model")));
+	MlcnnModelOptionsV1(&m);	/* a format-1 model keeps its options in format 2 */
 	if (!nn_net_same(&m.net, &g.net, NULL, 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
@@ -380,6 +382,63 @@ update_weights(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(out);
 }
 
+/* The model_info document of m, a blob of blob_bytes bytes. */
+static Jsonb *
+model_info_jsonb(const nn_model *m, Size blob_bytes)
+{
+	bool		timed = m->options.record_times && m->kind == NN_BLOB_MODEL;
+	MlcnnJson	j;
+
+	MlcnnJsonInit(&j);
+	MlcnnJsonBeginObject(&j, NULL);
+	MlcnnJsonInt(&j, "format_version", m->format);
+	MlcnnJsonText(&j, "kind", m->kind == NN_BLOB_MODEL ? "model" : "gradients");
+	MlcnnJsonText(&j, "layers", m->net.spec);
+	MlcnnJsonBeginArray(&j, "input");
+	MlcnnJsonInt(&j, NULL, m->net.input.h);
+	MlcnnJsonInt(&j, NULL, m->net.input.w);
+	MlcnnJsonInt(&j, NULL, m->net.input.c);
+	MlcnnJsonEndArray(&j);
+	MlcnnJsonInt(&j, "classes", m->net.classes);
+	MlcnnJsonInt(&j, "parameters", (int64) m->net.nparams);
+	if (m->net.nbuffers > 0)
+		MlcnnJsonInt(&j, "buffers", (int64) m->net.nbuffers);
+	MlcnnJsonInt(&j, "size_bytes", (int64) blob_bytes);
+	MlcnnJsonBeginObject(&j, "normalize");
+	MlcnnJsonText(&j, "mode", nn_norm_name(m->norm.mode));
+	if (m->norm.mode == NN_NORM_ZSCORE)
+	{
+		MlcnnJsonFloat4(&j, "mean", m->norm.mean);
+		MlcnnJsonFloat4(&j, "std", m->norm.std);
+	}
+	MlcnnJsonEndObject(&j);
+	if (m->kind == NN_BLOB_MODEL)
+		MlcnnJsonOptions(&j, "options", &m->options);
+	else
+		MlcnnJsonNull(&j, "options");
+	MlcnnJsonInt(&j, "rows_trained", m->rows_trained);
+	MlcnnJsonInt(&j, "rows_skipped", m->rows_skipped);
+	if (m->kind == NN_BLOB_GRADIENTS)
+		MlcnnJsonInt(&j, "gradient_rows", m->grad_rows);
+	MlcnnJsonBeginArray(&j, "history");
+	for (int i = 0; i < m->nepochs; i++)
+	{
+		const nn_epoch *e = &m->history[i];
+
+		MlcnnJsonBeginObject(&j, NULL);
+		MlcnnJsonInt(&j, "epoch", i + 1);
+		MlcnnJsonFloat4(&j, "loss", e->loss);
+		MlcnnJsonFloat4(&j, "train_accuracy", e->train_acc);
+		MlcnnJsonFloat4(&j, "validation_accuracy", e->val_acc);	/* NaN without a hold-out: null */
+		MlcnnJsonFloat4(&j, "seconds", timed ? e->seconds : NAN);
+		MlcnnJsonEndObject(&j);
+	}
+	MlcnnJsonEndArray(&j);
+	MlcnnJsonFloat8(&j, "training_seconds", timed ? m->train_seconds : NAN);
+	MlcnnJsonEndObject(&j);
+	return MlcnnJsonFinish(&j);
+}
+
 /* model_info(model): everything the blob says about itself, as jsonb. */
 Datum
 model_info(PG_FUNCTION_ARGS)
@@ -387,16 +446,13 @@ model_info(PG_FUNCTION_ARGS)
 	bytea	   *mb = PG_GETARG_BYTEA_PP(0);
 	nn_model	m;
 	MlcnnAlloc	alloc;
-	Size		len;
-	char	   *buf;
+	Jsonb	   *info;
 
 	decode_any(&m, mb, &alloc);
-	len = nn_model_info_size(&m);
-	buf = palloc(len);
-	if (nn_model_info_json(&m, VARSIZE_ANY_EXHDR(mb), buf, len) < 0)
-		elog(ERROR, "model_info text does not fit %zu bytes. Please report a bug.", len);
+	MlcnnModelOptionsV1(&m);
+	info = model_info_jsonb(&m, VARSIZE_ANY_EXHDR(mb));
 	MlcnnStatsAdd(MLCNN_FN_MODEL_INFO, 1, 1, 0, NULL, 0, alloc.peak);
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf)));
+	PG_RETURN_JSONB_P(info);
 }
 
 /* One row of model_weights. */

@@ -3,8 +3,9 @@
  *
  * The transition function only buffers: each row's pixels (one byte per
  * pixel) and label go into an nn_rows store in a memory context of its
- * own, after the options have been parsed once (from the first row that
- * carries them) so that a bad pixel length or label fails at that row. All
+ * own, after the options have been read once (from the first row that
+ * carries them, through the core's option table) so that a bad pixel
+ * length or label fails at that row. All
  * the learning happens in the final function, which hands the rows to
  * nn_train(). Parallel plans work: each worker buffers its share, the
  * states travel serialised, the leader merges them, and nn_train() puts
@@ -38,7 +39,7 @@ typedef struct TrainState
 	MlcnnAlloc	alloc;
 	nn_rows		rows;
 	bool		sized;			/* rows.row_bytes is known */
-	bool		configured;		/* opt is parsed */
+	bool		configured;		/* opt is set */
 	nn_options	opt;
 	char	   *opt_raw;		/* the options jsonb as given, for equality */
 	Size		opt_len;
@@ -63,7 +64,7 @@ state_create(MemoryContext aggcxt)
 	return s;
 }
 
-/* Parse an options jsonb (NULL = defaults) into s->opt and remember its bytes. */
+/* Apply an options jsonb (NULL = defaults) to s->opt through the core's table, and remember its bytes. */
 static void
 state_configure(TrainState *s, Jsonb *jb)
 {
@@ -72,14 +73,11 @@ state_configure(TrainState *s, Jsonb *jb)
 	nn_options_default(&s->opt);
 	if (jb != NULL)
 	{
-		char	   *text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
-
-		if (nn_options_parse(&s->opt, text, strlen(text), &st) != NN_OK)
+		if (MlcnnOptionsFromJsonb(&s->opt, jb, &st) != NN_OK)
 			MlcnnReportStatus(&st);
 		s->opt_len = VARSIZE(jb);
 		s->opt_raw = MemoryContextAlloc(s->cxt, s->opt_len);
 		memcpy(s->opt_raw, jb, s->opt_len);
-		pfree(text);
 	}
 	s->configured = true;
 }

@@ -1,98 +1,131 @@
 /*
- * fuzz_options.c: libFuzzer harness of the training-options JSON parser,
- * nn_options_parse(), on raw bytes (not NUL-terminated: the harness hands
- * over an exact-size heap copy, so a read past len is an ASan report).
+ * fuzz_options.c: libFuzzer harness of the option table's setters, through
+ * the text form bench/nn_bench --set takes: the input is lines of
+ * "key=value" (at most 64), each applied with nn_options_assign() over the
+ * options so far (raw bytes in exact-size copies, so a read past a line is
+ * an ASan report).
  *
- * Options that parse must round-trip: nn_options_to_json() writes them in
- * fewer than NN_MAX_OPTIONS_JSON bytes (model.c stores them in a buffer of
- * that size), the text parses again to the same struct, and writing into
- * any shorter buffer fails cleanly with -1 and a terminated buffer.
+ * A failed assignment must set a status with a message and change nothing.
+ * After the last line, every option must hold a value its own setter accepts,
+ * and the options must survive the round trip of nn_option_format() and
+ * nn_options_set_parsed() (floats compared bit for bit); they must also
+ * survive the typed values of nn_options_set() built from the getters, as
+ * the model reader applies them.
  */
 #include "fuzz.h"
 #include "options.h"
 
-/* Compare every field of two option sets; floats bit for bit. */
-static void
-check_same_options(const nn_options *a, const nn_options *b, const char *json)
+#define MAX_LINES 64
+
+/* Every option of a and b holds the same bytes. */
+static int
+same_options(const nn_options *a, const nn_options *b)
 {
-	FUZZ_CHECK(strcmp(a->layers, b->layers) == 0, "layers differ after a round trip through %s", json);
-	FUZZ_CHECK(memcmp(&a->input, &b->input, sizeof(nn_shape)) == 0, "input differs: %s", json);
-	FUZZ_CHECK(a->classes == b->classes && a->epochs == b->epochs &&
-			   a->batch_size == b->batch_size && a->optimizer == b->optimizer &&
-			   a->lr_schedule == b->lr_schedule && a->seed == b->seed &&
-			   a->normalize == b->normalize && a->threads == b->threads &&
-			   a->record_times == b->record_times,
-			   "an integer option differs after a round trip through %s", json);
-	FUZZ_CHECK(memcmp(&a->learning_rate, &b->learning_rate, sizeof(float)) == 0 &&
-			   memcmp(&a->momentum, &b->momentum, sizeof(float)) == 0 &&
-			   memcmp(&a->weight_decay, &b->weight_decay, sizeof(float)) == 0 &&
-			   memcmp(&a->validation_fraction, &b->validation_fraction, sizeof(float)) == 0,
-			   "a float option differs after a round trip through %s "
-			   "(lr %.9g/%.9g momentum %.9g/%.9g decay %.9g/%.9g validation %.9g/%.9g)", json,
-			   a->learning_rate, b->learning_rate, a->momentum, b->momentum,
-			   a->weight_decay, b->weight_decay, a->validation_fraction, b->validation_fraction);
+	return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+/* Apply each option's value of o, read by the getters, to defaults; they must give o back. */
+static void
+check_typed_round_trip(const nn_options *o)
+{
+	nn_options	back;
+	nn_status	st;
+
+	nn_options_default(&back);
+	memcpy(back.layers, o->layers, sizeof(o->layers));	/* the bytes after the NUL too */
+	for (int i = 0; i < nn_option_count; i++)
+	{
+		const nn_option_def *d = &nn_option_table[i];
+		int			rc = NN_OK;
+
+		memset(&st, 0, sizeof(st));
+		switch (d->type)
+		{
+			case NN_OPTION_INT:
+				rc = nn_options_set_int(&back, d->name, nn_option_int(o, d), &st);
+				break;
+			case NN_OPTION_FLOAT:
+				rc = nn_options_set_float(&back, d->name, nn_option_float(o, d), &st);
+				break;
+			case NN_OPTION_BOOL:
+				rc = nn_options_set_bool(&back, d->name, (int) nn_option_int(o, d), &st);
+				break;
+			case NN_OPTION_TEXT:
+			case NN_OPTION_ENUM:
+				if (d->type == NN_OPTION_ENUM)
+					rc = nn_options_set_text(&back, d->name, nn_option_text(o, d), &st);
+				break;
+			case NN_OPTION_SHAPE:
+				rc = nn_options_set_shape(&back, d->name, nn_option_shape(o, d), &st);
+				break;
+		}
+		FUZZ_CHECK(rc == NN_OK, "the value of %s does not set again: %s", d->name, st.msg);
+	}
+	FUZZ_CHECK(same_options(o, &back), "options changed through their typed values");
+}
+
+/* Format every option of o and parse it back; the options must be the same. */
+static void
+check_text_round_trip(const nn_options *o)
+{
+	static char buf[NN_MAX_SPEC + 64];
+	nn_options	back;
+	nn_status	st;
+
+	nn_options_default(&back);
+	memcpy(back.layers, o->layers, sizeof(o->layers));
+	for (int i = 0; i < nn_option_count; i++)
+	{
+		const nn_option_def *d = &nn_option_table[i];
+		int			n = nn_option_format(o, d, buf, sizeof(buf));
+
+		FUZZ_CHECK(n >= 0 && (size_t) n < sizeof(buf), "%s formats to %d bytes", d->name, n);
+		if (d->type == NN_OPTION_TEXT)
+			continue;			/* text is itself; layers may hold any bytes but NUL */
+		memset(&st, 0, sizeof(st));
+		FUZZ_CHECK(nn_options_set_parsed(&back, d->name, buf, &st) == NN_OK,
+				   "%s=%s does not read back: %s", d->name, buf, st.msg);
+	}
+	FUZZ_CHECK(same_options(o, &back), "options changed through their text");
 }
 
 /* libFuzzer entry point. */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char	   *json = malloc(size ? size : 1);
-	char	   *out;
 	nn_options	o,
-				back;
+				before;
 	nn_status	st;
-	int			rc,
-				n;
+	size_t		start = 0;
+	int			lines = 0;
 
-	if (json == NULL)
-		abort();
-	memcpy(json, data, size);
 	nn_options_default(&o);
-	memset(&st, 0, sizeof(st));
-	rc = nn_options_parse(&o, json, size, &st);
-	free(json);
-	if (rc != NN_OK)
+	while (start <= size && lines++ < MAX_LINES)
 	{
-		fuzz_check_failure(rc, &st);
-		return 0;
-	}
-	FUZZ_CHECK(memchr(o.layers, '\0', NN_MAX_SPEC) != NULL, "layers not NUL-terminated");
+		const uint8_t *nl = memchr(data + start, '\n', size - start);
+		size_t		end = nl ? (size_t) (nl - data) : size;
+		char	   *line = malloc(end - start + 1);
+		int			rc;
 
-	out = malloc(NN_MAX_OPTIONS_JSON);
-	if (out == NULL)
-		abort();
-	n = nn_options_to_json(&o, out, NN_MAX_OPTIONS_JSON);
-	FUZZ_CHECK(n >= 0 && n < NN_MAX_OPTIONS_JSON, "canonical JSON does not fit %d bytes (%d)",
-			   NN_MAX_OPTIONS_JSON, n);
-	FUZZ_CHECK((size_t) n == strlen(out), "to_json returned %d for %zu bytes", n, strlen(out));
-
-	/* the canonical text parses, over the defaults, to the same options */
-	nn_options_default(&back);
-	memset(&st, 0, sizeof(st));
-	{
-		char	   *exact = malloc((size_t) n ? (size_t) n : 1);
-
-		if (exact == NULL)
+		if (line == NULL)
 			abort();
-		memcpy(exact, out, (size_t) n);
-		rc = nn_options_parse(&back, exact, (size_t) n, &st);
-		free(exact);
+		memcpy(line, data + start, end - start);
+		line[end - start] = '\0';
+		before = o;
+		memset(&st, 0, sizeof(st));
+		rc = nn_options_assign(&o, line, &st);
+		free(line);
+		if (rc != NN_OK)
+		{
+			fuzz_check_failure(rc, &st);
+			FUZZ_CHECK(same_options(&o, &before), "a failed assignment changed the options");
+		}
+		FUZZ_CHECK(memchr(o.layers, '\0', NN_MAX_SPEC) != NULL, "layers not NUL-terminated");
+		if (nl == NULL)
+			break;
+		start = end + 1;
 	}
-	FUZZ_CHECK(rc == NN_OK, "canonical JSON does not parse: %s: %s", st.msg, out);
-	check_same_options(&o, &back, out);
-
-	/* too-small buffers: -1, terminated, nothing written past the end */
-	for (size_t len = 1; len <= (size_t) n; len += 1 + len / 3)
-	{
-		char	   *small = malloc(len);
-
-		if (small == NULL)
-			abort();
-		FUZZ_CHECK(nn_options_to_json(&o, small, len) == -1, "to_json into %zu of %d bytes did not fail", len, n);
-		FUZZ_CHECK(memchr(small, '\0', len) != NULL, "to_json left %zu bytes unterminated", len);
-		free(small);
-	}
-	free(out);
+	check_typed_round_trip(&o);
+	check_text_round_trip(&o);
 	return 0;
 }

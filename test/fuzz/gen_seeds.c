@@ -7,8 +7,10 @@
  * Models are written with nn_model_write() for a small architecture (a few
  * hundred parameters, so a blob is about a kilobyte) and read back with
  * nn_model_read() before they are kept; row stores with nn_rows_serialize();
- * IDX pairs in the framing fuzz_idx.c expects (see there). The text seeds
- * (layer specs, options JSON) are plain files kept in corpus/ by hand.
+ * IDX pairs in the framing fuzz_idx.c expects (see there). The format-1
+ * model of test/fixtures (written by the code of that time) is copied in
+ * as a model seed, since no writer makes format 1 any more. The text seeds
+ * (layer specs, key=value options) are plain files kept in corpus/ by hand.
  */
 #include <errno.h>
 #include <math.h>
@@ -118,6 +120,26 @@ model_seed(const char *name, int kind, const char *spec, nn_shape in, int classe
 	free(buf);
 	free(m.history);
 	free(m.params);
+}
+
+/* Copy a blob written by the format-1 code (test/fixtures, read from the repository root). */
+static void
+copy_seed(const char *name, const char *path)
+{
+	FILE	   *f = fopen(path, "rb");
+	uint8_t		buf[1 << 16];
+	size_t		len;
+	nn_model	back;
+	nn_status	st;
+
+	if (f == NULL)
+		die(path, strerror(errno));
+	len = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	if (nn_model_read(&back, buf, len, &nn_malloc_allocator, &st) != NN_OK)
+		die(path, st.msg);
+	nn_model_free(&back, &nn_malloc_allocator);
+	write_seed("model", name, buf, len);
 }
 
 /* Serialise a row store of n rows of rb bytes. */
@@ -255,6 +277,7 @@ main(int argc, char **argv)
 			   rgb, 2, 3, NN_NORM_ZSCORE, 11);
 	model_seed("gradients-small.bin", NN_BLOB_GRADIENTS,
 			   "conv(1,3,2) relu dense(2)", mnistish, 2, 0, NN_NORM_NONE, 3);
+	copy_seed("model-format1.bin", "test/fixtures/model_v1.bin");
 
 	rows_seed("rows-empty.bin", 16, 0, 0);
 	rows_seed("rows-three.bin", 16, 3, 2);

@@ -2,9 +2,11 @@
 --   * no SECURITY DEFINER function; every function of the extension has the
 --     STRICT, volatility, PARALLEL and language labels of an explicit list
 --     (a new function fails this test until it is added to the list);
---   * the install script names every object it creates or uses with
---     @extschema@ (or leaves it to pg_catalog), and CREATE EXTENSION under a
---     hostile search_path binds to pg_catalog and the extension's own objects;
+--   * the install script of the default version and every update script
+--     name every object they create or use with @extschema@ (or leave it to
+--     pg_catalog), and CREATE EXTENSION (fresh, or 0.1.0 then ALTER
+--     EXTENSION UPDATE) under a hostile search_path binds to pg_catalog and
+--     the extension's own objects;
 --   * the extension is not trusted: only superusers create it;
 --   * load_idx is refused to roles without pg_read_server_files, while an
 --     ordinary role can use everything else.
@@ -18,7 +20,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(36);
+SELECT plan(38);
 
 -- the functions of the extension (pg_depend deptype 'e'), whatever schema
 CREATE TEMP VIEW sec_fn AS
@@ -76,11 +78,21 @@ SELECT set_eq(
 	'every mlcnn function has the STRICT, volatility, PARALLEL and language labels of the list, and no other function exists');
 
 -- ------------------------------------------------------------ the install script, read as text
+-- the full script of the default version (what CREATE EXTENSION runs)
 CREATE TEMP TABLE sec_script AS
 SELECT n AS line_no, line
 FROM regexp_split_to_table(
-	pg_read_file((SELECT setting FROM pg_config WHERE name = 'SHAREDIR') || '/extension/mlcnn--0.1.0.sql'),
+	pg_read_file((SELECT setting FROM pg_config WHERE name = 'SHAREDIR') || '/extension/mlcnn--' ||
+	             (SELECT default_version FROM pg_available_extensions WHERE name = 'mlcnn') || '.sql'),
 	E'\n') WITH ORDINALITY AS s(line, n);
+-- and every update script (what ALTER EXTENSION mlcnn UPDATE runs)
+CREATE TEMP TABLE sec_update AS
+SELECT f AS script, n AS line_no, line
+FROM pg_ls_dir((SELECT setting FROM pg_config WHERE name = 'SHAREDIR') || '/extension') f,
+LATERAL regexp_split_to_table(
+	pg_read_file((SELECT setting FROM pg_config WHERE name = 'SHAREDIR') || '/extension/' || f),
+	E'\n') WITH ORDINALITY AS s(line, n)
+WHERE f ~ '^mlcnn--[0-9.]+--[0-9.]+\.sql$';
 
 SELECT cmp_ok((SELECT count(*)::int FROM sec_script WHERE line ~* '^\s*CREATE\s'), '>=', 25,
 	'the installed script was read (it creates at least 25 objects)');
@@ -105,6 +117,15 @@ SELECT is(
 	NULL, 'every FROM/JOIN of a view reads @extschema@ or pg_catalog');
 SELECT is((SELECT count(*)::int FROM sec_script WHERE line ~* 'SECURITY\s+DEFINER' AND line !~ '^\s*--'), 0,
 	'the script has no SECURITY DEFINER');
+SELECT is(
+	(SELECT string_agg(script || ':' || line_no || ': ' || line, E'\n') FROM sec_update
+	 WHERE (line ~* '^\s*CREATE\s' AND line !~* '^\s*CREATE\s+(FUNCTION|AGGREGATE|VIEW|TABLE|TYPE|DOMAIN|OPERATOR|CAST|SEQUENCE)\s+@extschema@\.')
+	    OR (line ~* '^\s*COMMENT\s+ON\s' AND line !~* '^\s*COMMENT\s+ON\s+(FUNCTION|AGGREGATE|VIEW|TABLE|TYPE)\s+@extschema@\.')
+	    OR (line ~* 'SECURITY\s+DEFINER' AND line !~ '^\s*--')
+	    OR (line ~* '\m(FROM|JOIN)\s+[a-z_"]' AND line !~* '\m(FROM|JOIN)\s+(@extschema@|pg_catalog)\.'
+	        AND line !~* '^\s*(--|COMMENT\s)' AND line !~ '^''' AND line !~ '^\\echo')),
+	NULL, 'the update scripts (' || (SELECT count(DISTINCT script) FROM sec_update) ||
+	') follow the same rules: @extschema@ names, no SECURITY DEFINER');
 
 -- ------------------------------------------------------------ roles
 CREATE ROLE mlcnn_sec_plain;
@@ -206,6 +227,10 @@ RESET ROLE;
 SET LOCAL search_path = mlcnn_evil, pg_catalog, public;
 SELECT lives_ok($$CREATE EXTENSION mlcnn SCHEMA "Mlcnn Fresh-1"$$,
 	'CREATE EXTENSION into a fresh, oddly named schema works under a hostile search_path');
+-- so does the way there from 0.1.0; what follows checks the updated install
+SELECT lives_ok($$DROP EXTENSION mlcnn; CREATE EXTENSION mlcnn SCHEMA "Mlcnn Fresh-1" VERSION '0.1.0';
+                  ALTER EXTENSION mlcnn UPDATE$$,
+	'CREATE EXTENSION ... VERSION ''0.1.0'' and ALTER EXTENSION mlcnn UPDATE work under the hostile search_path');
 SET LOCAL search_path = public, pg_catalog;
 
 SELECT is((SELECT count(*)::int FROM sec_fn WHERE pronamespace <> '"Mlcnn Fresh-1"'::regnamespace), 0,

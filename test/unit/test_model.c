@@ -1,20 +1,27 @@
 /*
  * test_model.c: the model byte format (src/nn/model.c).
  *
- * A model written with nn_model_write and read with nn_model_read must come
- * back identical: parameters bit for bit, spec, shapes, normalisation,
- * options, counters and history. Every damaged blob must be refused with
- * NN_ERR_CORRUPT, without crashing and without leaking (a counting
- * allocator checks that every failed read freed what it took):
+ * A model written with nn_model_write (format 2) and read with
+ * nn_model_read must come back identical: parameters bit for bit, spec,
+ * shapes, normalisation, options, counters and history. Every damaged blob
+ * must be refused with NN_ERR_CORRUPT, without crashing and without
+ * leaking (a counting allocator checks that every failed read freed what
+ * it took):
  *   - every truncation, both as is (the length field then disagrees) and
  *     with the length field and checksum rewritten to fit, which walks the
- *     reader's bounds checks through every field;
+ *     reader's bounds checks through every section and field;
  *   - every single-byte change (the CRC-32 catches all of them);
- *   - fields set to bad values with the checksum recomputed, so that the
- *     field checks themselves are exercised, each with its message.
- * Offsets used below follow the layout in model.c's header comment.
+ *   - fields and sections set to bad values with the checksum recomputed,
+ *     so that the field checks themselves are exercised, each with its
+ *     message; unknown sections, optional and not, duplicates and missing
+ *     ones.
+ * And format 1: test/fixtures/model_v1.bin, written by the code of that
+ * time (test/fixtures/make_model_v1.sh), still reads, predicts what was
+ * recorded then, and re-exports as format 2 with identical predictions.
+ * Offsets below follow the layouts in model.c's header comment.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,20 +155,32 @@ blob_of(const nn_model *m, size_t *len)
 	return buf;
 }
 
-/* canonical options JSON of o */
-static void
-options_json(const nn_options *o, char *buf, size_t len)
+/* Every option of a and b agrees (as the table formats them). */
+static int
+same_options(const nn_options *a, const nn_options *b, char *which, size_t len)
 {
-	if (nn_options_to_json(o, buf, len) < 0)
-		buf[0] = '\0';
+	char		ta[NN_MAX_SPEC + 8],
+				tb[NN_MAX_SPEC + 8];
+
+	for (int i = 0; i < nn_option_count; i++)
+	{
+		nn_option_format(a, &nn_option_table[i], ta, sizeof(ta));
+		nn_option_format(b, &nn_option_table[i], tb, sizeof(tb));
+		if (strcmp(ta, tb) != 0)
+		{
+			snprintf(which, len, "%s: %s vs %s", nn_option_table[i].name, ta, tb);
+			return 0;
+		}
+	}
+	snprintf(which, len, "all %d", nn_option_count);
+	return 1;
 }
 
 /* Assert that b equals a in every field. */
 static void
 expect_same(const nn_model *a, const nn_model *b, const char *what)
 {
-	char		ja[NN_MAX_OPTIONS_JSON],
-				jb[NN_MAX_OPTIONS_JSON];
+	char		which[2 * NN_MAX_SPEC + 64];
 
 	T_OK(a->kind == b->kind, "%s: kind %d", what, b->kind);
 	T_OK(strcmp(a->net.spec, b->net.spec) == 0, "%s: spec \"%s\"", what, b->net.spec);
@@ -176,9 +195,7 @@ expect_same(const nn_model *a, const nn_model *b, const char *what)
 	T_OK(a->norm.mode == b->norm.mode && memcmp(&a->norm.mean, &b->norm.mean, 4) == 0 &&
 		 memcmp(&a->norm.std, &b->norm.std, 4) == 0, "%s: normalisation %d %g %g",
 		 what, b->norm.mode, b->norm.mean, b->norm.std);
-	options_json(&a->options, ja, sizeof(ja));
-	options_json(&b->options, jb, sizeof(jb));
-	T_OK(ja[0] && strcmp(ja, jb) == 0, "%s: options %s", what, jb);
+	T_OK(same_options(&a->options, &b->options, which, sizeof(which)), "%s: options (%s)", what, which);
 	T_OK(a->options.seed == b->options.seed && a->options.optimizer == b->options.optimizer &&
 		 a->options.learning_rate == b->options.learning_rate && a->options.batch_size == b->options.batch_size &&
 		 a->options.record_times == b->options.record_times, "%s: option fields", what);
@@ -233,7 +250,72 @@ read_fails(const uint8_t *buf, size_t len, nn_status *st)
 		return 0;
 	}
 	return rc == NN_ERR_CORRUPT && st->code == NN_ERR_CORRUPT && counts.live == live &&
-		m.params == NULL && m.history == NULL;
+		m.params == NULL && m.history == NULL && m.buffers == NULL && m.options_v1 == NULL;
+}
+
+/*
+ * Offset of the header of the first section tagged tag in a format-2 blob
+ * (its payload length in *plen), or 0 when there is none.
+ */
+static size_t
+section_at(const uint8_t *buf, size_t len, uint16_t tag, size_t *plen)
+{
+	size_t		off = 24;
+
+	while (off + 10 <= len - 4)
+	{
+		uint64_t	t = get_le(buf + off, 2),
+					l = get_le(buf + off + 2, 8);
+
+		if (t == tag)
+		{
+			*plen = (size_t) l;
+			return off;
+		}
+		off += 10 + (size_t) l;
+	}
+	*plen = 0;
+	return 0;
+}
+
+/* Offset of the name length byte of option name in the options section, or 0. */
+static size_t
+option_at(const uint8_t *buf, size_t len, const char *name)
+{
+	size_t		plen,
+				off = section_at(buf, len, NN_SECTION_OPTIONS, &plen);
+	size_t		end = off + 10 + plen;
+	uint64_t	count;
+
+	if (off == 0)
+		return 0;
+	count = get_le(buf + off + 10, 2);
+	off += 12;
+	for (uint64_t i = 0; i < count && off < end; i++)
+	{
+		size_t		n = buf[off];
+		size_t		vlen = (size_t) get_le(buf + off + 1 + n + 1, 4);
+
+		if (n == strlen(name) && memcmp(buf + off + 1, name, n) == 0)
+			return off;
+		off += 1 + n + 1 + 4 + vlen;
+	}
+	return 0;
+}
+
+/* A copy of the blob (len bytes) with extra bytes inserted at off, resealed; *newlen its size. */
+static uint8_t *
+spliced(const uint8_t *buf, size_t len, size_t off, const void *extra, size_t n, size_t *newlen)
+{
+	uint8_t    *out = malloc(len + n);
+
+	memcpy(out, buf, off);
+	memcpy(out + off, extra, n);
+	memcpy(out + off + n, buf + off, len - off);
+	*newlen = len + n;
+	put_le(out + 16, *newlen, 8);
+	fix_crc(out, *newlen);
+	return out;
 }
 
 /* ---------------------------------------------------------------- round trips */
@@ -250,16 +332,32 @@ T_CASE(test_model_round_trip)
 	if (!make_model(&a, SMALL_SPEC, in, 3, 7, NN_BLOB_MODEL))
 		return;
 	buf = blob_of(&a, &len);
-	T_OK(memcmp(buf, "MLCNNMDL", 8) == 0 && get_le(buf + 8, 2) == NN_MODEL_VERSION &&
+	T_OK(memcmp(buf, "MLCNNMDL", 8) == 0 && get_le(buf + 8, 2) == 2 &&
 		 get_le(buf + 10, 2) == NN_BLOB_MODEL && get_le(buf + 16, 8) == len,
-		 "header: magic, version 1, kind 1, length %zu", len);
+		 "header: magic, version 2, kind 1, length %zu", len);
 	T_OK(get_le(buf + len - 4, 4) == nn_crc32(buf, len - 4), "trailing CRC-32 of everything before it");
+	{
+		/* sections 1..6 in tag order, back to back up to the checksum; no buffers section */
+		size_t		off = 24,
+					plen;
+		int			order_ok = 1;
+
+		for (uint16_t t = 1; t <= 6; t++)
+		{
+			if (section_at(buf, len, t, &plen) != off)
+				order_ok = 0;
+			off += 10 + plen;
+		}
+		T_OK(order_ok && off == len - 4 && section_at(buf, len, NN_SECTION_BUFFERS, &plen) == 0,
+			 "sections architecture, normalisation, options, counters, history, parameters, in order, filling the body");
+	}
 	if (T_OK(nn_model_read(&b, buf, len, &counting, &st) == NN_OK, "blob reads: %s", st.msg))
 	{
 		size_t		len2;
 		uint8_t    *buf2;
 
 		expect_same(&a, &b, "small model");
+		T_OK(b.format == 2 && b.options_v1 == NULL && b.buffers == NULL, "format 2, no format-1 text, no buffers");
 		/* write again: the same bytes */
 		buf2 = blob_of(&b, &len2);
 		T_OK(len2 == len && memcmp(buf, buf2, len) == 0, "re-serialising gives the same %zu bytes", len);
@@ -440,40 +538,16 @@ T_CASE(test_model_every_byte_flipped)
 	free_made(&a);
 }
 
-/* offsets of the fields of a blob (model.c's layout) */
-typedef struct layout
+/* Expect blob (len bytes, already resealed) to be refused with a message holding want. */
+static void
+expect_refused(const uint8_t *buf, size_t len, const char *want, const char *what)
 {
-	size_t		spec_len,
-				norm,
-				opt_len,
-				rows,
-				secs,
-				epochs,
-				nparams,
-				params;
-} layout;
+	nn_status	st;
+	int			refused = read_fails(buf, len, &st);
 
-/* Compute the field offsets from the blob itself. */
-static layout
-layout_of(const uint8_t *buf)
-{
-	layout		l;
-	size_t		S,
-				O,
-				E;
-
-	l.spec_len = 40;
-	S = get_le(buf + 40, 4);
-	l.norm = 44 + S;
-	l.opt_len = l.norm + 12;
-	O = get_le(buf + l.opt_len, 4);
-	l.rows = l.opt_len + 4 + O;
-	l.secs = l.rows + 24;
-	l.epochs = l.secs + 8;
-	E = get_le(buf + l.epochs, 4);
-	l.nparams = l.epochs + 4 + 16 * E;
-	l.params = l.nparams + 8;
-	return l;
+	T_OK(refused && (want == NULL || strstr(st.msg, want) != NULL),
+		 "%s: refused with \"%s\" (got code %d: %s)", what, want ? want : "anything", st.code, st.msg);
+	T_OK(st.msg[0] && st.msg[strlen(st.msg) - 1] != '.', "message has no trailing period");
 }
 
 /* Set n bytes at off to v, fix the CRC, and expect a refusal whose message holds want. */
@@ -482,16 +556,11 @@ expect_field(const uint8_t *orig, size_t len, size_t off, int n, uint64_t v, con
 			 const char *what)
 {
 	uint8_t    *buf = malloc(len);
-	nn_status	st;
-	int			refused;
 
 	memcpy(buf, orig, len);
 	put_le(buf + off, v, n);
 	fix_crc(buf, len);
-	refused = read_fails(buf, len, &st);
-	T_OK(refused && strstr(st.msg, want) != NULL,
-		 "%s: refused with \"%s\" (got code %d: %s)", what, want, st.code, st.msg);
-	T_OK(st.msg[0] && st.msg[strlen(st.msg) - 1] != '.', "message has no trailing period");
+	expect_refused(buf, len, want, what);
 	free(buf);
 }
 
@@ -515,70 +584,328 @@ f64_bits(double d)
 	return u;
 }
 
+/* offsets of a format-2 blob's sections (their headers) and payload lengths */
+typedef struct layout2
+{
+	size_t		off[8];
+	size_t		len[8];
+} layout2;
+
+/* Find every section of a format-2 blob. */
+static layout2
+layout2_of(const uint8_t *buf, size_t len)
+{
+	layout2		l;
+
+	for (uint16_t t = 1; t < 8; t++)
+		l.off[t] = section_at(buf, len, t, &l.len[t]);
+	return l;
+}
+
 T_CASE(test_model_bad_fields_with_valid_crc)
 {
 	nn_model	a;
 	nn_shape	in = {8, 8, 1};
 	size_t		len;
 	uint8_t    *buf;
-	layout		l;
-	uint64_t	S,
-				O,
-				E,
+	layout2		l;
+	size_t		A,
+				N,
+				C,
+				H,
 				P;
+	uint64_t	S,
+				E,
+				NP;
 
 	if (!make_model(&a, SMALL_SPEC, in, 3, 4, NN_BLOB_MODEL))
 		return;
 	buf = blob_of(&a, &len);
-	l = layout_of(buf);
-	S = get_le(buf + l.spec_len, 4);
-	O = get_le(buf + l.opt_len, 4);
-	E = get_le(buf + l.epochs, 4);
-	P = get_le(buf + l.nparams, 8);
-	T_OK(S == strlen(a.net.spec) && E == 4 && P == a.net.nparams && l.params + 4 * P + 4 == len,
-		 "layout: spec %llu bytes, options %llu, 4 epochs, %llu params end 4 bytes before the end",
-		 (unsigned long long) S, (unsigned long long) O, (unsigned long long) P);
-	T_OK(memcmp(buf + 44, a.net.spec, S) == 0, "the canonical spec is stored as text");
+	l = layout2_of(buf, len);
+	A = l.off[NN_SECTION_ARCH] + 10;	/* payloads */
+	N = l.off[NN_SECTION_NORM] + 10;
+	C = l.off[NN_SECTION_COUNTERS] + 10;
+	H = l.off[NN_SECTION_HISTORY] + 10;
+	P = l.off[NN_SECTION_PARAMS] + 10;
+	S = get_le(buf + A + 16, 4);
+	E = get_le(buf + H, 4);
+	NP = get_le(buf + P, 8);
+	T_OK(A == 34 && S == strlen(a.net.spec) && l.len[NN_SECTION_ARCH] == 20 + S && E == 4 &&
+		 NP == a.net.nparams && P + 8 + 4 * NP + 4 == len,
+		 "layout: the spec (%llu bytes) in the first section, 4 epochs, %llu params end 4 bytes before the end",
+		 (unsigned long long) S, (unsigned long long) NP);
+	T_OK(memcmp(buf + A + 20, a.net.spec, S) == 0, "the canonical spec is stored as text");
 
+	/* the header */
 	expect_field(buf, len, 0, 1, 'X', "bad magic", "magic");
-	expect_field(buf, len, 8, 2, 2, "unsupported model format version 2", "version 2");
+	expect_field(buf, len, 8, 2, 3, "unsupported model format version 3 (this mlcnn reads versions 1 and 2)", "version 3");
+	expect_field(buf, len, 8, 2, 0, "unsupported model format version 0", "version 0");
+	expect_field(buf, len, 8, 2, 1, "model is", "a format-2 body labelled format 1");
 	expect_field(buf, len, 10, 2, 3, "unknown blob kind 3", "kind 3");
+	expect_field(buf, len, 12, 4, 1, "reserved header field is 1, not 0", "reserved 1");
 	expect_field(buf, len, 16, 8, len + 1, "header says", "length field one too long");
 	expect_field(buf, len, 16, 8, len - 1, "header says", "length field one too short");
-	expect_field(buf, len, 24, 4, 0, "input height is 0", "input height 0");
-	expect_field(buf, len, 28, 4, 0xFFFFFFFF, "input width is -1", "input width -1");
-	expect_field(buf, len, 32, 4, 5000, "input channels is 5000", "input channels 5000");
-	/* 9x8 input: the spec still builds but needs more dense weights than stored */
-	expect_field(buf, len, 24, 4, 10, "parameters stored but its layers need", "input height 10");
-	expect_field(buf, len, 36, 4, 4, "does not build", "4 classes for a dense(3) net");
-	expect_field(buf, len, 36, 4, 0, "class count is 0", "0 classes");
-	expect_field(buf, len, l.spec_len, 4, 0, "layer spec length 0", "spec length 0");
-	expect_field(buf, len, l.spec_len, 4, 100000, "layer spec length 100000", "spec length 100000");
-	expect_field(buf, len, l.spec_len, 4, S + 1, "does not build", "spec length one too long");
-	expect_field(buf, len, l.spec_len, 4, S - 1, "does not build", "spec length one too short");
+
+	/* architecture */
+	expect_field(buf, len, A, 4, 0, "input height is 0", "input height 0");
+	expect_field(buf, len, A + 4, 4, 0xFFFFFFFF, "input width is -1", "input width -1");
+	expect_field(buf, len, A + 8, 4, 5000, "input channels is 5000", "input channels 5000");
+	/* 10x8 input: the spec still builds but needs more dense weights than stored */
+	expect_field(buf, len, A, 4, 10, "parameters stored but its layers need", "input height 10");
+	expect_field(buf, len, A + 12, 4, 4, "does not build", "4 classes for a dense(3) net");
+	expect_field(buf, len, A + 12, 4, 0, "class count is 0", "0 classes");
+	expect_field(buf, len, A + 16, 4, 0, "layer spec length 0", "spec length 0");
+	expect_field(buf, len, A + 16, 4, 100000, "layer spec length 100000", "spec length 100000");
+	expect_field(buf, len, A + 16, 4, S + 1, "layer spec needs", "spec length one too long");
+	expect_field(buf, len, A + 16, 4, S - 1, "does not build", "spec length one too short");
 	/* same length, other architecture: conv(4,3) -> conv(5,3) */
-	expect_field(buf, len, 44 + 5, 1, '5', "parameters stored but its layers need", "spec conv(5,3)");
-	expect_field(buf, len, 44 + 2, 1, 0, "NUL", "NUL inside the spec");
-	expect_field(buf, len, l.norm, 4, 7, "normalisation mode is 7", "normalisation mode 7");
-	expect_field(buf, len, l.norm + 4, 4, f32_bits(NAN), "bad normalisation statistics", "mean NaN");
-	expect_field(buf, len, l.norm + 8, 4, f32_bits(0.0f), "bad normalisation statistics", "zscore std 0");
-	expect_field(buf, len, l.norm + 8, 4, f32_bits(-1.0f), "bad normalisation statistics", "zscore std -1");
-	expect_field(buf, len, l.opt_len, 4, 0, "options are missing", "options length 0");
-	expect_field(buf, len, l.opt_len, 4, O - 1, "bad options", "options length one too short");
-	expect_field(buf, len, l.opt_len, 4, 1u << 20, "options length", "options length 1 MiB");
-	expect_field(buf, len, l.opt_len + 4, 1, '[', "bad options", "options not an object");
-	expect_field(buf, len, l.rows, 8, UINT64_MAX, "rows trained is negative", "rows trained -1");
-	expect_field(buf, len, l.rows + 8, 8, (uint64_t) 1 << 63, "rows skipped is negative", "rows skipped -2^63");
-	expect_field(buf, len, l.secs, 8, f64_bits(NAN), "bad training time", "training seconds NaN");
-	expect_field(buf, len, l.secs, 8, f64_bits(-1.0), "bad training time", "training seconds -1");
-	expect_field(buf, len, l.epochs, 4, E + 1, "parameters", "one epoch more than stored");
-	expect_field(buf, len, l.epochs, 4, E - 1, "parameters", "one epoch fewer than stored");
-	expect_field(buf, len, l.epochs, 4, 20000, "20000 epochs", "20000 epochs");
-	expect_field(buf, len, l.epochs, 4, 0xFFFFFFFF, "epochs", "2^32-1 epochs");
-	expect_field(buf, len, l.nparams, 8, P + 1, "parameters stored but its layers need", "one parameter more");
-	expect_field(buf, len, l.nparams, 8, P - 1, "parameters stored but its layers need", "one parameter fewer");
-	expect_field(buf, len, l.nparams, 8, UINT64_MAX / 2, "parameters stored but its layers need", "2^63 parameters");
+	expect_field(buf, len, A + 20 + 5, 1, '5', "parameters stored but its layers need", "spec conv(5,3)");
+	expect_field(buf, len, A + 20 + 2, 1, 0, "NUL", "NUL inside the spec");
+	expect_field(buf, len, A - 8, 8, l.len[NN_SECTION_ARCH] - 1, NULL, "architecture section one byte short");
+
+	/* normalisation */
+	expect_field(buf, len, N, 4, 7, "normalisation mode is 7", "normalisation mode 7");
+	expect_field(buf, len, N + 4, 4, f32_bits(NAN), "bad normalisation statistics", "mean NaN");
+	expect_field(buf, len, N + 8, 4, f32_bits(0.0f), "bad normalisation statistics", "zscore std 0");
+	expect_field(buf, len, N + 8, 4, f32_bits(-1.0f), "bad normalisation statistics", "zscore std -1");
+
+	/* counters */
+	expect_field(buf, len, C, 8, UINT64_MAX, "rows trained is negative", "rows trained -1");
+	expect_field(buf, len, C + 8, 8, (uint64_t) 1 << 63, "rows skipped is negative", "rows skipped -2^63");
+	expect_field(buf, len, C + 16, 8, UINT64_MAX, "gradient rows is negative", "gradient rows -1");
+	expect_field(buf, len, C + 24, 8, f64_bits(NAN), "bad training time", "training seconds NaN");
+	expect_field(buf, len, C + 24, 8, f64_bits(-1.0), "bad training time", "training seconds -1");
+
+	/* history */
+	expect_field(buf, len, H, 4, E + 1, "5 epochs of history", "one epoch more than stored");
+	expect_field(buf, len, H, 4, E - 1, "the history section has 16 bytes after its fields", "one epoch fewer than stored");
+	expect_field(buf, len, H, 4, 20000, "corrupt: 20000 epochs", "20000 epochs");
+	expect_field(buf, len, H, 4, 0xFFFFFFFF, "epochs", "2^32-1 epochs");
+
+	/* parameters */
+	expect_field(buf, len, P, 8, NP + 1, "parameters stored but its layers need", "one parameter more");
+	expect_field(buf, len, P, 8, NP - 1, "parameters stored but its layers need", "one parameter fewer");
+	expect_field(buf, len, P, 8, UINT64_MAX / 2, "parameters stored but its layers need", "2^63 parameters");
+	expect_field(buf, len, P + 8, 4, f32_bits(INFINITY), "parameter 0 is not a finite number", "parameter +inf");
+	expect_field(buf, len, P + 8 + 4 * 17, 4, f32_bits(NAN), "parameter 17 is not a finite number", "parameter NaN");
+	expect_field(buf, len, P - 8, 8, l.len[NN_SECTION_PARAMS] + 1, "the parameters section needs", "parameter section one byte long");
+	expect_field(buf, len, P - 8, 8, l.len[NN_SECTION_PARAMS] - 4, NULL, "parameter section 4 bytes short");
 	T_OK(counts.live == 0, "nothing leaked (%ld live)", counts.live);
+	free(buf);
+	free_made(&a);
+}
+
+T_CASE(test_model_bad_options_with_valid_crc)
+{
+	nn_model	a,
+				b;
+	nn_status	st = {0};
+	nn_shape	in = {8, 8, 1};
+	size_t		len,
+				plen,
+				O,
+				ep,
+				th,
+				cl,
+				op,
+				rt,
+				inp;
+
+	uint8_t    *buf;
+
+	if (!make_model(&a, SMALL_SPEC, in, 3, 4, NN_BLOB_MODEL))
+		return;
+	buf = blob_of(&a, &len);
+	O = section_at(buf, len, NN_SECTION_OPTIONS, &plen);
+	ep = option_at(buf, len, "epochs");
+	th = option_at(buf, len, "threads");
+	cl = option_at(buf, len, "classes");
+	op = option_at(buf, len, "optimizer");
+	rt = option_at(buf, len, "record_times");
+	inp = option_at(buf, len, "input");
+	T_OK(O > 0 && get_le(buf + O + 10, 2) == (uint64_t) nn_option_count && ep > 0 && th > 0 && cl > 0 &&
+		 op > 0 && rt > 0 && inp > 0, "the options section holds all %d options by name", nn_option_count);
+	/* an entry: u8 name length, name, u8 type, u32 value length, value */
+	T_OK(buf[ep] == 6 && buf[ep + 7] == NN_OPTION_INT && get_le(buf + ep + 8, 4) == 8 &&
+		 get_le(buf + ep + 12, 8) == (uint64_t) a.options.epochs, "epochs: name, type 1, 8 bytes, the value");
+
+	expect_field(buf, len, ep + 12, 8, 0, "bad options: option \"epochs\" must be between 1 and 10000, not 0",
+				 "epochs 0");
+	expect_field(buf, len, ep + 7, 1, NN_OPTION_FLOAT, "option \"epochs\" is stored as type 2, not 1", "epochs as a float");
+	expect_field(buf, len, ep, 1, 0, "option name length 0", "name length 0");
+	expect_field(buf, len, ep + 1, 1, 'E', "an option name holds byte 69", "an upper-case name");
+	expect_field(buf, len, op + 1 + 9 + 1 + 4, 1, 'x',
+				 "bad options: option \"optimizer\" must be \"sgd\", \"momentum\" or \"adam\", not \"xomentum\"",
+				 "optimizer \"xomentum\"");
+	expect_field(buf, len, rt + 1 + 12 + 1 + 4, 1, 2, "option \"record_times\" is stored as 2, not 0 or 1",
+				 "record_times 2");
+	expect_field(buf, len, inp + 1 + 5 + 1 + 4, 4, 0,
+				 "bad options: each value of option \"input\" must be between 1 and 4096, not 0", "input [0, 8, 1]");
+	expect_field(buf, len, ep + 8, 4, 4, NULL, "epochs value length 4");
+	expect_field(buf, len, O + 10, 2, nn_option_count + 1, "needs", "one option more than stored");
+	expect_field(buf, len, O + 10, 2, nn_option_count - 1, "the options section has", "one option fewer than stored");
+	/* "classes" renamed "threads": stored twice */
+	{
+		uint8_t    *twice = malloc(len);
+
+		memcpy(twice, buf, len);
+		memcpy(twice + cl + 1, "threads", 7);
+		fix_crc(twice, len);
+		expect_refused(twice, len, "option \"threads\" is stored twice", "an option stored twice");
+		free(twice);
+	}
+	/* an option this mlcnn does not know is skipped: the others still read */
+	{
+		uint8_t    *later = malloc(len);
+
+		memcpy(later, buf, len);
+		memcpy(later + th + 1, "zthread", 7);
+		fix_crc(later, len);
+		int			rc = nn_model_read(&b, later, len, &counting, &st);
+
+		T_OK(rc == NN_OK && b.options.threads == 0 && b.options.epochs == a.options.epochs && a.options.threads == 2,
+			 "an unknown option name is skipped (threads falls back to its default): %s", st.msg);
+		if (rc == NN_OK)
+			nn_model_free(&b, &counting);
+		free(later);
+	}
+	/* a model without its options section */
+	expect_field(buf, len, O, 2, NN_SECTION_OPTIONAL | NN_SECTION_OPTIONS, "model is corrupt: options are missing",
+				 "options section hidden");
+	T_OK(counts.live == 0, "nothing leaked (%ld live)", counts.live);
+	free(buf);
+	free_made(&a);
+}
+
+T_CASE(test_model_sections)
+{
+	nn_model	a,
+				b;
+	nn_status	st = {0};
+	nn_shape	in = {8, 8, 1};
+	size_t		len,
+				len2,
+				plen,
+				norm;
+	uint8_t    *buf,
+			   *x;
+
+	if (!make_model(&a, SMALL_SPEC, in, 3, 2, NN_BLOB_MODEL))
+		return;
+	buf = blob_of(&a, &len);
+	norm = section_at(buf, len, NN_SECTION_NORM, &plen);
+	{
+		/* an optional section this mlcnn does not know: skipped, and not written again */
+		uint8_t		opt[13] = {0x09, 0x80, 3, 0, 0, 0, 0, 0, 0, 0, 'a', 'b', 'c'};
+
+		x = spliced(buf, len, len - 4, opt, sizeof(opt), &len2);
+		if (T_OK(nn_model_read(&b, x, len2, &counting, &st) == NN_OK, "an unknown optional section (0x8009) is skipped: %s",
+				 st.msg))
+		{
+			size_t		len3;
+			uint8_t    *y = blob_of(&b, &len3);
+
+			expect_same(&a, &b, "with an optional section");
+			T_OK(len3 == len && memcmp(y, buf, len) == 0, "writing it again drops the unknown section");
+			free(y);
+			nn_model_free(&b, &counting);
+		}
+		free(x);
+		/* the same section first, before the architecture: order does not matter */
+		x = spliced(buf, len, 24, opt, sizeof(opt), &len2);
+		if (T_OK(nn_model_read(&b, x, len2, &counting, &st) == NN_OK, "sections in another order read: %s", st.msg))
+			nn_model_free(&b, &counting);
+		free(x);
+	}
+	{
+		/* a required section this mlcnn does not know: refused, naming the tag */
+		uint8_t		req[13] = {0x09, 0x00, 3, 0, 0, 0, 0, 0, 0, 0, 'a', 'b', 'c'};
+
+		x = spliced(buf, len, len - 4, req, sizeof(req), &len2);
+		expect_refused(x, len2, "model has section 9, which this mlcnn does not know and may not skip", "section 9");
+		free(x);
+		req[0] = 0;
+		x = spliced(buf, len, len - 4, req, sizeof(req), &len2);
+		expect_refused(x, len2, "model has section 0,", "section 0");
+		free(x);
+	}
+	/* the normalisation section twice */
+	x = spliced(buf, len, len - 4, buf + norm, 10 + plen, &len2);
+	expect_refused(x, len2, "the normalisation section appears twice", "a duplicate section");
+	free(x);
+	/* a required section hidden behind the optional bit */
+	{
+		size_t		h = section_at(buf, len, NN_SECTION_HISTORY, &plen);
+
+		expect_field(buf, len, h, 2, NN_SECTION_OPTIONAL | NN_SECTION_HISTORY, "the history section is missing",
+					 "no history section");
+		h = section_at(buf, len, NN_SECTION_PARAMS, &plen);
+		expect_field(buf, len, h, 2, NN_SECTION_OPTIONAL | NN_SECTION_PARAMS, "the parameters section is missing",
+					 "no parameters section");
+		h = section_at(buf, len, NN_SECTION_ARCH, &plen);
+		expect_field(buf, len, h, 2, NN_SECTION_OPTIONAL | NN_SECTION_ARCH, "the architecture section is missing",
+					 "no architecture section");
+	}
+	{
+		/* half a section header at the end */
+		uint8_t		half[5] = {0x05, 0x00, 0, 0, 0};
+
+		x = spliced(buf, len, len - 4, half, sizeof(half), &len2);
+		expect_refused(x, len2, "model is truncated: a section length needs 8 bytes but 3 remain", "half a section header");
+		free(x);
+	}
+	{
+		/* buffers: stored for a net that has none */
+		uint8_t		bufs[30] = {0x07, 0x00, 20, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0};
+		uint8_t		none[18] = {0x07, 0x00, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
+		x = spliced(buf, len, len - 4, bufs, sizeof(bufs), &len2);
+		expect_refused(x, len2, "model is corrupt: 3 buffers stored but its layers need 0", "3 buffers for none");
+		free(x);
+		x = spliced(buf, len, len - 4, none, sizeof(none), &len2);
+		if (T_OK(nn_model_read(&b, x, len2, &counting, &st) == NN_OK,
+				 "an empty buffers section for a net without buffers reads: %s", st.msg))
+			nn_model_free(&b, &counting);
+		free(x);
+	}
+	T_OK(counts.live == 0, "nothing leaked (%ld live)", counts.live);
+	free(buf);
+	free_made(&a);
+}
+
+T_CASE(test_model_buffers_written)
+{
+	nn_model	a;
+	nn_shape	in = {8, 8, 1};
+	size_t		len,
+				plen,
+				off;
+	uint8_t    *buf;
+	float		bufs[5] = {1.5f, -2.0f, 0.0f, 3.25f, 1e-3f};
+	float		back[5];
+
+	/* a net with buffers (batch norm's running statistics, when there is batch norm) */
+	if (!make_model(&a, SMALL_SPEC, in, 3, 1, NN_BLOB_MODEL))
+		return;
+	a.net.nbuffers = 5;
+	a.buffers = bufs;
+	buf = blob_of(&a, &len);
+	off = section_at(buf, len, NN_SECTION_BUFFERS, &plen);
+	for (int i = 0; i < 5 && off > 0; i++)
+	{
+		uint32_t	u = (uint32_t) get_le(buf + off + 18 + 4 * i, 4);
+
+		memcpy(&back[i], &u, 4);
+	}
+	T_OK(off > 0 && plen == 8 + 5 * 4 && get_le(buf + off + 10, 8) == 5 && memcmp(back, bufs, sizeof(bufs)) == 0 &&
+		 off + 10 + plen == len - 4, "a net with 5 buffers gets a buffers section, last, holding them");
+	/* the net rebuilt from its spec has none: refused */
+	expect_refused(buf, len, "5 buffers stored but its layers need 0", "buffers the layers do not have");
+	free(buf);
+	a.net.nbuffers = 0;
+	a.buffers = NULL;
+	buf = blob_of(&a, &len);
+	T_OK(section_at(buf, len, NN_SECTION_BUFFERS, &plen) == 0, "no buffers: no buffers section");
 	free(buf);
 	free_made(&a);
 }
@@ -589,4 +916,253 @@ T_CASE(test_model_crc32_known_value)
 	T_OK(nn_crc32((const uint8_t *) "123456789", 9) == 0xCBF43926u, "crc32(\"123456789\") = 0xcbf43926 (got 0x%08x)",
 		 nn_crc32((const uint8_t *) "123456789", 9));
 	T_OK(nn_crc32((const uint8_t *) "", 0) == 0, "crc32 of nothing is 0");
+}
+
+/* ---------------------------------------------------------------- format 1 */
+
+#define V1_PATH "test/fixtures/model_v1.bin"
+#define V1_LOGITS "test/fixtures/model_v1_logits.txt"
+#define V1_INFO "test/fixtures/model_v1_info.json"
+#define V1_PROBES 8
+
+/* A whole file, malloc'd; NULL when it cannot be read. */
+static uint8_t *
+slurp(const char *path, size_t *len)
+{
+	FILE	   *f = fopen(path, "rb");
+	uint8_t    *buf = NULL;
+	long		n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0)
+	{
+		buf = malloc((size_t) n + 1);
+		if (buf && fread(buf, 1, (size_t) n, f) != (size_t) n)
+		{
+			free(buf);
+			buf = NULL;
+		}
+		else if (buf)
+		{
+			buf[n] = '\0';
+			*len = (size_t) n;
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Pixel k of probe image i, as make_model_v1.c and sql/format1.sql make them. */
+static uint8_t
+probe_pixel(int i, int k)
+{
+	return (uint8_t) ((29 * i + 7 * k + (k / 8) * (i + 3)) % 256);
+}
+
+/* Logits of the probe images through m (batch of V1_PROBES) into out; 1 on success. */
+static int
+probe_logits(const nn_model *m, float *out)
+{
+	nn_work		w;
+	nn_status	st;
+	uint8_t		px[V1_PROBES][64];
+	const uint8_t *rows[V1_PROBES];
+
+	for (int i = 0; i < V1_PROBES; i++)
+	{
+		for (int k = 0; k < 64; k++)
+			px[i][k] = probe_pixel(i, k);
+		rows[i] = px[i];
+	}
+	if (nn_work_alloc(&w, &m->net, V1_PROBES, 0, &counting, &st) != NN_OK)
+		return 0;
+	nn_load_pixels(w.act[0], rows, V1_PROBES, m->net.input, &m->norm);
+	nn_net_forward(&m->net, m->params, m->buffers, &w, V1_PROBES, 0, NULL, NULL);
+	memcpy(out, w.act[m->net.nlayers], sizeof(float) * V1_PROBES * m->net.classes);
+	nn_work_free(&w, &counting);
+	return 1;
+}
+
+/* Index of the largest of n values. */
+static int
+argmax(const float *v, int n)
+{
+	int			best = 0;
+
+	for (int k = 1; k < n; k++)
+		if (v[k] > v[best])
+			best = k;
+	return best;
+}
+
+T_CASE(test_model_v1_fixture)
+{
+	nn_model	m,
+				m2;
+	nn_status	st = {0};
+	size_t		len,
+				len2,
+				infolen;
+	uint8_t    *buf = slurp(V1_PATH, &len),
+			   *buf2;
+	char	   *info = (char *) slurp(V1_INFO, &infolen);
+	FILE	   *f = fopen(V1_LOGITS, "r");
+	float		want[V1_PROBES * 4],
+				got[V1_PROBES * 4],
+				got2[V1_PROBES * 4];
+	int			want_class[V1_PROBES],
+				nread = 0,
+				classes_ok = 1;
+
+	if (!T_OK(buf != NULL && info != NULL && f != NULL, "the format-1 fixture opens (%s, %s, %s; run from the repository root)",
+			  V1_PATH, V1_LOGITS, V1_INFO))
+		return;
+	for (int i = 0; i < V1_PROBES; i++)
+	{
+		int			idx;
+
+		if (fscanf(f, "%d %d %f %f %f %f", &idx, &want_class[i], &want[4 * i], &want[4 * i + 1],
+				   &want[4 * i + 2], &want[4 * i + 3]) == 6 && idx == i)
+			nread++;
+	}
+	fclose(f);
+	T_OK(nread == V1_PROBES, "the recorded logits of %d probe images read", nread);
+	T_OK(get_le(buf + 8, 2) == 1, "the fixture is format 1");
+	if (!T_OK(nn_model_read(&m, buf, len, &counting, &st) == NN_OK, "a format-1 model reads: %s", st.msg))
+		return;
+	T_OK(m.format == 1 && m.kind == NN_BLOB_MODEL && strcmp(m.net.spec, "conv(3,3) relu maxpool(2) flatten dense(4)") == 0 &&
+		 m.net.nparams == 142 && m.net.classes == 4 && m.net.input.h == 8 && m.nepochs == 3 &&
+		 m.rows_trained == 240 && m.norm.mode == NN_NORM_ZSCORE,
+		 "its architecture, counters, history and normalisation are those of make_model_v1.c");
+	{
+		/* the options text is the "options" object model_info showed then */
+		const char *start = strstr(info, "\"options\": ");
+		const char *end = strstr(info, ", \"rows_trained\"");
+		size_t		n = start && end ? (size_t) (end - start) - 11 : 0;
+		nn_options	def;
+		char		which[2 * NN_MAX_SPEC + 64];
+
+		T_OK(m.options_v1 != NULL && n > 0 && strlen(m.options_v1) == n && memcmp(m.options_v1, start + 11, n) == 0,
+			 "the stored options text is kept as it was: %s", m.options_v1 ? m.options_v1 : "(none)");
+		nn_options_default(&def);
+		T_OK(same_options(&m.options, &def, which, sizeof(which)), "its typed options are the defaults (%s)", which);
+	}
+
+	/* predictions and logits as the code of that time computed them */
+	if (probe_logits(&m, got))
+	{
+		for (int i = 0; i < V1_PROBES; i++)
+			if (argmax(got + 4 * i, 4) != want_class[i])
+				classes_ok = 0;
+		T_OK(classes_ok, "the %d probe images get the classes recorded by the format-1 code", V1_PROBES);
+		T_CLOSE(got, want, V1_PROBES * 4, 1e-6, 1e-6, "logits against the format-1 code's");
+	}
+
+	/* re-exported: format 2, the same model, the same logits bit for bit */
+	buf2 = blob_of(&m, &len2);
+	T_OK(get_le(buf2 + 8, 2) == 2, "re-exported as format 2 (%zu bytes)", len2);
+	if (T_OK(nn_model_read(&m2, buf2, len2, &counting, &st) == NN_OK, "the re-exported model reads: %s", st.msg))
+	{
+		expect_same(&m, &m2, "format 1 re-exported as 2");
+		T_OK(m2.format == 2 && m2.options_v1 == NULL, "the copy is format 2, without format-1 text");
+		if (probe_logits(&m2, got2))
+			T_OK(memcmp(got, got2, sizeof(got)) == 0, "the format-2 copy gives the same logits, bit for bit");
+		nn_model_free(&m2, &counting);
+	}
+	free(buf2);
+	nn_model_free(&m, &counting);
+	T_OK(counts.live == 0, "nothing leaked (%ld live)", counts.live);
+	free(buf);
+	free(info);
+}
+
+/* offsets of the fields of a format-1 blob (model.c's format-1 sequence) */
+typedef struct layout1
+{
+	size_t		norm,
+				opt_len,
+				rows,
+				epochs,
+				nparams;
+} layout1;
+
+/* Compute the field offsets from a format-1 blob itself. */
+static layout1
+layout1_of(const uint8_t *buf)
+{
+	layout1		l;
+
+	l.norm = 44 + get_le(buf + 40, 4);
+	l.opt_len = l.norm + 12;
+	l.rows = l.opt_len + 4 + get_le(buf + l.opt_len, 4);
+	l.epochs = l.rows + 32;
+	l.nparams = l.epochs + 4 + 16 * get_le(buf + l.epochs, 4);
+	return l;
+}
+
+T_CASE(test_model_v1_damaged)
+{
+	nn_model	m;
+	nn_status	st;
+	size_t		len,
+				bad_plain = 0,
+				bad_fixed = 0,
+				bad_flip = 0;
+	uint8_t    *buf = slurp(V1_PATH, &len);
+	layout1		l;
+
+	if (!T_OK(buf != NULL, "the format-1 fixture opens"))
+		return;
+	l = layout1_of(buf);
+	T_OK(get_le(buf + l.nparams, 8) == 142 && l.nparams + 8 + 142 * 4 + 4 == len,
+		 "format-1 layout: 142 parameters end 4 bytes before the end");
+	for (size_t n = 0; n < len; n++)
+	{
+		uint8_t    *cut = malloc(n ? n : 1);
+
+		memcpy(cut, buf, n);
+		if (!read_fails(cut, n, &st) || strstr(st.msg, "truncated") == NULL)
+			bad_plain++;
+		if (n >= 28)
+		{
+			put_le(cut + 16, n, 8);
+			fix_crc(cut, n);
+			if (!read_fails(cut, n, &st))
+				bad_fixed++;
+		}
+		free(cut);
+	}
+	for (size_t i = 0; i < len; i++)
+	{
+		buf[i] ^= 0x01;
+		if (!read_fails(buf, len, &st))
+			bad_flip++;
+		buf[i] ^= 0x01;
+	}
+	T_OK(bad_plain == 0 && bad_fixed == 0 && bad_flip == 0,
+		 "every truncation of the format-1 fixture (%zu plain, %zu resealed) and every flipped bit is refused",
+		 bad_plain, bad_fixed);
+	expect_field(buf, len, l.opt_len + 4, 1, '[', "model is corrupt: bad options: they are not a JSON object",
+				 "format-1 options not an object");
+	expect_field(buf, len, l.opt_len + 10, 1, 0, "bad options: they hold a NUL byte", "format-1 options with a NUL");
+	expect_field(buf, len, l.opt_len, 4, 0, "model is corrupt: options are missing", "format-1 options length 0");
+	expect_field(buf, len, l.opt_len, 4, 16384, "model is corrupt: options length 16384", "format-1 options length 16384");
+	expect_field(buf, len, l.epochs, 4, 4, "parameters", "format-1: one epoch more than stored");
+	expect_field(buf, len, l.nparams, 8, 143, "143 parameters stored but its layers need 142", "format-1: 143 parameters");
+	expect_field(buf, len, 40, 4, 0, "layer spec length 0", "format-1: spec length 0");
+	expect_field(buf, len, 24, 4, 0, "input height is 0", "format-1: input height 0");
+	/* a format-1 gradient blob carried no options: the text is not read, nor kept */
+	put_le(buf + 10, NN_BLOB_GRADIENTS, 2);
+	fix_crc(buf, len);
+	{
+		int			rc = nn_model_read(&m, buf, len, &counting, &st);
+
+		T_OK(rc == NN_OK && m.kind == NN_BLOB_GRADIENTS && m.options_v1 == NULL,
+			 "relabelled as format-1 gradients it reads, without options text%s%s", rc ? ": " : "", rc ? st.msg : "");
+		if (rc == NN_OK)
+			nn_model_free(&m, &counting);
+	}
+	T_OK(counts.live == 0, "nothing leaked (%ld live)", counts.live);
+	free(buf);
 }
