@@ -38,7 +38,8 @@
 #   BENCH_REPEATS=5          timed runs of each prediction measurement (median)
 #   BENCH_BUILD=1            0 skips make && make install
 #   BENCH_OUT=bench/results  where the results go
-# Smoke run: BENCH_EPOCHS=1 BENCH_TRAIN_ROWS=2000 BENCH_SCALING=0 make bench
+# Smoke run: BENCH_EPOCHS=1 BENCH_TRAIN_ROWS=2000 BENCH_SCALING=0 BENCH_RESNET=0 make bench
+# The ResNet comparison alone: BENCH_DATASETS= BENCH_SCALING=0 make bench
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -46,7 +47,7 @@ cd "$ROOT"
 
 EPOCHS=${BENCH_EPOCHS:-5}
 THREADS=${BENCH_THREADS:-2}
-DATASETS=${BENCH_DATASETS:-mnist fashion-mnist}
+DATASETS=${BENCH_DATASETS-mnist fashion-mnist}
 TRAIN_ROWS=${BENCH_TRAIN_ROWS:-0}
 SCALING=${BENCH_SCALING:-1}
 RESNET=${BENCH_RESNET:-1}
@@ -393,7 +394,8 @@ SQL
 	[ ${#ran[@]} -gt 0 ] && args+=(--datasets "${ran[@]}")
 	[ "$did_scaling" = 1 ] && args+=(--scaling)
 	[ "$did_resnet" = 1 ] && args+=(--resnet)
-	[ ${#ran[@]} -gt 0 ] || [ "$did_scaling" = 1 ] || die "no data set was available; nothing was measured"
+	[ ${#ran[@]} -gt 0 ] || [ "$did_scaling" = 1 ] || [ "$did_resnet" = 1 ] ||
+		die "no data set was available; nothing was measured"
 	"$PY" bench/report.py "${args[@]}"
 }
 
