@@ -755,6 +755,16 @@ parts_status(const parts_ctx *c, int nparts)
 	return nn_interrupted() ? NN_ERR_CANCELLED : NN_OK;
 }
 
+/* Does any node of net need the whole batch when training (batch norm)? */
+int
+nn_net_batch_coupled(const nn_net *net)
+{
+	for (int i = 0; i < net->nlayers; i++)
+		if (coupled_at(net, i, 1))
+			return 1;
+	return 0;
+}
+
 /* Forward of a training batch split into parts (see nn.h). */
 int
 nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_work **w,

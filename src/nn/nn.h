@@ -393,6 +393,8 @@ int			nn_net_forward(const nn_net *net, const float *params, float *buffers, nn_
  * each part from nn_net_loss first). t[p] may be NULL.
  */
 #define NN_MAX_PARTS 16
+/* does training net need the whole batch at once somewhere (batch norm)? Without, parts are independent */
+int			nn_net_batch_coupled(const nn_net *net);
 typedef void (*nn_part_fn) (void *ctx, int part);
 typedef void (*nn_parts_run) (nn_part_fn fn, void *ctx, int nparts, void *run_ctx);
 int			nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_work **w,

@@ -381,6 +381,7 @@ typedef struct part
 	nn_timing  *t;				/* part 0 reports its phase times; others NULL */
 	double		loss;
 	int64_t		correct;
+	int			status;			/* of its last whole step */
 } part;
 
 typedef struct train_mem
@@ -457,6 +458,29 @@ part_loss(void *arg, int l)
 		pt->loss = nn_net_loss(c->net, &pt->w, pt->w.labels, c->tm->part_b[l], &pt->correct, pt->t);
 }
 
+/*
+ * Part l's whole step when no op couples the parts: its images loaded,
+ * forward, loss and backward in one go (one pool run per step, which is
+ * what small networks on small batches need).
+ */
+static void
+part_whole_step(void *arg, int l)
+{
+	step_ctx   *c = (step_ctx *) arg;
+	part	   *pt = &c->tm->parts[l];
+	int			B = c->tm->part_b[l];
+
+	part_load(arg, l);
+	pt->status = NN_OK;
+	if (B == 0)
+		return;
+	pt->status = nn_net_forward(c->net, c->params, c->buffers, &pt->w, B, 1, &pt->rng, pt->t);
+	if (pt->status != NN_OK)
+		return;
+	pt->loss = nn_net_loss(c->net, &pt->w, pt->w.labels, B, &pt->correct, pt->t);
+	pt->status = nn_net_backward(c->net, c->params, pt->grads, &pt->w, B, c->scale, pt->t);
+}
+
 /* what run_parts hands each thread */
 typedef struct parts_run
 {
@@ -506,6 +530,15 @@ train_step(step_ctx *c)
 		rng[l] = &tm->parts[l].rng;
 		t[l] = tm->parts[l].t;
 		grads[l] = tm->parts[l].grads;
+	}
+	if (!nn_net_batch_coupled(c->net))
+	{
+		/* no batch-wide op: each part is independent, one run does it all */
+		run_parts(part_whole_step, c, tm->nparts, &tm->nthreads);
+		for (int l = 0; l < tm->nparts; l++)
+			if (tm->parts[l].status != NN_OK)
+				return tm->parts[l].status;
+		return NN_OK;
 	}
 	run_parts(part_load, c, tm->nparts, &tm->nthreads);
 	if (nn_net_forward_parts(c->net, c->params, c->buffers, w, tm->part_b, tm->nparts, rng, t,
