@@ -119,7 +119,12 @@ INSERT INTO hm_known VALUES
 	 'and parses it as jsonb with no interrupt check and outside mlcnn.max_inference_memory '
 	 '(several seconds past the timeout, ~2 GB of memory)'),
 	('zscore_denormal', 'evaluate', 3000,
-	 'KNOWN ISSUE: evaluate writes a NaN loss as nan, which is not JSON');
+	 'KNOWN ISSUE: evaluate writes a NaN loss as nan, which is not JSON'),
+	('conv_stride64', 'compute_gradients', 1000,
+	 'KNOWN ISSUE: compute_gradients first allocates and zeroes the call site''s inference buffers (135 MB), '
+	 'which it never uses, and counts them next to its training buffers, which alone would fit'),
+	('huge_arithmetic', 'compute_gradients', 1000,
+	 'KNOWN ISSUE: as conv_stride64''s: 100 MB of unused inference buffers allocated before the budget check');
 
 -- the cases, in the order of the manifest; budget errors must come within 100 ms, the rest within 3 s
 CREATE TEMP TABLE hm_case AS

@@ -28,6 +28,7 @@ hostile_rand(nn_rng *r, size_t n)
 	return x;
 }
 
+/* conv with "same" padding wider than the image equals the naive reference */
 T_CASE(test_hostile_same_padding_wider_than_image)
 {
 	/* spec, input: each kernel is taller than the image, so some kernel rows meet only padding */
