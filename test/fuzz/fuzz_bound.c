@@ -4,16 +4,16 @@
  *
  * From the input comes a network: an input shape (1..64 each side, 1..8
  * channels; small sizes more likely), classes (2..16), a batch (1..16),
- * training on or off, and a
- * layer spec, either the input's text or built from layer picks (so that
- * most inputs give a net that builds). When the net builds and its bound
- * holds with at most 64 MB of working memory, nn_work_alloc runs through a
- * counting allocator, whose total must be exactly the bound's work_bytes;
- * then a forward pass (and, when training, the loss and a backward pass)
- * runs on zero pixels with zero parameters in exact-size buffers, so any
- * read or write outside a buffer is an ASan report and any overflow a UBSan
- * one. With zero parameters every logit must come out 0 and the loss must
- * be B * log(classes). Flags also make the matrix products tile finely and
+ * training on or off, and a layer spec, either the input's text or built
+ * from layer picks (so that most inputs give a net that builds). When the
+ * net builds and its bound holds with at most 64 MB of working memory (and
+ * of parameters), nn_work_alloc runs through a counting allocator, whose
+ * total must be exactly the bound's work_bytes; then a forward pass (and,
+ * when training, the loss and a backward pass) runs on zero pixels with
+ * zero parameters in exact-size buffers, so any read or write outside a
+ * buffer is an ASan report and any overflow a UBSan one. With zero
+ * parameters every logit must come out 0 and the loss must be
+ * B * log(classes). Flags also make the matrix products tile finely and
  * make the host ask the core to stop after some polls, so the tiled and
  * the interrupted paths run under the sanitizers too.
  *
@@ -232,7 +232,8 @@ run_net(const char *spec, nn_shape in, int classes, int B, int train)
 	FUZZ_CHECK(b.work_bytes == nn_work_bytes(&net, B, train), "bound %llu bytes, nn_work_bytes %zu",
 			   (unsigned long long) b.work_bytes, nn_work_bytes(&net, B, train));
 	FUZZ_CHECK(b.macs >= one.macs && b.work_bytes >= one.work_bytes, "a batch of %d costs less than one image", B);
-	if (b.work_bytes > MAX_WORK)
+	/* runs that would take more memory than that are for the bound alone (parameters too: up to 1 GB) */
+	if (b.work_bytes > MAX_WORK || b.params_bytes > MAX_WORK)
 		return;
 
 	arena_reset(&counts);
