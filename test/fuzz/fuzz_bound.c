@@ -54,19 +54,26 @@ typedef struct count_ctx
 	void	   *block[ARENA_BLOCKS];	/* live blocks and their sizes */
 	size_t		size[ARENA_BLOCKS];
 	int			nblocks;
+	size_t	   *dirty;			/* how far into the arena blocks were unpoisoned */
 } count_ctx;
 
-/* Start a run: an empty, fully poisoned arena (made once). */
+/*
+ * Start a run: an empty, fully poisoned arena (made once; then only what
+ * the last run used is poisoned again, since poisoning writes the shadow).
+ */
 static void
 arena_reset(count_ctx *c)
 {
 	static uint8_t *arena;
+	static size_t dirty = ARENA_BYTES;
 
 	if (arena == NULL && (arena = malloc(ARENA_BYTES)) == NULL)
 		abort();
+	ASAN_POISON_MEMORY_REGION(arena, dirty);
 	memset(c, 0, sizeof(*c));
 	c->arena = arena;
-	ASAN_POISON_MEMORY_REGION(arena, ARENA_BYTES);
+	c->dirty = &dirty;
+	dirty = 0;
 }
 
 /* exactly size bytes from the arena, behind a redzone, counted */
@@ -83,6 +90,8 @@ count_alloc(void *ctx, size_t size)
 	p = c->arena + at;
 	ASAN_UNPOISON_MEMORY_REGION(p, size);
 	c->used = at + size;
+	if (c->used > *c->dirty)
+		*c->dirty = c->used;
 	c->block[c->nblocks] = p;
 	c->size[c->nblocks++] = size;
 	c->total += size;
@@ -180,15 +189,36 @@ make_spec(const uint8_t *data, size_t size, int text, int classes)
 	return spec;
 }
 
-/* zeroed floats of exactly n elements (at least one byte) */
+/*
+ * n zeroed floats for the parameters (which = 0) or the gradients (1):
+ * like the arena, two static buffers reused by every run with everything
+ * past n floats poisoned, so ASan sees the exact end without a fresh
+ * mmap of up to 64 MB per run (whose shadow pages stay resident and
+ * grow the fuzzer's RSS past -rss_limit_mb over a long run).
+ */
 static float *
-zeros(size_t n)
+zeros(int which, size_t n)
 {
-	float	   *p = calloc(n ? n : 1, sizeof(float));
+	static uint8_t *buf[2];
+	static size_t open[2];		/* bytes unpoisoned now */
+	size_t		cap = MAX_WORK + ARENA_REDZONE;
+	size_t		bytes = n * sizeof(float);
 
-	if (p == NULL)
-		abort();
-	return p;
+	FUZZ_CHECK(bytes <= MAX_WORK, "%zu parameters past the 64 MB checked before", n);
+	if (buf[which] == NULL)
+	{
+		if ((buf[which] = malloc(cap)) == NULL)
+			abort();
+		ASAN_POISON_MEMORY_REGION(buf[which], cap);
+	}
+	/* move the poisoned boundary from the last run's end to this one's */
+	if (bytes > open[which])
+		ASAN_UNPOISON_MEMORY_REGION(buf[which] + open[which], bytes - open[which]);
+	else if (bytes < open[which])
+		ASAN_POISON_MEMORY_REGION(buf[which] + bytes, open[which] - bytes);
+	open[which] = bytes;
+	memset(buf[which], 0, bytes);
+	return (float *) buf[which];
 }
 
 /* Build, bound, allocate and run one network; check what each step promises. */
@@ -244,8 +274,8 @@ run_net(const char *spec, nn_shape in, int classes, int B, int train)
 			   "the allocator was asked for %llu bytes (nn_work says %zu), the bound said %llu",
 			   (unsigned long long) counts.total, w.bytes, (unsigned long long) b.work_bytes);
 
-	params = zeros(net.nparams);
-	grads = zeros(net.nparams);
+	params = zeros(0, net.nparams);
+	grads = zeros(1, net.nparams);
 	nn_rng_seed(&rng, 7);
 	rc = nn_net_forward(&net, params, &w, B, train, train ? &rng : NULL, NULL);
 	FUZZ_CHECK(rc == NN_OK || (rc == NN_ERR_CANCELLED && stopped), "forward returned %d", rc);
@@ -278,8 +308,6 @@ run_net(const char *spec, nn_shape in, int classes, int B, int train)
 		for (size_t i = 0; rc == NN_OK && i < net.nparams; i++)
 			FUZZ_CHECK(isfinite(grads[i]), "gradient %zu is %g", i, (double) grads[i]);
 	}
-	free(params);
-	free(grads);
 	nn_work_free(&w, &counting);
 	FUZZ_CHECK(counts.live == 0, "%ld working buffers not freed", counts.live);
 }
