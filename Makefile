@@ -32,7 +32,7 @@ PG_CPPFLAGS = -Isrc/nn -Isrc/pg
 OPTFLAGS = -O3 -fno-math-errno
 PG_CFLAGS = $(WARN) $(OPTFLAGS)
 SHLIB_LINK = -lopenblas -lz -lm -lpthread
-EXTRA_CLEAN = test/nn_test bench/nn_bench data/idxtool
+EXTRA_CLEAN = test/nn_test bench/nn_bench data/idxtool test/forge
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -57,6 +57,10 @@ bench/nn_bench: bench/nn_bench.c $(NN_SRCS) $(wildcard src/nn/*.h)
 
 data/idxtool: data/idxtool.c $(NN_SRCS) $(wildcard src/nn/*.h)
 	$(NN_CC) $(NN_CFLAGS) -o $@ data/idxtool.c $(NN_SRCS) $(NN_LIBS)
+
+# forged hostile model blobs for test/pgtap/hostile_models.sql (written at test time)
+test/forge: test/forge.c $(NN_SRCS) $(wildcard src/nn/*.h)
+	$(NN_CC) $(NN_CFLAGS) -o $@ test/forge.c $(NN_SRCS) $(NN_LIBS)
 
 .PHONY: setup test unit demo bench fuzz sanitize stress db-start db-stop
 

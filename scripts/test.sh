@@ -3,7 +3,8 @@
 #   1. setup (apt packages, only when missing), build, install
 #   2. the C unit tests of the core (test/nn_test), then again under
 #      ASan/UBSan/LeakSanitizer (test/sanitize.sh, counted as one check)
-#   3. test data (build/testdata: synthetic IDX set, malformed files, a FIFO)
+#   3. test data (build/testdata: synthetic IDX set, malformed files, a FIFO,
+#      and the forged hostile models of test/forge)
 #   4. the embedded cluster (scripts/db.sh), or the server PGHOST/PGPORT name
 #   5. pg_regress (make installcheck: sql/*.sql against expected/*.out)
 #   6. pgTAP (pg_prove over test/pgtap/*.sql in the database mlcnn_test)
@@ -104,19 +105,21 @@ fi
 # ----------------------------------------------------------------- test data
 banner "test data (build/testdata)"
 if make data/idxtool >"$LOGS/idxtool.log" 2>&1 &&
+	make test/forge >>"$LOGS/idxtool.log" 2>&1 &&
 	rm -rf build/testdata &&
 	data/idxtool synth build/testdata/synth 2000 500 1 &&
 	data/idxtool bad build/testdata/bad &&
-	mkfifo build/testdata/fifo; then
+	mkfifo build/testdata/fifo &&
+	test/forge build/testdata/forged; then
 	# fifo: a named pipe nobody writes to, which load_idx must refuse at once
 	# (test/pgtap/load_idx.sql). The server may run as another OS user:
 	# everything readable
 	chmod a+rx build
 	chmod -R a+rX build/testdata
-	ls build/testdata/synth build/testdata/bad
+	ls build/testdata/synth build/testdata/bad build/testdata/forged
 else
 	cat "$LOGS/idxtool.log"
-	echo "test.sh: could not build data/idxtool or write the test data"
+	echo "test.sh: could not build data/idxtool or test/forge, or write the test data"
 	count 0 1
 fi
 

@@ -249,10 +249,15 @@ im2col(float *restrict col, const float *restrict inp, int C, int B, int H, int 
 						memset(dst, 0, sizeof(float) * (size_t) y0 * OW);
 					if (S == 1 && run == OW && OW == W)
 					{
-						/* rows are contiguous in the input: one block copy */
-						memcpy(dst + (size_t) y0 * OW,
-							   plane + (size_t) (y0 - P + ky) * W,
-							   sizeof(float) * (size_t) (y1 - y0) * OW);
+						/*
+						 * rows are contiguous in the input: one block copy;
+						 * none when kernel row ky only meets padding (then
+						 * y0 - P + ky < 0 points before the plane)
+						 */
+						if (y1 > y0)
+							memcpy(dst + (size_t) y0 * OW,
+								   plane + (size_t) (y0 - P + ky) * W,
+								   sizeof(float) * (size_t) (y1 - y0) * OW);
 					}
 					else
 					{
