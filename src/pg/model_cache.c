@@ -273,7 +273,7 @@ MlcnnModelDecode(nn_model *m, bytea *blob, const nn_allocator *a)
 
 /*
  * The decoded model for datum d: from *slot if it holds d, else decoded
- * into it, with inference buffers for up to batch images (fewer when
+ * into it, with inference buffers for up to batch images (none for 0; fewer when
  * mlcnn.max_inference_memory says so: mm->batch). accounted: the slot
  * belongs to an aggregate state, whose memory counts in the training budget.
  */
@@ -331,10 +331,13 @@ MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch, bool 
 		if (have_crc)
 			session_put(raw, crc, &mm->model, mm->blob_bytes);
 	}
-	/* the budget, measured before the working memory is allocated */
-	mm->batch = MlcnnFitBatch(&mm->model.net, batch, false, mm->alloc.cur, "the model");
-	if (nn_work_alloc(&mm->work, &mm->model.net, mm->batch, 0, &mm->alloc.a, &st) != NN_OK)
-		MlcnnReportStatus(&st);
+	/* the budget, measured before the working memory is allocated (batch 0: none wanted) */
+	if (batch > 0)
+	{
+		mm->batch = MlcnnFitBatch(&mm->model.net, batch, false, mm->alloc.cur, "the model");
+		if (nn_work_alloc(&mm->work, &mm->model.net, mm->batch, 0, &mm->alloc.a, &st) != NN_OK)
+			MlcnnReportStatus(&st);
+	}
 	mm->want = batch;
 	mm->generation++;
 	if (VARATT_IS_EXTERNAL_ONDISK(raw))

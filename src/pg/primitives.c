@@ -14,6 +14,7 @@
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -31,6 +32,7 @@ PG_FUNCTION_INFO_V1(model_info);
 PG_FUNCTION_INFO_V1(model_weights);
 
 #define AGG_BATCH 32
+#define EVAL_MATRIX_CLASSES 1024	/* larger: no confusion matrix (8 MB of counts at most) */
 
 /* State shared by compute_gradients and evaluate. */
 typedef struct BatchState
@@ -54,7 +56,8 @@ typedef struct BatchState
 	/* evaluate */
 	int64		correct;
 	double		loss;
-	int64	   *confusion;		/* classes x classes, [true][predicted] */
+	int64	   *confusion;		/* classes x classes, [true][predicted]; NULL past EVAL_MATRIX_CLASSES */
+	int64	   *per_class;		/* 3 x classes: hits, predicted, present */
 } BatchState;
 
 /* Get or create the state, decode the model (arg 1), and check it is the same. */
@@ -79,7 +82,7 @@ batch_state(FunctionCallInfo fcinfo, bool gradients)
 	if (PG_ARGISNULL(1))
 		return s;
 	/* gradients run in s->work; only evaluate uses the cache's inference buffers */
-	mm = MlcnnModelGet(&s->mm, s->cxt, PG_GETARG_DATUM(1), gradients ? 1 : AGG_BATCH, true);
+	mm = MlcnnModelGet(&s->mm, s->cxt, PG_GETARG_DATUM(1), gradients ? 0 : AGG_BATCH, true);
 	if (s->pix == NULL)
 	{
 		nn_status	st;
@@ -104,7 +107,9 @@ batch_state(FunctionCallInfo fcinfo, bool gradients)
 		{
 			s->cap = mm->batch;
 			old = MemoryContextSwitchTo(s->cxt);
-			s->confusion = palloc0(sizeof(int64) * K * K);
+			if (K <= EVAL_MATRIX_CLASSES)
+				s->confusion = palloc0(sizeof(int64) * K * K);
+			s->per_class = palloc0(sizeof(int64) * 3 * K);
 			MemoryContextSwitchTo(old);
 		}
 		s->pix = nn_alloc(&s->alloc.a, (Size) s->cap * net->input.h * net->input.w * net->input.c);
@@ -180,7 +185,16 @@ flush(BatchState *s, bool gradients)
 		s->loss += nn_net_loss(net, &mm->work, s->labels, B, &s->correct, &s->t);
 		logits = mm->work.act[net->nlayers];
 		for (int b = 0; b < B; b++)
-			s->confusion[s->labels[b] * K + nn_argmax(logits + (Size) b * K, K)]++;
+		{
+			int			p = nn_argmax(logits + (Size) b * K, K),
+						y = s->labels[b];
+
+			if (s->confusion)
+				s->confusion[y * K + p]++;
+			s->per_class[p] += (p == y);
+			s->per_class[K + p]++;
+			s->per_class[2 * K + y]++;
+		}
 	}
 	s->n += B;
 	s->nb = 0;
@@ -287,25 +301,29 @@ mlcnn_evaluate_finalfn(PG_FUNCTION_ARGS)
 	 */
 	MlcnnJsonFloat8(&j, "accuracy", s->n > 0 ? (double) s->correct / s->n : NAN);
 	MlcnnJsonFloat4(&j, "loss", s->n > 0 ? (float) (s->loss / s->n) : NAN);
-	MlcnnJsonBeginArray(&j, "confusion_matrix");
-	for (int i = 0; i < K; i++)
+	if (s->confusion)
 	{
-		MlcnnJsonBeginArray(&j, NULL);
-		for (int k = 0; k < K; k++)
-			MlcnnJsonInt(&j, NULL, s->confusion[i * K + k]);
+		MlcnnJsonBeginArray(&j, "confusion_matrix");
+		for (int i = 0; i < K; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			MlcnnJsonBeginArray(&j, NULL);
+			for (int k = 0; k < K; k++)
+				MlcnnJsonInt(&j, NULL, s->confusion[i * K + k]);
+			MlcnnJsonEndArray(&j);
+		}
 		MlcnnJsonEndArray(&j);
 	}
-	MlcnnJsonEndArray(&j);
+	else
+		MlcnnJsonNull(&j, "confusion_matrix");	/* past EVAL_MATRIX_CLASSES classes */
 	for (int pass = 0; pass < 2; pass++)
 	{
 		MlcnnJsonBeginArray(&j, pass == 0 ? "precision" : "recall");
 		for (int k = 0; k < K; k++)
 		{
-			int64		hit = s->confusion[k * K + k],
-						total = 0;
+			int64		hit = s->per_class[k],
+						total = s->per_class[(pass == 0 ? 1 : 2) * K + k];
 
-			for (int i = 0; i < K; i++)
-				total += pass == 0 ? s->confusion[i * K + k] : s->confusion[k * K + i];
 			/* a class never predicted (precision) or never present (recall): null */
 			MlcnnJsonFloat8(&j, NULL, total > 0 ? (double) hit / total : NAN);
 		}

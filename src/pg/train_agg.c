@@ -238,8 +238,8 @@ mlcnn_train_transfn(PG_FUNCTION_ARGS)
 			if ((Size) in.h * in.w * in.c != len)
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_EXCEPTION),
-						 errmsg("pixels have %zu bytes but input [%d, %d, %d] needs %d",
-								len, in.h, in.w, in.c, in.h * in.w * in.c)));
+						 errmsg("pixels have %zu bytes but input [%d, %d, %d] needs %zu",
+								len, in.h, in.w, in.c, (Size) in.h * in.w * in.c)));
 		}
 		else if (nn_infer_input(&in, (int32_t) Min(len, PG_INT32_MAX), &st) != NN_OK)
 			MlcnnReportStatus(&st);
