@@ -475,6 +475,9 @@ void		nn_optim_step(nn_optim *o, float *params, const float *grads, size_t n, fl
 void		nn_optim_begin(nn_optim *o);
 void		nn_optim_apply(const nn_optim *o, float *params, const float *grads,
 						   size_t lo, size_t hi, float lr);
+/* params -= lr * grads over n values; the index of the first non-finite result, or n */
+size_t		nn_sgd_step_checked(float *params, const float *grads, size_t n, float lr);
+
 /* learning rate of the schedule at step (0-based) of total_steps */
 float		nn_lr_at(int32_t schedule, float base_lr, int64_t step, int64_t total_steps,
 					 int64_t steps_per_epoch);

@@ -115,3 +115,19 @@ nn_lr_at(int32_t schedule, float base_lr, int64_t step, int64_t total_steps,
 			return base_lr;
 	}
 }
+
+/*
+ * One plain SGD step params -= lr * grads over n values (update_weights);
+ * returns the index of the first weight that became non-finite, or n.
+ */
+size_t
+nn_sgd_step_checked(float *params, const float *grads, size_t n, float lr)
+{
+	for (size_t i = 0; i < n; i++)
+	{
+		params[i] -= lr * grads[i];
+		if (!isfinite(params[i]))
+			return i;
+	}
+	return n;
+}

@@ -358,6 +358,7 @@ update_weights(PG_FUNCTION_ARGS)
 				g;
 	MlcnnAlloc	alloc;
 	bytea	   *out;
+	size_t		bad;
 
 	if (!isfinite(lr) || lr < 0)
 		ereport(ERROR,
@@ -386,15 +387,12 @@ update_weights(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("gradients were computed with another input normalisation than the model's"),
 				 errhint("Compute the gradients with the model they update.")));
-	for (Size i = 0; i < m.net.nparams; i++)
-	{
-		m.params[i] -= lr * g.params[i];
-		if (!isfinite(m.params[i]))
-			ereport(ERROR,
-					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-					 errmsg("update_weights made weight %zu infinite", (size_t) i),
-					 errhint("Lower the learning rate.")));
-	}
+	bad = nn_sgd_step_checked(m.params, g.params, m.net.nparams, lr);
+	if (bad < m.net.nparams)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("update_weights made weight %zu infinite", bad),
+				 errhint("Lower the learning rate.")));
 	out = MlcnnModelToBytea(&m);
 	MlcnnStatsAdd(MLCNN_FN_UPDATE_WEIGHTS, 1, 1, nn_now() - t0, NULL, 0, alloc.peak);
 	PG_RETURN_BYTEA_P(out);

@@ -331,3 +331,13 @@ T_CASE(test_bound_sort_is_canonical)
 	nn_model_free(&m1, &nn_malloc_allocator);
 	nn_model_free(&m2, &nn_malloc_allocator);
 }
+
+T_CASE(test_bound_sgd_step_checked)
+{
+	/* update_weights' step: params -= lr * grads, and where a weight stops being finite */
+	float		p[3] = {1.0f, 2.0f, 3.0f};
+	const float g[3] = {1.0f, 1e38f, 0.5f};
+
+	T_OK(nn_sgd_step_checked(p, g, 1, 0.5f) == 1 && p[0] == 0.5f, "one step of 0.5: 1 - 0.5 * 1 = %g", p[0]);
+	T_OK(nn_sgd_step_checked(p, g, 3, 1e3f) == 1, "lr 1e3 on a gradient of 1e38 overflows weight 1");
+}
