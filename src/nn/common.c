@@ -11,6 +11,41 @@
 
 #include "nn.h"
 
+/* Do the len bytes at s equal the lowercase word w, ignoring ASCII case? */
+int
+nn_word_is(const char *s, size_t len, const char *w)
+{
+	if (strlen(w) != len)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (nn_ascii_lower(s[i]) != w[i])
+			return 0;
+	return 1;
+}
+
+/* Up to max bytes of s (len bytes) as printable ASCII into buf, "..." when cut. */
+void
+nn_quote(char *buf, size_t buflen, const char *s, size_t len, size_t max)
+{
+	size_t		n = 0,
+				i;
+
+	if (buflen == 0)
+		return;
+	for (i = 0; i < len && i < max && n + 1 < buflen; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		buf[n++] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char) c : '?';
+	}
+	if (i < len && n + 4 < buflen)
+	{
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
+}
+
 /* the host's interrupt check (nn.h); NULL: nothing ever interrupts */
 int			(*nn_interrupt_poll) (void) = NULL;
 

@@ -882,7 +882,6 @@ nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_
 	parts_ctx	c = {0};
 	double		total[2 * NN_MAX_DIM];
 	int			n = net->nlayers;
-	int			have_coupled = 0;
 	double		t0 = nn_now();
 	nn_timing  *tt = NULL;
 	int			rc = NN_OK;
@@ -897,10 +896,8 @@ nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_
 	c.B = B;
 	c.t = t;
 	graph_study(net, &c.g);
-	for (int i = 0; i < n; i++)
-		have_coupled |= coupled_at(net, i, 1) != NULL;
 	c.scale = scale;
-	if (!have_coupled)
+	if (!nn_net_batch_coupled(net))
 	{
 		/* one run: the loss gradient and the whole backward pass per part */
 		c.from = 0;

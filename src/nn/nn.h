@@ -70,6 +70,24 @@ nn_interrupted(void)
 	return nn_interrupt_poll != NULL && nn_interrupt_poll() != 0;
 }
 
+/* ------------------------------------------------------------- text */
+
+/* c lowercased if it is an ASCII capital (independent of the locale) */
+static inline char
+nn_ascii_lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char) (c | 0x20) : c;
+}
+
+/* do the len bytes at s equal the lowercase word w, ignoring ASCII case? */
+int			nn_word_is(const char *s, size_t len, const char *w);
+
+/*
+ * up to max bytes of s (len bytes) into buf for a message: printable ASCII,
+ * anything else (and quotes and backslashes) as '?', "..." when cut
+ */
+void		nn_quote(char *buf, size_t buflen, const char *s, size_t len, size_t max);
+
 /* ------------------------------------------------------------- allocator */
 
 typedef struct nn_allocator

@@ -46,18 +46,8 @@ const nn_op *
 nn_op_named(const char *name, size_t len)
 {
 	for (int k = 1; k < NN_NKINDS; k++)
-	{
-		const char *n = op_table[k]->name;
-		size_t		i;
-
-		if (strlen(n) != len)
-			continue;
-		for (i = 0; i < len; i++)
-			if ((name[i] | 0x20) != n[i])
-				break;
-		if (i == len)
+		if (nn_word_is(name, len, op_table[k]->name))
 			return op_table[k];
-	}
 	return NULL;
 }
 

@@ -209,21 +209,7 @@ nn_option_type_name(nn_option_type type)
 static void
 quote(char *buf, size_t buflen, const char *s, size_t len)
 {
-	size_t		n = 0,
-				i;
-
-	for (i = 0; i < len && i < SHOWN_LEN && n + 1 < buflen; i++)
-	{
-		unsigned char c = (unsigned char) s[i];
-
-		buf[n++] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char) c : '?';
-	}
-	if (i < len && n + 4 < buflen)
-	{
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n] = '\0';
+	nn_quote(buf, buflen, s, len, SHOWN_LEN);
 }
 
 /* What kind of value v is, for "must be X, not <this>": "a string", "null", ... */

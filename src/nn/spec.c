@@ -124,27 +124,6 @@ spec_isname(char c)
 	return spec_isalpha(c) || spec_isdigit(c) || c == '_';
 }
 
-/* Copy up to max characters of s (len bytes) into buf, printable ASCII only. */
-static void
-spec_quote(char *buf, size_t buflen, const char *s, size_t len, size_t max)
-{
-	size_t		n = 0;
-	size_t		i;
-
-	for (i = 0; i < len && i < max && n + 1 < buflen; i++)
-	{
-		unsigned char c = (unsigned char) s[i];
-
-		buf[n++] = (c >= 0x20 && c < 0x7f && c != '"') ? (char) c : '?';
-	}
-	if (i < len && n + 4 < buflen)
-	{
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n] = '\0';
-}
-
 /* 1-based character position of byte offset off (UTF-8 continuation bytes do not count). */
 static int
 spec_position(const char *s, size_t off)
@@ -175,7 +154,7 @@ spec_error_v(spec_ctx *p, size_t at, const char *fmt, va_list ap)
 					   spec_position(p->s, at), why);
 	while (p->s[at + len] != '\0' && !spec_isspace(p->s[at + len]))
 		len++;
-	spec_quote(near, sizeof(near), p->s + at, len, SPEC_NEAR_LEN);
+	nn_quote(near, sizeof(near), p->s + at, len, SPEC_NEAR_LEN);
 	return nn_fail(p->st, NN_ERR_PARSE, "syntax error at position %d near \"%s\": %s",
 				   spec_position(p->s, at), near, why);
 }
@@ -214,33 +193,21 @@ nn_spec_fail(spec_ctx *c, const spec_arg *a, const char *fmt,...)
 void
 nn_spec_arg_text(spec_ctx *c, const spec_arg *a, char *buf, size_t len)
 {
-	spec_quote(buf, len, c->s + a->at, a->len, 20);
-}
-
-/* Case-insensitive comparison of len bytes at s with the lowercase word w. */
-static int
-spec_word_is(const char *s, size_t len, const char *w)
-{
-	if (strlen(w) != len)
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if ((s[i] >= 'A' && s[i] <= 'Z' ? s[i] | 0x20 : s[i]) != w[i])
-			return 0;
-	return 1;
+	nn_quote(buf, len, c->s + a->at, a->len, 20);
 }
 
 /* Does word argument a equal w? */
 int
 nn_spec_word_is(spec_ctx *c, const spec_arg *a, const char *w)
 {
-	return a->type == SPEC_ARG_WORD && spec_word_is(c->s + a->at, a->len, w);
+	return a->type == SPEC_ARG_WORD && nn_word_is(c->s + a->at, a->len, w);
 }
 
 /* Is a a key=value argument with key k? */
 int
 nn_spec_key_is(spec_ctx *c, const spec_arg *a, const char *k)
 {
-	return a->key_len > 0 && spec_word_is(c->s + a->key_at, a->key_len, k);
+	return a->key_len > 0 && nn_word_is(c->s + a->key_at, a->key_len, k);
 }
 
 /* An integer argument in [lo, hi]. */
@@ -427,7 +394,7 @@ spec_label(spec_ctx *p, size_t at, size_t len, char *buf)
 
 	if (len == 0 || !spec_isalpha(p->s[at]) || len >= NN_MAX_LABEL)
 	{
-		spec_quote(text, sizeof(text), p->s + at, len, 20);
+		nn_quote(text, sizeof(text), p->s + at, len, 20);
 		return spec_error(p, at, "\"%s\" is not a label: a letter, then letters, digits or \"_\", at most %d in all",
 						  text, NN_MAX_LABEL - 1);
 	}
@@ -435,7 +402,7 @@ spec_label(spec_ctx *p, size_t at, size_t len, char *buf)
 	{
 		if (!spec_isname(p->s[at + i]))
 			return spec_error(p, at, "a label holds letters, digits and \"_\" only");
-		buf[i] = p->s[at + i] >= 'A' && p->s[at + i] <= 'Z' ? p->s[at + i] | 0x20 : p->s[at + i];
+		buf[i] = nn_ascii_lower(p->s[at + i]);
 	}
 	buf[len] = '\0';
 	return NN_OK;
@@ -485,9 +452,9 @@ spec_item_at(spec_ctx *p, int depth)
 	}
 	name_at = start;
 
-	if (spec_word_is(p->s + start, len, "residual") || spec_word_is(p->s + start, len, "from"))
+	if (nn_word_is(p->s + start, len, "residual") || nn_word_is(p->s + start, len, "from"))
 	{
-		int			res = spec_word_is(p->s + start, len, "residual");
+		int			res = nn_word_is(p->s + start, len, "residual");
 
 		spec_skip_ws(p);
 		if (p->s[p->pos] != '(')
@@ -542,7 +509,7 @@ spec_item_at(spec_ctx *p, int depth)
 	op = nn_op_named(p->s + start, len);
 	if (op == NULL)
 	{
-		spec_quote(text, sizeof(text), p->s + start, len, 20);
+		nn_quote(text, sizeof(text), p->s + start, len, 20);
 		return spec_error(p, start, "unknown layer \"%s\" (known: %s)", text, nn_op_names());
 	}
 	p->op = op->name;
@@ -726,7 +693,7 @@ add_node(build_ctx *b, nn_layer L, const spec_item *it, const char *label)
 		return nn_fail(b->st, NN_ERR_LIMIT,
 					   "layer spec has more than %d layers with the ones added before layer %d \"%.*s\"",
 					   NN_MAX_LAYERS, it->num, (int) Min(it->len, SPEC_TEXT_LEN), b->spec + it->start);
-	spec_quote(text, sizeof(text), b->spec + it->start, it->len, SPEC_TEXT_LEN);
+	nn_quote(text, sizeof(text), b->spec + it->start, it->len, SPEC_TEXT_LEN);
 	for (int k = 0; k < L.nin; k++)
 	{
 		shapes[k] = nn_tensor_shape(net, L.inputs[k]);
