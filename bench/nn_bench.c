@@ -23,6 +23,7 @@
 
 #include <cblas.h>
 
+#include "conv_direct.h"
 #include "idx.h"
 #include "ops.h"
 #include "train.h"
@@ -102,7 +103,7 @@ on_epoch(void *ctx, int32_t epoch, int32_t epochs, const nn_epoch *e,
 	fflush(stdout);
 }
 
-#define USAGE "usage: %s [--images F --labels F] [--rows N] [--epochs E] [--threads T] [--batch B] [--layers SPEC] [--set KEY=VALUE ...] [--test-images F --test-labels F] | --list-options\n"
+#define USAGE "usage: %s [--images F --labels F] [--rows N] [--epochs E] [--threads T] [--batch B] [--layers SPEC] [--set KEY=VALUE ...] [--conv auto|im2col|direct] [--test-images F --test-labels F] | --list-options\n"
 #define MAX_SETS 64
 
 /* Print the option table: name, type, default, what is allowed. */
@@ -173,6 +174,12 @@ main(int argc, char **argv)
 			layers = argv[i + 1];
 		else if (!strcmp(argv[i], "--set") && nsets < MAX_SETS)
 			sets[nsets++] = argv[i + 1];
+		else if (!strcmp(argv[i], "--conv") && !strcmp(argv[i + 1], "auto"))
+			nn_conv_direct_mode = NN_CONV_DIRECT_AUTO;
+		else if (!strcmp(argv[i], "--conv") && !strcmp(argv[i + 1], "im2col"))
+			nn_conv_direct_mode = NN_CONV_DIRECT_NEVER;
+		else if (!strcmp(argv[i], "--conv") && !strcmp(argv[i + 1], "direct"))
+			nn_conv_direct_mode = NN_CONV_DIRECT_ALWAYS;
 		else if (!strcmp(argv[i], "--test-images"))
 			test_images = argv[i + 1];
 		else if (!strcmp(argv[i], "--test-labels"))
@@ -246,6 +253,10 @@ main(int argc, char **argv)
 	printf("\n%s on %ld images of %dx%dx%d, batch %d, %d thread(s), %d epoch(s)\n",
 		   model.net.spec, (long) rows.n, model.net.input.h, model.net.input.w,
 		   model.net.input.c, batch, threads, epochs);
+	printf("convolutions: %s (direct kernels: %s)\n",
+		   nn_conv_direct_mode == NN_CONV_DIRECT_NEVER ? "im2col + sgemm" :
+		   nn_conv_direct_mode == NN_CONV_DIRECT_ALWAYS ? "direct wherever it fits" : "auto",
+		   nn_conv_direct_isa());
 	printf("seconds per epoch: %.2f\n", secs / epochs);
 	printf("images per second: %.0f\n", (double) rows.n * epochs / secs);
 	printf("GFLOPS achieved:   %.1f (%.2f M multiply-adds per image forward)\n",

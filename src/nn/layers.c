@@ -111,9 +111,9 @@ valid_range(int n, int on, int S, int P, int k, int *lo, int *hi)
 	*hi = h;
 }
 
-/* Sum of x[0..n) in float with 16 independent partial sums (vectorizes). */
-static float
-sum_floats(const float *restrict x, size_t n)
+/* sum of x[0..n) in float with 16 independent partial sums (vectorizes) */
+float
+nn_sum_floats(const float *restrict x, size_t n)
 {
 	float		acc[16] = {0};
 	double		s = 0.0;
@@ -452,7 +452,7 @@ nn_conv2d_backward(float *dinp, float *dweight, float *dbias, float *dcol,
 	int			Cg = C / G;
 
 	for (int oc = 0; oc < OC; oc++)
-		dbias[oc] += sum_floats(dout + (size_t) oc * N, N);
+		dbias[oc] += nn_sum_floats(dout + (size_t) oc * N, N);
 	for (int g = 0; g < G; g++)
 		conv_dweight(dweight + (size_t) g * OCg * KKg, dout + (size_t) g * OCg * N,
 					 col + (size_t) g * KKg * N, OCg, KKg, N);

@@ -198,6 +198,9 @@ typedef struct nn_layer
  * dinp may be NULL when the gradient w.r.t. the input is not needed.
  */
 
+/* sum of x[0..n) in float with 16 independent partial sums (vectorizes) */
+float		nn_sum_floats(const float *restrict x, size_t n);
+
 /* conv: inp (C,B,H,W) -> out (OC,B,OH,OW); col is (C*K*K, B*OH*OW) scratch kept for backward */
 void		nn_conv2d_forward(float *out, float *col, const float *inp,
 							  const float *weight, const float *bias,

@@ -5,12 +5,14 @@
  * side, as PyTorch's padding="same") or a number of zeros per side (as
  * PyTorch's padding=P, which ResNet's strided 3x3 convolutions use).
  * groups=G splits the input and output channels into G groups (depthwise
- * when G equals the input channels). The kernels are layers.c's im2col +
- * sgemm; a 1x1 stride-1 convolution needs no im2col.
+ * when G equals the input channels). Stride-1 convolutions of few channels
+ * run on conv_direct.c's kernels, the others on layers.c's im2col + sgemm;
+ * a 1x1 stride-1 convolution needs no im2col.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "conv_direct.h"
 #include "ops.h"
 
 #define CONV_MAX_KERNEL 64		/* kernel, stride, padding */
@@ -154,12 +156,22 @@ conv_pointwise(const nn_layer *L)
 	return L->kernel == 1 && L->stride == 1 && L->pad == 0;
 }
 
-/* im2col (kept for backward) and its backward scratch */
+/*
+ * im2col (kept for backward) and its backward scratch; for the direct
+ * kernels, their scratch of a few planes (col then holds no state)
+ */
 static void
 conv_mem(const nn_layer *L, int B, int train, nn_op_mem *m)
 {
 	size_t		col = (size_t) L->in.c * L->kernel * L->kernel * B * L->out.h * L->out.w;
 
+	if (nn_conv_direct_fits(L))
+	{
+		m->col = nn_conv_direct_forward_floats(L);
+		if (train)
+			m->dcol = nn_conv_direct_backward_floats(L, B);
+		return;
+	}
 	if (conv_pointwise(L))
 		return;
 	m->col = col;
@@ -171,13 +183,18 @@ conv_mem(const nn_layer *L, int B, int train, nn_op_mem *m)
 static int
 conv_bwd_reads(const nn_layer *L)
 {
-	return conv_pointwise(L) ? NN_BWD_INPUT : 0;
+	return conv_pointwise(L) || nn_conv_direct_fits(L) ? NN_BWD_INPUT : 0;
 }
 
 /* forward */
 static void
 conv_forward(nn_op_ctx *c)
 {
+	if (nn_conv_direct_fits(c->L))
+	{
+		nn_conv_direct_forward(c->out, c->in[0], c->w, c->b, c->L, c->B, c->work->col[c->i]);
+		return;
+	}
 	nn_conv2d_forward(c->out, c->work->col[c->i], c->in[0], c->w, c->b, c->L, c->B);
 }
 
@@ -187,6 +204,12 @@ conv_backward(nn_op_ctx *c)
 {
 	const float *col = c->work->col[c->i] ? c->work->col[c->i] : c->in[0];
 
+	if (nn_conv_direct_fits(c->L))
+	{
+		nn_conv_direct_backward(c->din[0], c->dw, c->db, c->dout, c->in[0], c->w, c->L, c->B,
+								c->work->dcol[c->i]);
+		return;
+	}
 	nn_conv2d_backward(c->din[0], c->dw, c->db, c->work->dcol[c->i], c->dout, col, c->w, c->L, c->B);
 }
 

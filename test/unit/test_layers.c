@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_direct.h"
 #include "layers_ref.h"
 #include "nn.h"
 #include "t.h"
@@ -252,6 +253,121 @@ T_CASE(test_layer_conv_vs_ref)
 		free(dw2);
 		free(db2);
 	}
+}
+
+/* the direct kernels' own cases: the channel counts they are for */
+static const conv_case direct_cases[] = {
+	{"16ch 28x28 k3 same (ResNet block)", 16, 28, 28, 16, 3, 1, 1, 3},
+	{"5ch 9x13 k3 same to 7", 5, 9, 13, 7, 3, 1, 1, 2},
+	{"3ch 6x6 k5 pad 2 to 13", 3, 6, 6, 13, 5, 1, 2, 3},
+	{"1ch 3x2 k3 pad 2", 1, 3, 2, 2, 3, 1, 2, 2},
+	{"24ch 7x7 k2 to 40", 24, 7, 7, 40, 2, 1, 0, 2},
+};
+
+/* the direct kernels on one case at the current level vs the reference, scratch poisoned */
+static void
+check_direct_case(const conv_case *cc, nn_rng *r)
+{
+	nn_layer	L = conv_layer(cc->C, cc->H, cc->W, cc->OC, cc->K, cc->S, cc->P);
+	int			B = cc->B;
+	size_t		nin = (size_t) cc->C * B * cc->H * cc->W;
+	size_t		nout = (size_t) cc->OC * B * L.out.h * L.out.w;
+	size_t		nw = (size_t) cc->OC * cc->C * cc->K * cc->K;
+	size_t		fs = nn_conv_direct_forward_floats(&L),
+				bs = nn_conv_direct_backward_floats(&L, B);
+	float	   *inp = rand_floats(r, nin, 1.0f);
+	float	   *w = rand_floats(r, nw, 1.0f);
+	float	   *bias = rand_floats(r, cc->OC, 1.0f);
+	float	   *dout = rand_floats(r, nout, 1.0f);
+	float	   *out = rand_floats(r, nout, 9.0f);
+	float	   *out_ref = malloc(sizeof(float) * nout);
+	float	   *col_ref = malloc(sizeof(float) * nw / cc->OC * B * L.out.h * L.out.w);
+	float	   *fscr = malloc(sizeof(float) * fs);
+	float	   *bscr = malloc(sizeof(float) * bs);
+	float	   *dinp = rand_floats(r, nin, 1.0f);
+	float	   *dw = rand_floats(r, nw, 1.0f);
+	float	   *db = rand_floats(r, cc->OC, 1.0f);
+	float	   *dinp_ref = copy_floats(dinp, nin);
+	float	   *dw_ref = copy_floats(dw, nw);
+	float	   *db_ref = copy_floats(db, cc->OC);
+	float	   *dw2 = copy_floats(dw, nw);
+	float	   *db2 = copy_floats(db, cc->OC);
+	char		what[200];
+	double		tol = 1e-4;
+
+	for (size_t i = 0; i < fs; i++)
+		fscr[i] = NAN;
+	for (size_t i = 0; i < bs; i++)
+		bscr[i] = NAN;
+	T_OK(nn_conv_direct_fits(&L), "%s: the direct kernels take it (%s)", cc->name, nn_conv_direct_isa());
+	nn_conv_direct_forward(out, inp, w, bias, &L, B, fscr);
+	nn_conv2d_forward_ref(out_ref, col_ref, inp, w, bias, &L, B);
+	snprintf(what, sizeof(what), "%s: direct forward (%s)", cc->name, nn_conv_direct_isa());
+	T_CLOSE(out, out_ref, nout, tol, tol, what);
+
+	nn_conv_direct_backward(dinp, dw, db, dout, inp, w, &L, B, bscr);
+	nn_conv2d_backward_ref(dinp_ref, dw_ref, db_ref, NULL, dout, col_ref, w, &L, B);
+	snprintf(what, sizeof(what), "%s: direct dweight (%s)", cc->name, nn_conv_direct_isa());
+	T_CLOSE(dw, dw_ref, nw, tol, tol, what);
+	snprintf(what, sizeof(what), "%s: direct dbias (%s)", cc->name, nn_conv_direct_isa());
+	T_CLOSE(db, db_ref, cc->OC, tol, tol, what);
+	snprintf(what, sizeof(what), "%s: direct dinp (%s)", cc->name, nn_conv_direct_isa());
+	T_CLOSE(dinp, dinp_ref, nin, tol, tol, what);
+
+	for (size_t i = 0; i < bs; i++)
+		bscr[i] = NAN;
+	nn_conv_direct_backward(NULL, dw2, db2, dout, inp, w, &L, B, bscr);
+	snprintf(what, sizeof(what), "%s: direct dweight without dinp (%s)", cc->name, nn_conv_direct_isa());
+	T_CLOSE(dw2, dw_ref, nw, tol, tol, what);
+
+	free(inp);
+	free(w);
+	free(bias);
+	free(dout);
+	free(out);
+	free(out_ref);
+	free(col_ref);
+	free(fscr);
+	free(bscr);
+	free(dinp);
+	free(dw);
+	free(db);
+	free(dinp_ref);
+	free(dw_ref);
+	free(db_ref);
+	free(dw2);
+	free(db2);
+}
+
+/*
+ * The direct kernels vs the reference at every instruction-set level, on
+ * every stride-1 case above and their own; scratch starts as NaN, so a read
+ * of anything the kernels did not write shows.
+ */
+T_CASE(test_layer_conv_direct_vs_ref)
+{
+	nn_rng		r;
+	int			mode = nn_conv_direct_mode,
+				level = nn_conv_direct_level;
+
+	nn_rng_seed(&r, 12);
+	nn_conv_direct_mode = NN_CONV_DIRECT_ALWAYS;
+	for (int lv = NN_CONV_DIRECT_GENERIC; lv <= NN_CONV_DIRECT_AVX512; lv++)
+	{
+		nn_conv_direct_level = lv;
+		for (size_t t = 0; t < sizeof(conv_cases) / sizeof(conv_cases[0]); t++)
+		{
+			nn_layer	L = conv_layer(conv_cases[t].C, conv_cases[t].H, conv_cases[t].W, conv_cases[t].OC,
+									   conv_cases[t].K, conv_cases[t].S, conv_cases[t].P);
+
+			if (nn_conv_direct_fits(&L))
+				check_direct_case(&conv_cases[t], &r);
+		}
+		for (size_t t = 0; t < sizeof(direct_cases) / sizeof(direct_cases[0]); t++)
+			check_direct_case(&direct_cases[t], &r);
+	}
+	nn_conv_direct_mode = mode;
+	nn_conv_direct_level = level;
 }
 
 /*
