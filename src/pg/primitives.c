@@ -21,6 +21,7 @@
 #include "utils/memutils.h"
 
 #include "compat.h"
+#include "metrics.h"
 #include "mlcnn_pg.h"
 
 PG_FUNCTION_INFO_V1(mlcnn_gradients_transfn);
@@ -32,7 +33,6 @@ PG_FUNCTION_INFO_V1(model_info);
 PG_FUNCTION_INFO_V1(model_weights);
 
 #define AGG_BATCH 32
-#define EVAL_MATRIX_CLASSES 1024	/* larger: no confusion matrix (8 MB of counts at most) */
 
 /* State shared by compute_gradients and evaluate. */
 typedef struct BatchState
@@ -54,18 +54,14 @@ typedef struct BatchState
 	nn_work		work;			/* training buffers */
 	float	   *grads;			/* summed gradients */
 	/* evaluate */
-	int64		correct;
-	double		loss;
-	int64	   *confusion;		/* classes x classes, [true][predicted]; NULL past EVAL_MATRIX_CLASSES */
-	int64	   *per_class;		/* 3 x classes: hits, predicted, present */
+	nn_metrics	metrics;
 } BatchState;
 
 /* Get or create the state, decode the model (arg 1), and check it is the same. */
 static BatchState *
 batch_state(FunctionCallInfo fcinfo, bool gradients)
 {
-	MemoryContext aggcxt,
-				old;
+	MemoryContext aggcxt;
 	BatchState *s;
 	MlcnnModel *mm;
 	int			K;
@@ -106,11 +102,8 @@ batch_state(FunctionCallInfo fcinfo, bool gradients)
 		else
 		{
 			s->cap = mm->batch;
-			old = MemoryContextSwitchTo(s->cxt);
-			if (K <= EVAL_MATRIX_CLASSES)
-				s->confusion = palloc0(sizeof(int64) * K * K);
-			s->per_class = palloc0(sizeof(int64) * 3 * K);
-			MemoryContextSwitchTo(old);
+			if (nn_metrics_init(&s->metrics, K, &s->alloc.a, &st) != NN_OK)
+				MlcnnReportStatus(&st);
 		}
 		s->pix = nn_alloc(&s->alloc.a, (Size) s->cap * net->input.h * net->input.w * net->input.c);
 		if (s->pix == NULL)
@@ -178,23 +171,12 @@ flush(BatchState *s, bool gradients)
 	}
 	else
 	{
-		const float *logits;
-		int			K = net->classes;
+		int64_t		correct = 0;
+		double		loss;
 
 		MlcnnModelForward(mm, s->rows, B, &s->t);
-		s->loss += nn_net_loss(net, &mm->work, s->labels, B, &s->correct, &s->t);
-		logits = mm->work.act[net->nlayers];
-		for (int b = 0; b < B; b++)
-		{
-			int			p = nn_argmax(logits + (Size) b * K, K),
-						y = s->labels[b];
-
-			if (s->confusion)
-				s->confusion[y * K + p]++;
-			s->per_class[p] += (p == y);
-			s->per_class[K + p]++;
-			s->per_class[2 * K + y]++;
-		}
+		loss = nn_net_loss(net, &mm->work, s->labels, B, &correct, &s->t);
+		nn_metrics_add(&s->metrics, mm->work.act[net->nlayers], s->labels, B, loss, correct);
 	}
 	s->n += B;
 	s->nb = 0;
@@ -282,6 +264,7 @@ Datum
 mlcnn_evaluate_finalfn(PG_FUNCTION_ARGS)
 {
 	BatchState *s = batch_final(fcinfo, false);
+	const nn_metrics *m;
 	MlcnnJson	j;
 	int			K;
 
@@ -289,19 +272,20 @@ mlcnn_evaluate_finalfn(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	K = s->mm->model.net.classes;
 
+	m = &s->metrics;
 	MlcnnJsonInit(&j);
 	MlcnnJsonBeginObject(&j, NULL);
-	MlcnnJsonInt(&j, "rows", s->n);
+	MlcnnJsonInt(&j, "rows", m->rows);
 	MlcnnJsonInt(&j, "skipped", s->skipped);
-	MlcnnJsonInt(&j, "correct", s->correct);
+	MlcnnJsonInt(&j, "correct", m->correct);
 	/*
 	 * No rows: no accuracy, no loss (the floats' null). The loss is a mean
 	 * of float32 losses, shown at float32 precision: how the rows fell into
 	 * batches regroups its double sum, which must not show.
 	 */
-	MlcnnJsonFloat8(&j, "accuracy", s->n > 0 ? (double) s->correct / s->n : NAN);
-	MlcnnJsonFloat4(&j, "loss", s->n > 0 ? (float) (s->loss / s->n) : NAN);
-	if (s->confusion)
+	MlcnnJsonFloat8(&j, "accuracy", nn_metrics_accuracy(m));
+	MlcnnJsonFloat4(&j, "loss", (float) nn_metrics_mean_loss(m));
+	if (m->confusion)
 	{
 		MlcnnJsonBeginArray(&j, "confusion_matrix");
 		for (int i = 0; i < K; i++)
@@ -309,26 +293,22 @@ mlcnn_evaluate_finalfn(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 			MlcnnJsonBeginArray(&j, NULL);
 			for (int k = 0; k < K; k++)
-				MlcnnJsonInt(&j, NULL, s->confusion[i * K + k]);
+				MlcnnJsonInt(&j, NULL, m->confusion[(Size) i * K + k]);
 			MlcnnJsonEndArray(&j);
 		}
 		MlcnnJsonEndArray(&j);
 	}
 	else
-		MlcnnJsonNull(&j, "confusion_matrix");	/* past EVAL_MATRIX_CLASSES classes */
-	for (int pass = 0; pass < 2; pass++)
-	{
-		MlcnnJsonBeginArray(&j, pass == 0 ? "precision" : "recall");
-		for (int k = 0; k < K; k++)
-		{
-			int64		hit = s->per_class[k],
-						total = s->per_class[(pass == 0 ? 1 : 2) * K + k];
-
-			/* a class never predicted (precision) or never present (recall): null */
-			MlcnnJsonFloat8(&j, NULL, total > 0 ? (double) hit / total : NAN);
-		}
-		MlcnnJsonEndArray(&j);
-	}
+		MlcnnJsonNull(&j, "confusion_matrix");	/* past NN_METRICS_MATRIX_CLASSES classes */
+	/* a class never predicted (precision) or never present (recall): null */
+	MlcnnJsonBeginArray(&j, "precision");
+	for (int k = 0; k < K; k++)
+		MlcnnJsonFloat8(&j, NULL, nn_metrics_precision(m, k));
+	MlcnnJsonEndArray(&j);
+	MlcnnJsonBeginArray(&j, "recall");
+	for (int k = 0; k < K; k++)
+		MlcnnJsonFloat8(&j, NULL, nn_metrics_recall(m, k));
+	MlcnnJsonEndArray(&j);
 	MlcnnJsonEndObject(&j);
 	MlcnnStatsAdd(MLCNN_FN_EVALUATE, 1, s->n + s->skipped, s->seconds, &s->t, 0,
 				  s->alloc.peak + s->mm->alloc.peak);
