@@ -10,10 +10,15 @@
 #   make stress     concurrency run on the embedded cluster
 
 EXTENSION = mlcnn
-EXTVERSION = 0.2.0
+EXTVERSION = 0.3.0
 MODULE_big = mlcnn
 
-NN_SRCS = $(sort $(wildcard src/nn/*.c))
+# ONNX's messages: C that protobuf-c generates from the onnx.proto of Debian's libonnx-dev
+ONNX_INCLUDE ?= /usr/include
+GEN = build/gen
+ONNX_PB = $(GEN)/onnx/onnx.pb-c.c
+
+NN_SRCS = $(sort $(wildcard src/nn/*.c)) $(ONNX_PB)
 PG_SRCS = $(sort $(wildcard src/pg/*.c))
 # the naive reference kernels are for the tests, not the server
 OBJS = $(patsubst %.c,%.o,$(filter-out src/nn/layers_ref.c,$(NN_SRCS))) $(PG_SRCS:.c=.o)
@@ -27,18 +32,23 @@ REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
 
 PG_CONFIG ?= pg_config
 WARN = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
-PG_CPPFLAGS = -Isrc/nn -Isrc/pg
+PG_CPPFLAGS = -Isrc/nn -Isrc/pg -I$(GEN) -DMLCNN_VERSION=\"$(EXTVERSION)\"
 # -fno-math-errno lets sqrtf vectorise (nothing here reads errno after math)
 OPTFLAGS = -O3 -fno-math-errno
 PG_CFLAGS = $(WARN) $(OPTFLAGS)
-SHLIB_LINK = -lopenblas -lz -lm -lpthread
-EXTRA_CLEAN = test/nn_test bench/nn_bench data/idxtool test/forge
+SHLIB_LINK = -lopenblas -lprotobuf-c -lz -lm -lpthread
+EXTRA_CLEAN = test/nn_test bench/nn_bench data/idxtool test/forge $(GEN)
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# generated again when the proto changes
+$(ONNX_PB) $(ONNX_PB:.c=.h): $(ONNX_INCLUDE)/onnx/onnx.proto
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -I$(ONNX_INCLUDE) onnx/onnx.proto
+
 # every object depends on every header: the structs are shared across files
-HEADERS = $(wildcard src/nn/*.h src/pg/*.h)
+HEADERS = $(wildcard src/nn/*.h src/pg/*.h) $(ONNX_PB:.c=.h)
 $(OBJS): $(HEADERS)
 ifeq ($(with_llvm), yes)
 $(OBJS:.o=.bc): $(HEADERS)
@@ -46,20 +56,20 @@ endif
 
 # ---------------------------------------------------------------- the core, standalone
 NN_CC ?= cc
-NN_CFLAGS ?= -std=gnu11 $(OPTFLAGS) $(WARN) -Isrc/nn
-NN_LIBS = -lopenblas -lz -lm -lpthread
+NN_CFLAGS ?= -std=gnu11 $(OPTFLAGS) $(WARN) -Isrc/nn -I$(GEN)
+NN_LIBS = -lopenblas -lprotobuf-c -lz -lm -lpthread
 
-test/nn_test: $(sort $(wildcard test/unit/*.c)) $(NN_SRCS) $(wildcard src/nn/*.h test/unit/*.h)
+test/nn_test: $(sort $(wildcard test/unit/*.c)) $(NN_SRCS) $(wildcard src/nn/*.h test/unit/*.h) $(ONNX_PB:.c=.h)
 	$(NN_CC) $(NN_CFLAGS) -Itest/unit -o $@ $(sort $(wildcard test/unit/*.c)) $(NN_SRCS) $(NN_LIBS)
 
-bench/nn_bench: bench/nn_bench.c $(NN_SRCS) $(wildcard src/nn/*.h)
+bench/nn_bench: bench/nn_bench.c $(NN_SRCS) $(wildcard src/nn/*.h) $(ONNX_PB:.c=.h)
 	$(NN_CC) $(NN_CFLAGS) -o $@ bench/nn_bench.c $(NN_SRCS) $(NN_LIBS)
 
-data/idxtool: data/idxtool.c $(NN_SRCS) $(wildcard src/nn/*.h)
+data/idxtool: data/idxtool.c $(NN_SRCS) $(wildcard src/nn/*.h) $(ONNX_PB:.c=.h)
 	$(NN_CC) $(NN_CFLAGS) -o $@ data/idxtool.c $(NN_SRCS) $(NN_LIBS)
 
 # forged hostile model blobs for test/pgtap/hostile_models.sql (written at test time)
-test/forge: test/forge.c $(NN_SRCS) $(wildcard src/nn/*.h)
+test/forge: test/forge.c $(NN_SRCS) $(wildcard src/nn/*.h) $(ONNX_PB:.c=.h)
 	$(NN_CC) $(NN_CFLAGS) -o $@ test/forge.c $(NN_SRCS) $(NN_LIBS)
 
 .PHONY: setup test unit demo bench fuzz sanitize stress db-start db-stop

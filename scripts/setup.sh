@@ -19,6 +19,12 @@ wanted=(
 	libtap-parser-sourcehandler-pgtap-perl
 	libopenblas-dev
 	zlib1g-dev
+	libprotobuf-c-dev
+	protobuf-c-compiler
+	libonnx-dev
+	python3-onnx
+	python3-opencv
+	python3-numpy
 	dataset-fashion-mnist
 	make
 	gcc

@@ -48,11 +48,12 @@ DROP EXTENSION mlcnn;
 CREATE EXTENSION mlcnn VERSION '0.1.0';
 SELECT extversion FROM pg_extension WHERE extname = 'mlcnn';
 CREATE TEMP TABLE old AS SELECT * FROM pg_temp.mlcnn_objects();
--- 0.1.0 has the same objects; only three comments differ
+-- 0.1.0 has the same objects but model_to_onnx (0.3.0); three comments differ
 SELECT (SELECT count(*) FROM (SELECT kind, object, definition FROM old
                               EXCEPT SELECT kind, object, definition FROM fresh) x) AS only_in_0_1_0,
        (SELECT count(*) FROM (SELECT kind, object, definition FROM fresh
-                              EXCEPT SELECT kind, object, definition FROM old) x) AS only_in_0_2_0;
+                              EXCEPT SELECT kind, object, definition FROM old) x) AS only_in_fresh;
+SELECT kind, object FROM fresh EXCEPT SELECT kind, object FROM old ORDER BY 1, 2;
 SELECT f.kind, f.object FROM fresh f JOIN old o USING (kind, object)
 WHERE f.description IS DISTINCT FROM o.description ORDER BY 1, 2;
 -- a model trained while 0.1.0's objects are installed (the library is the new one) serves after the update

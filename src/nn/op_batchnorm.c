@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "onnx.h"
 #include "ops.h"
 
 #define BN_EPS 1e-5
@@ -328,6 +329,19 @@ static const nn_coupled bn_coupled = {
 	.per_image = bn_per_image,
 };
 
+/* BatchNormalization with the running statistics (inference) */
+static void
+batchnorm_onnx(nn_onnx *x, const nn_layer *L, int i)
+{
+	const char *in[5] = {nn_onnx_input(x, i, 0), nn_onnx_tensor(x, i, "weight"), nn_onnx_tensor(x, i, "bias"),
+	nn_onnx_tensor(x, i, "running_mean"), nn_onnx_tensor(x, i, "running_var")};
+	nn_onnx_node *n = nn_onnx_node_add(x, i, "BatchNormalization", 5, in);
+
+	nn_onnx_attr_float(x, n, "epsilon", (float) BN_EPS);
+	/* ONNX weighs the running value by momentum, PyTorch the new one */
+	nn_onnx_attr_float(x, n, "momentum", (float) (1 - BN_MOMENTUM));
+}
+
 const nn_op nn_op_batchnorm = {
 	.name = "batchnorm",
 	.usage = "batchnorm",
@@ -341,4 +355,5 @@ const nn_op nn_op_batchnorm = {
 	.macs = bn_macs,
 	.torch = "BatchNorm2d",
 	.coupled = &bn_coupled,
+	.onnx = batchnorm_onnx,
 };

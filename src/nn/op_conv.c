@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "conv_direct.h"
+#include "onnx.h"
 #include "ops.h"
 
 #define CONV_MAX_KERNEL 64		/* kernel, stride, padding */
@@ -222,6 +223,25 @@ conv_macs(const nn_layer *L)
 	return (uint64_t) L->out.c * L->out.h * L->out.w * (uint64_t) (L->in.c / G) * L->kernel * L->kernel;
 }
 
+/* Conv with kernel_shape, strides, pads and group */
+static void
+conv_onnx(nn_onnx *x, const nn_layer *L, int i)
+{
+	const char *in[3] = {nn_onnx_input(x, i, 0), nn_onnx_tensor(x, i, "weight"), NULL};
+	int64_t		k[2] = {L->kernel, L->kernel},
+				s[2] = {L->stride, L->stride},
+				p[4] = {L->pad, L->pad, L->pad, L->pad};
+	nn_onnx_node *n;
+
+	if (L->b_len > 0)
+		in[2] = nn_onnx_tensor(x, i, "bias");
+	n = nn_onnx_node_add(x, i, "Conv", L->b_len > 0 ? 3 : 2, in);
+	nn_onnx_attr_ints(x, n, "kernel_shape", 2, k);
+	nn_onnx_attr_ints(x, n, "strides", 2, s);
+	nn_onnx_attr_ints(x, n, "pads", 4, p);
+	nn_onnx_attr_int(x, n, "group", L->groups > 1 ? L->groups : 1);
+}
+
 const nn_op nn_op_conv = {
 	.name = "conv",
 	.min_args = 2,
@@ -237,4 +257,5 @@ const nn_op nn_op_conv = {
 	.backward = conv_backward,
 	.macs = conv_macs,
 	.torch = "Conv2d",
+	.onnx = conv_onnx,
 };

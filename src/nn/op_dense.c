@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "onnx.h"
 #include "ops.h"
 
 #define FLATTEN_MAX ((uint64_t) 1 << 28)	/* values of a flattened image */
@@ -228,6 +229,41 @@ dropout_backward(nn_op_ctx *c)
 			c->din[0][k] += c->dout[k];
 }
 
+/* Gemm with the (out, in) weight transposed */
+static void
+dense_onnx(nn_onnx *x, const nn_layer *L, int i)
+{
+	const char *in[3] = {nn_onnx_input(x, i, 0), nn_onnx_tensor(x, i, "weight"), nn_onnx_tensor(x, i, "bias")};
+	nn_onnx_node *n = nn_onnx_node_add(x, i, "Gemm", 3, in);
+
+	nn_onnx_attr_int(x, n, "transB", 1);
+}
+
+/* Flatten from axis 1 */
+static void
+flatten_onnx(nn_onnx *x, const nn_layer *L, int i)
+{
+	const char *in[1] = {nn_onnx_input(x, i, 0)};
+
+	nn_onnx_attr_int(x, nn_onnx_node_add(x, i, "Flatten", 1, in), "axis", 1);
+}
+
+/* Relu */
+static void
+relu_onnx(nn_onnx *x, const nn_layer *L, int i)
+{
+	const char *in[1] = {nn_onnx_input(x, i, 0)};
+
+	nn_onnx_node_add(x, i, "Relu", 1, in);
+}
+
+/* nothing at inference */
+static void
+dropout_onnx(nn_onnx *x, const nn_layer *L, int i)
+{
+	nn_onnx_pass(x, i);
+}
+
 const nn_op nn_op_dense = {
 	.name = "dense",
 	.min_args = 1,
@@ -242,6 +278,7 @@ const nn_op nn_op_dense = {
 	.backward = dense_backward,
 	.macs = dense_macs,
 	.torch = "Linear",
+	.onnx = dense_onnx,
 };
 
 const nn_op nn_op_flatten = {
@@ -253,6 +290,7 @@ const nn_op nn_op_flatten = {
 	.backward = flatten_backward,
 	.macs = elem_macs,
 	.torch = "Flatten",
+	.onnx = flatten_onnx,
 };
 
 const nn_op nn_op_relu = {
@@ -266,6 +304,7 @@ const nn_op nn_op_relu = {
 	.backward = relu_backward,
 	.macs = elem_macs,
 	.torch = "ReLU",
+	.onnx = relu_onnx,
 };
 
 const nn_op nn_op_dropout = {
@@ -281,4 +320,5 @@ const nn_op nn_op_dropout = {
 	.backward = dropout_backward,
 	.macs = elem_macs,
 	.torch = "Dropout",
+	.onnx = dropout_onnx,
 };

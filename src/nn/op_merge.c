@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "onnx.h"
 #include "ops.h"
 
 /* name(label, label, ...) is written by spec.c, which knows the labels */
@@ -137,6 +138,36 @@ concat_backward(nn_op_ctx *c)
 	}
 }
 
+/* the node's inputs into one node of op_type */
+static void
+merge_onnx(nn_onnx *x, const nn_layer *L, int i, const char *op_type)
+{
+	const char *in[NN_MAX_INPUTS];
+
+	for (int k = 0; k < L->nin; k++)
+		in[k] = nn_onnx_input(x, i, k);
+	if (strcmp(op_type, "Concat") == 0)
+		nn_onnx_attr_int(x, nn_onnx_node_add(x, i, op_type, L->nin, in), "axis", 1);
+	else if (L->nin == 2)
+		nn_onnx_node_add(x, i, op_type, 2, in);
+	else
+		nn_onnx_node_add(x, i, "Sum", L->nin, in);
+}
+
+/* Add (Sum of more than two) */
+static void
+add_onnx(nn_onnx *x, const nn_layer *L, int i)
+{
+	merge_onnx(x, L, i, "Add");
+}
+
+/* Concat along the channels */
+static void
+concat_onnx(nn_onnx *x, const nn_layer *L, int i)
+{
+	merge_onnx(x, L, i, "Concat");
+}
+
 const nn_op nn_op_add = {
 	.name = "add",
 	.min_args = 2,
@@ -148,6 +179,7 @@ const nn_op nn_op_add = {
 	.forward = add_forward,
 	.backward = add_backward,
 	.macs = merge_macs,
+	.onnx = add_onnx,
 };
 
 const nn_op nn_op_concat = {
@@ -161,4 +193,5 @@ const nn_op nn_op_concat = {
 	.forward = concat_forward,
 	.backward = concat_backward,
 	.macs = merge_macs,
+	.onnx = concat_onnx,
 };

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "onnx.h"
 #include "ops.h"
 
 #define POOL_MAX_WINDOW 64
@@ -236,6 +237,42 @@ gap_format(const nn_layer *L, char *buf, size_t len)
 	snprintf(buf, len, "globalavgpool");
 }
 
+/* a window of MaxPool or AveragePool: kernel_shape and strides, no padding (floor mode) */
+static void
+window_onnx(nn_onnx *x, const nn_layer *L, int i, const char *op_type)
+{
+	const char *in[1] = {nn_onnx_input(x, i, 0)};
+	int64_t		k[2] = {L->kernel, L->kernel},
+				s[2] = {L->stride, L->stride};
+	nn_onnx_node *n = nn_onnx_node_add(x, i, op_type, 1, in);
+
+	nn_onnx_attr_ints(x, n, "kernel_shape", 2, k);
+	nn_onnx_attr_ints(x, n, "strides", 2, s);
+}
+
+/* MaxPool */
+static void
+maxpool_onnx(nn_onnx *x, const nn_layer *L, int i)
+{
+	window_onnx(x, L, i, "MaxPool");
+}
+
+/* AveragePool */
+static void
+avgpool_onnx(nn_onnx *x, const nn_layer *L, int i)
+{
+	window_onnx(x, L, i, "AveragePool");
+}
+
+/* GlobalAveragePool */
+static void
+globalavgpool_onnx(nn_onnx *x, const nn_layer *L, int i)
+{
+	const char *in[1] = {nn_onnx_input(x, i, 0)};
+
+	nn_onnx_node_add(x, i, "GlobalAveragePool", 1, in);
+}
+
 const nn_op nn_op_maxpool = {
 	.name = "maxpool",
 	.min_args = 1,
@@ -249,6 +286,7 @@ const nn_op nn_op_maxpool = {
 	.backward = maxpool_backward,
 	.macs = pool_macs,
 	.torch = "MaxPool2d",
+	.onnx = maxpool_onnx,
 };
 
 const nn_op nn_op_avgpool = {
@@ -263,6 +301,7 @@ const nn_op nn_op_avgpool = {
 	.backward = avgpool_backward,
 	.macs = pool_macs,
 	.torch = "AvgPool2d",
+	.onnx = avgpool_onnx,
 };
 
 const nn_op nn_op_globalavgpool = {
@@ -276,4 +315,5 @@ const nn_op nn_op_globalavgpool = {
 	.backward = gap_backward,
 	.macs = gap_macs,
 	.torch = "AdaptiveAvgPool2d",
+	.onnx = globalavgpool_onnx,
 };

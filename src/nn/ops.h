@@ -138,6 +138,8 @@ typedef struct nn_coupled
 	size_t		(*per_image) (const nn_layer *L);
 } nn_coupled;
 
+struct nn_onnx;					/* onnx.h */
+
 typedef struct nn_op
 {
 	const char *name;			/* spec keyword, lowercase */
@@ -165,6 +167,8 @@ typedef struct nn_op
 	uint64_t	(*macs) (const nn_layer *L);
 	/* PyTorch's module for names ("Conv2d"), NULL where it has none (add) */
 	const char *torch;
+	/* its ONNX nodes at inference (onnx.h's builder) */
+	void		(*onnx) (struct nn_onnx *x, const nn_layer *L, int i);
 	/* the training pass over the whole batch; NULL for ops that see images alone */
 	const nn_coupled *coupled;
 } nn_op;

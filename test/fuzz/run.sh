@@ -51,8 +51,8 @@ fi
 # ---------------------------------------------------------------- build
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-parameter \
--Wno-missing-field-initializers -Wno-sign-compare -Isrc/nn -I$FUZZ"
-LIBS="-lopenblas -lz -lm"
+-Wno-missing-field-initializers -Wno-sign-compare -Isrc/nn -Ibuild/gen -I$FUZZ"
+LIBS="-lopenblas -lprotobuf-c -lz -lm"
 mkdir -p "$BIN/obj" "$LOGS"
 
 # The numeric kernels get edge coverage but no comparison tracing: there a
@@ -67,7 +67,9 @@ if [ "$(cat "$BIN/obj/flags" 2>/dev/null)" != "$stamp" ]; then
 	rm -f "$BIN"/obj/*.o
 	printf '%s' "$stamp" >"$BIN/obj/flags"
 fi
-for src in src/nn/*.c; do
+# ONNX's generated messages (the Makefile makes them from Debian's onnx.proto)
+make -s build/gen/onnx/onnx.pb-c.c >/dev/null || exit 2
+for src in src/nn/*.c build/gen/onnx/onnx.pb-c.c; do
 	obj="$BIN/obj/$(basename "${src%.c}").o"
 	extra=()
 	case " $NOCMP " in *" $(basename "$src") "*) extra=(-fno-sanitize-coverage=trace-cmp) ;; esac

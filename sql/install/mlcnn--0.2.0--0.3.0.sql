@@ -1,0 +1,11 @@
+-- mlcnn 0.2.0 -> 0.3.0: ALTER EXTENSION mlcnn UPDATE.
+-- Adds model_to_onnx (a model as an ONNX file). Models are unchanged (format 2).
+-- Afterwards the objects are those of a fresh CREATE EXTENSION mlcnn (the
+-- regression test sql/upgrade.sql compares them).
+
+\echo Use "ALTER EXTENSION mlcnn UPDATE TO '0.3.0'" to load this file. \quit
+
+CREATE FUNCTION @extschema@.model_to_onnx(model bytea)
+RETURNS bytea AS 'MODULE_PATHNAME', 'model_to_onnx'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.model_to_onnx(bytea) IS 'the model as an ONNX file (opset 13): input pixels float [N,C,H,W] of raw values, normalised inside; output logits';

@@ -1,0 +1,206 @@
+-- mlcnn 0.3.0: convolutional neural networks trained and served inside PostgreSQL.
+-- The full script for a fresh install; mlcnn--0.1.0--0.2.0.sql and
+-- mlcnn--0.2.0--0.3.0.sql update older versions.
+-- Every object is schema-qualified with @extschema@ or pg_catalog, so the
+-- script is safe under any search_path. No function is SECURITY DEFINER.
+
+\echo Use "CREATE EXTENSION mlcnn" to load this file. \quit
+
+-- ======================================================== data loading
+-- (section: load_idx)
+
+-- VOLATILE: the result depends on files that can change between calls.
+-- PARALLEL SAFE: it only reads a file, touches no database or backend-local
+-- state, and a worker runs as the same user in the same data directory, so
+-- the privilege check and relative paths behave alike there. (A function
+-- scan is never split between workers, so rows are not duplicated.)
+-- The privilege check (superuser or pg_read_server_files, like COPY FROM a
+-- file) is in C, so EXECUTE stays granted to PUBLIC.
+CREATE FUNCTION @extschema@.load_idx(images_path text, labels_path text)
+RETURNS TABLE (id integer, label integer, pixels bytea)
+AS 'MODULE_PATHNAME', 'load_idx'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE ROWS 10000;
+
+COMMENT ON FUNCTION @extschema@.load_idx(text, text) IS
+'rows (id from 0, label, pixels as h*w*c bytes in HWC order) of an IDX images file and its labels file (MNIST format, gzip or raw) on the server; for superusers and members of pg_read_server_files';
+
+-- ======================================================== training
+-- (section: train_conv2d)
+-- Support functions of the train_conv2d aggregates. The transition function
+-- is not STRICT: rows with NULL pixels or label are counted as skipped.
+CREATE FUNCTION @extschema@.mlcnn_train_transfn(internal, bytea, integer)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_train_transfn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_train_transfn(internal, bytea, integer, jsonb)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_train_transfn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_train_transfn(internal, bytea, integer, jsonb, bytea)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_train_transfn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_train_combinefn(internal, internal)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_train_combinefn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_train_serialfn(internal)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_train_serialfn'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_train_deserialfn(bytea, internal)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_train_deserialfn'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+-- VOLATILE: the model records wall-clock training times (option record_times).
+CREATE FUNCTION @extschema@.mlcnn_train_finalfn(internal)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_train_finalfn'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+COMMENT ON FUNCTION @extschema@.mlcnn_train_transfn(internal, bytea, integer) IS 'train_conv2d transition: buffers one row';
+COMMENT ON FUNCTION @extschema@.mlcnn_train_transfn(internal, bytea, integer, jsonb) IS 'train_conv2d transition: buffers one row';
+COMMENT ON FUNCTION @extschema@.mlcnn_train_transfn(internal, bytea, integer, jsonb, bytea) IS 'train_conv2d transition: buffers one row';
+COMMENT ON FUNCTION @extschema@.mlcnn_train_combinefn(internal, internal) IS 'train_conv2d combine: merges the rows of two partial states';
+COMMENT ON FUNCTION @extschema@.mlcnn_train_serialfn(internal) IS 'train_conv2d serialize: a partial state as bytea';
+COMMENT ON FUNCTION @extschema@.mlcnn_train_deserialfn(bytea, internal) IS 'train_conv2d deserialize: a partial state from bytea';
+COMMENT ON FUNCTION @extschema@.mlcnn_train_finalfn(internal) IS 'train_conv2d final: trains on the buffered rows and returns the model';
+
+CREATE AGGREGATE @extschema@.train_conv2d(pixels bytea, label integer) (
+    SFUNC = @extschema@.mlcnn_train_transfn,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mlcnn_train_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_train_combinefn,
+    SERIALFUNC = @extschema@.mlcnn_train_serialfn,
+    DESERIALFUNC = @extschema@.mlcnn_train_deserialfn,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.train_conv2d(pixels bytea, label integer, options jsonb) (
+    SFUNC = @extschema@.mlcnn_train_transfn,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mlcnn_train_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_train_combinefn,
+    SERIALFUNC = @extschema@.mlcnn_train_serialfn,
+    DESERIALFUNC = @extschema@.mlcnn_train_deserialfn,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.train_conv2d(pixels bytea, label integer, options jsonb, init_model bytea) (
+    SFUNC = @extschema@.mlcnn_train_transfn,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mlcnn_train_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_train_combinefn,
+    SERIALFUNC = @extschema@.mlcnn_train_serialfn,
+    DESERIALFUNC = @extschema@.mlcnn_train_deserialfn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.train_conv2d(bytea, integer) IS 'trains a CNN on (pixels, label) rows with the default options; returns the model';
+COMMENT ON AGGREGATE @extschema@.train_conv2d(bytea, integer, jsonb) IS 'trains a CNN on (pixels, label) rows with jsonb options (keys and ranges: the option table of the README); returns the model';
+COMMENT ON AGGREGATE @extschema@.train_conv2d(bytea, integer, jsonb, bytea) IS 'continues training init_model on (pixels, label) rows; returns the model';
+
+-- ======================================================== inference and primitives
+-- (section: predict)
+CREATE FUNCTION @extschema@.predict(model bytea, pixels bytea)
+RETURNS integer AS 'MODULE_PATHNAME', 'predict'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.predict(bytea, bytea) IS 'the class the model predicts for one image';
+
+CREATE FUNCTION @extschema@.predict_proba(model bytea, pixels bytea)
+RETURNS real[] AS 'MODULE_PATHNAME', 'predict_proba'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.predict_proba(bytea, bytea) IS 'softmax probabilities per class for one image';
+
+CREATE FUNCTION @extschema@.forward_pass(model bytea, pixels bytea)
+RETURNS real[] AS 'MODULE_PATHNAME', 'forward_pass'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.forward_pass(bytea, bytea) IS 'the output logits (before softmax) for one image';
+
+CREATE FUNCTION @extschema@.calculate_loss(model bytea, pixels bytea, label integer)
+RETURNS double precision AS 'MODULE_PATHNAME', 'calculate_loss'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.calculate_loss(bytea, bytea, integer) IS 'the cross-entropy loss of the model on one labelled image';
+
+CREATE FUNCTION @extschema@.update_weights(model bytea, gradients bytea, learning_rate real)
+RETURNS bytea AS 'MODULE_PATHNAME', 'update_weights'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.update_weights(bytea, bytea, real) IS 'one plain SGD step: model - learning_rate * gradients, written in model format 2';
+
+CREATE FUNCTION @extschema@.model_info(model bytea)
+RETURNS jsonb AS 'MODULE_PATHNAME', 'model_info'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.model_info(bytea) IS 'what a model (or gradient blob) of format 1 or 2 says about itself: format version, layers, shapes, options, history';
+
+CREATE FUNCTION @extschema@.model_weights(model bytea)
+RETURNS TABLE(layer integer, name text, shape integer[], weights real[])
+AS 'MODULE_PATHNAME', 'model_weights'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 8;
+COMMENT ON FUNCTION @extschema@.model_weights(bytea) IS 'every parameter tensor in PyTorch layout and state_dict order';
+
+CREATE FUNCTION @extschema@.model_to_onnx(model bytea)
+RETURNS bytea AS 'MODULE_PATHNAME', 'model_to_onnx'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.model_to_onnx(bytea) IS 'the model as an ONNX file (opset 13): input pixels float [N,C,H,W] of raw values, normalised inside; output logits';
+
+-- compute_gradients and evaluate: aggregates over (model, pixels, label).
+-- Their transition functions are not STRICT: rows with NULLs are skipped and counted.
+CREATE FUNCTION @extschema@.mlcnn_gradients_transfn(internal, bytea, bytea, integer)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_gradients_transfn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_gradients_finalfn(internal)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_gradients_finalfn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mlcnn_gradients_transfn(internal, bytea, bytea, integer) IS 'compute_gradients transition: queues one row, runs full batches';
+COMMENT ON FUNCTION @extschema@.mlcnn_gradients_finalfn(internal) IS 'compute_gradients final: the mean gradient';
+CREATE AGGREGATE @extschema@.compute_gradients(model bytea, pixels bytea, label integer) (
+    SFUNC = @extschema@.mlcnn_gradients_transfn,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mlcnn_gradients_finalfn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.compute_gradients(bytea, bytea, integer) IS 'the mean cross-entropy gradient over the rows, in the model''s parameter layout';
+
+CREATE FUNCTION @extschema@.mlcnn_evaluate_transfn(internal, bytea, bytea, integer)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_evaluate_transfn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_evaluate_finalfn(internal)
+RETURNS jsonb AS 'MODULE_PATHNAME', 'mlcnn_evaluate_finalfn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mlcnn_evaluate_transfn(internal, bytea, bytea, integer) IS 'evaluate transition: queues one row, runs full batches';
+COMMENT ON FUNCTION @extschema@.mlcnn_evaluate_finalfn(internal) IS 'evaluate final: accuracy, loss, confusion matrix, precision and recall';
+CREATE AGGREGATE @extschema@.evaluate(model bytea, pixels bytea, label integer) (
+    SFUNC = @extschema@.mlcnn_evaluate_transfn,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mlcnn_evaluate_finalfn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.evaluate(bytea, bytea, integer) IS 'rows, accuracy, mean loss, confusion matrix and per-class precision and recall of a model';
+
+-- ======================================================== statistics
+-- (section: stats)
+
+-- The figures of this session's mlcnn calls, since the library was loaded or
+-- mlcnn_stats_reset() last ran: one row per function called.
+-- VOLATILE: the figures change as mlcnn functions run, even within a query.
+-- PARALLEL RESTRICTED: they are backend-local state; a parallel worker has
+-- its own (empty) figures, so the call must stay in the leader.
+CREATE FUNCTION @extschema@.mlcnn_stats(
+    OUT function text,
+    OUT calls bigint,
+    OUT rows bigint,
+    OUT total_ms double precision,
+    OUT forward_ms double precision,
+    OUT backward_ms double precision,
+    OUT update_ms double precision,
+    OUT loss_ms double precision,
+    OUT peak_memory_bytes bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'mlcnn_stats'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 11;
+COMMENT ON FUNCTION @extschema@.mlcnn_stats() IS
+'per mlcnn function, this session''s calls, rows, time by phase (ms) and peak memory of mlcnn''s own allocations (bytes) since the library was loaded or mlcnn_stats_reset()';
+
+CREATE VIEW @extschema@.mlcnn_stats AS
+    SELECT function, calls, rows, total_ms, forward_ms, backward_ms, update_ms,
+           loss_ms, peak_memory_bytes
+    FROM @extschema@.mlcnn_stats();
+COMMENT ON VIEW @extschema@.mlcnn_stats IS
+'this session''s mlcnn calls per function: calls, rows, total/forward/backward/update/loss time in ms, peak memory of mlcnn''s own allocations in bytes';
+
+-- VOLATILE, PARALLEL RESTRICTED: it changes backend-local state, which in a
+-- worker would be the worker's.
+CREATE FUNCTION @extschema@.mlcnn_stats_reset()
+RETURNS void AS 'MODULE_PATHNAME', 'mlcnn_stats_reset'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.mlcnn_stats_reset() IS
+'zeroes this session''s mlcnn_stats figures (EXPLAIN ANALYZE is not affected)';

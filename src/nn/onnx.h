@@ -1,0 +1,44 @@
+/*
+ * onnx.h: a network as an ONNX model (opset 13), for model_to_onnx().
+ *
+ * onnx.c builds the graph with protobuf-c's generated code for the
+ * onnx.proto Debian ships (libonnx-dev); the op files add their nodes
+ * through the small builder below, so they never see protobuf types.
+ */
+#ifndef NN_ONNX_H
+#define NN_ONNX_H
+
+#include <stdint.h>
+
+#include "model.h"
+#include "nn.h"
+
+#define NN_ONNX_OPSET 13
+#define NN_ONNX_IR_VERSION 7	/* the IR of opset 13 */
+
+typedef struct nn_onnx nn_onnx;			/* a graph being built */
+typedef struct nn_onnx_node nn_onnx_node;	/* one of its nodes */
+
+/*
+ * The ONNX model of m into *out (len bytes, from a): input "pixels", float
+ * [N, C, H, W] of raw pixel values, first normalised as mlcnn does; output
+ * "logits" [N, classes]; metadata_props mlcnn_version (version), classes,
+ * layers, normalize. NN_ERR_NOMEM, or NN_ERR_LIMIT past what protobuf holds.
+ */
+int			nn_model_to_onnx(const nn_model *m, const char *version, uint8_t **out, size_t *len,
+							 const nn_allocator *a, nn_status *st);
+
+/* the name of node i's k-th input tensor */
+const char *nn_onnx_input(nn_onnx *x, int i, int k);
+/* a node op_type named after node i, with inputs in[0..nin) and node i's output */
+nn_onnx_node *nn_onnx_node_add(nn_onnx *x, int i, const char *op_type, int nin, const char *const *in);
+/* integer, integer-list and float attributes of a node (NULL: ignored, the error is kept) */
+void		nn_onnx_attr_int(nn_onnx *x, nn_onnx_node *n, const char *name, int64_t v);
+void		nn_onnx_attr_ints(nn_onnx *x, nn_onnx_node *n, const char *name, int count, const int64_t *v);
+void		nn_onnx_attr_float(nn_onnx *x, nn_onnx_node *n, const char *name, float v);
+/* node i's tensor "weight", "bias", "running_mean" or "running_var" as an initializer: its name */
+const char *nn_onnx_tensor(nn_onnx *x, int i, const char *what);
+/* node i adds no node: its output is its first input (dropout at inference) */
+void		nn_onnx_pass(nn_onnx *x, int i);
+
+#endif							/* NN_ONNX_H */
