@@ -50,7 +50,8 @@ TARGET_MEMORY_MB = 150.0       # backend peak training on 60,000 rows
 TARGET_MEMORY_ROWS = 60000
 TARGET_ACCURACY_PTS = 0.3      # mlcnn at most this many points below PyTorch
 
-NAMES = {"mlcnn": "mlcnn (SQL)", "pytorch": "PyTorch", "tensorflow": "TensorFlow/Keras"}
+NAMES = {"mlcnn": "mlcnn (SQL)", "pytorch": "PyTorch", "tensorflow": "TensorFlow/Keras",
+         "opencv": "OpenCV dnn (mlcnn's ONNX export)"}
 COLORS = {"mlcnn": "#1f77b4", "pytorch": "#ee4c2c", "tensorflow": "#ff9f00"}
 
 
@@ -330,6 +331,11 @@ def write_markdown(path, ds, doc):
             NAMES[key], f["training_seconds"], f["seconds_per_epoch"], f["test_accuracy"] * 100,
             f["predict100_single_seconds"], f["predict100_batch_seconds"], f["peak_mb"],
             f["train_images_per_second"], f["infer_images_per_second"]))
+    cv = fw.get("opencv", {})
+    if cv.get("installed"):
+        L.append("| %s | — (runs mlcnn's model) | — | %.2f | %.4f | %.4f | %.0f | — | %.0f |" % (
+            NAMES["opencv"], cv["test_accuracy"] * 100, cv["predict100_single_seconds"],
+            cv["predict100_batch_seconds"], cv["peak_mb"], cv["infer_images_per_second"]))
     L.append("")
     L.append("- training time: mlcnn, the `train_conv2d` statement timed in the server (table scan, "
              "buffering and training; the epochs alone took %.1f s); PyTorch/TensorFlow, the epoch loops "
@@ -346,6 +352,11 @@ def write_markdown(path, ds, doc):
              "after connecting); Python, ru_maxrss of its process (libraries, data, training, inference)."
              % m["backend_start_mb"])
     L.append("- inference images/s: the whole test set (mlcnn `evaluate()`, PyTorch batches of 1,000).")
+    if cv.get("installed"):
+        L.append("- OpenCV %s: `cv2.dnn.readNetFromONNX` on `model_to_onnx` of the model mlcnn trained "
+                 "(%d bytes), raw pixels in, batches of 1,000 for the test set, `net.forward()` per row or "
+                 "for the 100 rows at once, %d thread(s) (`cv2.setNumThreads`); peak memory: ru_maxrss of "
+                 "its process (bench/opencv_bench.py)." % (cv["version"], cv["onnx_bytes"], cv["threads"]))
     cpu = []
     for key in ("mlcnn", "pytorch", "tensorflow"):
         f = fw[key]
@@ -699,6 +710,7 @@ def cmd_report(args):
             "mlcnn": mlcnn_figures(train, infer, load_json(os.path.join(raw, ds + "-load.json"))),
             "pytorch": python_figures(load_json(os.path.join(raw, ds + "-pytorch.json"))),
             "tensorflow": python_figures(load_json(os.path.join(raw, ds + "-tensorflow.json"))),
+            "opencv": load_json(os.path.join(raw, ds + "-opencv.json")) or {"installed": False, "reason": "not run"},
         }
         doc = {"dataset": ds, "machine": machine, "settings": settings, "frameworks": fw,
                "loadavg_at_report": loadavg(),

@@ -297,6 +297,11 @@ SELECT jsonb_build_object(
   'evaluate', bench.evaluate_test());
 SQL
 
+		echo "opencv: its dnn module running mlcnn's model_to_onnx export of that model"
+		"${PSQL[@]}" -At -c "SELECT encode(model_to_onnx(model), 'hex') FROM models" >"$RAW/$ds-mlcnn-onnx.hex"
+		pyrun bench/opencv_bench.py --onnx-hex "$RAW/$ds-mlcnn-onnx.hex" --data "$dir" \
+			--out "$RAW/$ds-opencv.json" --threads "$PREDICT_THREADS" --repeats "$REPEATS"
+		rm -f "$RAW/$ds-mlcnn-onnx.hex"
 		echo "pytorch"
 		pyrun bench/torch_bench.py --framework pytorch --data "$dir" --out "$RAW/$ds-pytorch.json" \
 			--epochs "$EPOCHS" --threads "$THREADS" --predict-threads "$PREDICT_THREADS" --train-rows "$TRAIN_ROWS" --repeats "$REPEATS"

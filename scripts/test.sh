@@ -222,7 +222,7 @@ else
 fi
 
 # ---------------------------------------------------------------------- onnx
-banner "ONNX export (test/onnx/export.py: onnx's checker and OpenCV's runtime)"
+banner "ONNX export and import (test/onnx/export.py: onnx's checker, OpenCV, PyTorch's files)"
 if [ "$db_ok" -eq 1 ] && [ "$built" -eq 1 ]; then
 	PGDATABASE=mlcnn_test run_counted onnx-export /usr/bin/python3 test/onnx/export.py
 else

@@ -1,5 +1,6 @@
--- model_to_onnx: a model as an ONNX file. The checker and OpenCV's runtime
--- run in test/onnx/export.py; here: the function's contract from SQL.
+-- model_to_onnx and model_from_onnx: ONNX export and import. The checker,
+-- OpenCV's runtime and PyTorch's files are in test/onnx/export.py; here:
+-- the functions' contracts from SQL.
 \set SHOW_CONTEXT never
 CREATE TEMP TABLE o_rows AS
   SELECT * FROM load_idx('mlcnn_test_data/synth/train-images-idx3-ubyte.gz',
@@ -26,6 +27,30 @@ SELECT model_to_onnx(g) FROM o_model,
 SELECT model_to_onnx('\x00112233'::bytea);
 SELECT model_to_onnx(''::bytea);
 SELECT model_to_onnx(NULL) IS NULL AS null_in_null_out;
+
+-- model_from_onnx: the export imports as the same network with the same
+-- tensors and predictions; the normalisation comes back from the file
+SELECT model_info(i)->'parameters' = model_info(m)->'parameters' AS same_parameters,
+       model_info(i)->'normalize' AS normalize,
+       (SELECT array_agg(weights::text ORDER BY ord) FROM model_weights(i) WITH ORDINALITY w(l, n, s, weights, ord)
+         WHERE n NOT LIKE '%num_batches_tracked')
+     = (SELECT array_agg(weights::text ORDER BY ord) FROM model_weights(m) WITH ORDINALITY w(l, n, s, weights, ord)
+         WHERE n NOT LIKE '%num_batches_tracked') AS same_tensors,
+       (SELECT bool_and(predict(i, pixels) = predict(m, pixels)) FROM o_rows) AS same_predictions
+FROM o_model, LATERAL (SELECT model_from_onnx(model_to_onnx(m)) AS i) x;
+-- options: the normalisation the file cannot say; classes must agree
+SELECT model_info(model_from_onnx(model_to_onnx(m), '{"normalize": "zscore", "mean": 0.5, "std": 0.25}'))->'normalize'
+FROM o_model;
+SELECT model_from_onnx(model_to_onnx(m), '{"classes": 3}') FROM o_model;
+SELECT model_from_onnx(model_to_onnx(m), '{"normalize": "zscore"}') FROM o_model;
+SELECT model_from_onnx(model_to_onnx(m), '{"layers": "dense(10)"}') FROM o_model;
+SELECT model_from_onnx(model_to_onnx(m), '{"no_such_option": 1}') FROM o_model;
+SELECT model_from_onnx(model_to_onnx(m), '[]') FROM o_model;
+-- not ONNX; a model blob is not an ONNX file
+SELECT model_from_onnx('\x0102030405'::bytea);
+SELECT model_from_onnx(m) FROM o_model;
+SELECT model_from_onnx(NULL) IS NULL AS null_in_null_out;
+
 -- labels
-SELECT provolatile, proisstrict, proparallel, obj_description(oid, 'pg_proc') IS NOT NULL AS commented
-FROM pg_proc WHERE proname = 'model_to_onnx';
+SELECT proname, provolatile, proisstrict, proparallel, obj_description(oid, 'pg_proc') IS NOT NULL AS commented
+FROM pg_proc WHERE proname IN ('model_to_onnx', 'model_from_onnx') ORDER BY proname;

@@ -1,5 +1,5 @@
 -- mlcnn 0.2.0 -> 0.3.0: ALTER EXTENSION mlcnn UPDATE.
--- Adds model_to_onnx (a model as an ONNX file). Models are unchanged (format 2).
+-- Adds model_to_onnx and model_from_onnx (ONNX export and import). Models are unchanged (format 2).
 -- Afterwards the objects are those of a fresh CREATE EXTENSION mlcnn (the
 -- regression test sql/upgrade.sql compares them).
 
@@ -9,3 +9,8 @@ CREATE FUNCTION @extschema@.model_to_onnx(model bytea)
 RETURNS bytea AS 'MODULE_PATHNAME', 'model_to_onnx'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.model_to_onnx(bytea) IS 'the model as an ONNX file (opset 13): input pixels float [N,C,H,W] of raw values, normalised inside; output logits';
+
+CREATE FUNCTION @extschema@.model_from_onnx(onnx bytea, options jsonb DEFAULT '{}')
+RETURNS bytea AS 'MODULE_PATHNAME', 'model_from_onnx'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.model_from_onnx(bytea, jsonb) IS 'an mlcnn model from an ONNX CNN (Conv, BatchNormalization, Relu, pooling, Add, Concat, Flatten, Gemm); options: normalize (with mean and std for zscore), classes, input, and training options for a later init_model';

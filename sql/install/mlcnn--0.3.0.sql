@@ -133,6 +133,11 @@ RETURNS bytea AS 'MODULE_PATHNAME', 'model_to_onnx'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.model_to_onnx(bytea) IS 'the model as an ONNX file (opset 13): input pixels float [N,C,H,W] of raw values, normalised inside; output logits';
 
+CREATE FUNCTION @extschema@.model_from_onnx(onnx bytea, options jsonb DEFAULT '{}')
+RETURNS bytea AS 'MODULE_PATHNAME', 'model_from_onnx'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.model_from_onnx(bytea, jsonb) IS 'an mlcnn model from an ONNX CNN (Conv, BatchNormalization, Relu, pooling, Add, Concat, Flatten, Gemm); options: normalize (with mean and std for zscore), classes, input, and training options for a later init_model';
+
 -- compute_gradients and evaluate: aggregates over (model, pixels, label).
 -- Their transition functions are not STRICT: rows with NULLs are skipped and counted.
 CREATE FUNCTION @extschema@.mlcnn_gradients_transfn(internal, bytea, bytea, integer)

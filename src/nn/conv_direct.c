@@ -61,14 +61,6 @@ typedef struct cd_kern
 #define OB 8
 #define DB 4
 #include "conv_direct_kern.h"
-#undef KERN
-#undef KERN_NAME
-#undef KERN_ATTR
-#undef KERN_BCAST
-#undef VL
-#undef QB
-#undef OB
-#undef DB
 
 #define KERN(name) name##_avx2
 #define KERN_NAME "avx2"
@@ -79,14 +71,6 @@ typedef struct cd_kern
 #define OB 4
 #define DB 3
 #include "conv_direct_kern.h"
-#undef KERN
-#undef KERN_NAME
-#undef KERN_ATTR
-#undef KERN_BCAST
-#undef VL
-#undef QB
-#undef OB
-#undef DB
 #endif
 
 #define KERN(name) name##_base
@@ -98,14 +82,6 @@ typedef struct cd_kern
 #define OB 4
 #define DB 3
 #include "conv_direct_kern.h"
-#undef KERN
-#undef KERN_NAME
-#undef KERN_ATTR
-#undef KERN_BCAST
-#undef VL
-#undef QB
-#undef OB
-#undef DB
 
 
 /* the kernels this CPU runs best */

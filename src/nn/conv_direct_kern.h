@@ -11,7 +11,8 @@
  *   OB           output channels per register block
  *   DB           rows and planes per block of the weight gradient
  *
- * and gets KERN(kern), the cd_kern entry of these kernels. Positions are
+ * and gets KERN(kern), the cd_kern entry of these kernels; the macros are
+ * undefined at the end. Positions are
  * those of a padded plane (q = y * Wp + x, see conv_direct.c); every loop
  * bound below is a multiple of its block, so there are no tails.
  */
@@ -135,3 +136,13 @@ KERN(dw_block) (float *restrict accv, const float *restrict d, size_t dstep,
 }
 
 static const cd_kern KERN(kern) = {KERN_NAME, VL, QB, OB, DB, KERN(fwd_block), KERN(dw_block)};
+
+/* ready for the next instruction set */
+#undef KERN
+#undef KERN_NAME
+#undef KERN_ATTR
+#undef KERN_BCAST
+#undef VL
+#undef QB
+#undef OB
+#undef DB

@@ -35,7 +35,8 @@ typedef enum nn_code
 	NN_ERR_LIMIT,				/* a size limit was passed */
 	NN_ERR_IO,					/* file could not be read */
 	NN_ERR_DATA,				/* bad data file content (IDX) or numeric trouble */
-	NN_ERR_CANCELLED			/* a callback asked to stop */
+	NN_ERR_CANCELLED,			/* a callback asked to stop */
+	NN_ERR_UNSUPPORTED			/* valid input mlcnn has no equivalent for (an ONNX operator) */
 } nn_code;
 
 #define NN_MSG_LEN 256

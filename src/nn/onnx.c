@@ -215,7 +215,8 @@ add_init(nn_onnx *x, const char *name, int ndims, const int64_t *dims, const flo
 		return name;
 	}
 	onnx__tensor_proto__init(t);
-	memcpy(d, dims, sizeof(int64_t) * ndims);
+	if (ndims > 0)
+		memcpy(d, dims, sizeof(int64_t) * ndims);
 	t->n_dims = ndims;
 	t->dims = d;
 	t->has_data_type = 1;

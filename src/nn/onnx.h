@@ -28,6 +28,28 @@ typedef struct nn_onnx_node nn_onnx_node;	/* one of its nodes */
 int			nn_model_to_onnx(const nn_model *m, const char *version, uint8_t **out, size_t *len,
 							 const nn_allocator *a, nn_status *st);
 
+/* what an ONNX file cannot say, for nn_model_from_onnx */
+typedef struct nn_onnx_import_opts
+{
+	int			normalize_given;	/* normalize, mean, std below apply */
+	int32_t		normalize;		/* NN_NORM_* */
+	float		mean,
+				std;
+	int32_t		classes;		/* 0: the last layer's outputs */
+	nn_shape	input;			/* h = 0: the graph input's [N, C, H, W] */
+} nn_onnx_import_opts;
+
+/*
+ * An mlcnn model from an ONNX CNN graph (onnx_import.c): Conv,
+ * BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Add,
+ * Concat, Flatten, Gemm, and what folds away around them. Errors:
+ * NN_ERR_CORRUPT (does not decode), NN_ERR_UNSUPPORTED (an operator or form
+ * mlcnn lacks, naming the node), NN_ERR_INVALID (inconsistent sizes),
+ * NN_ERR_LIMIT, NN_ERR_NOMEM, and what building the network reports.
+ */
+int			nn_model_from_onnx(nn_model *m, const uint8_t *buf, size_t len, const nn_onnx_import_opts *o,
+							   const nn_allocator *a, nn_status *st);
+
 /* the name of node i's k-th input tensor */
 const char *nn_onnx_input(nn_onnx *x, int i, int k);
 /* a node op_type named after node i, with inputs in[0..nin) and node i's output */

@@ -126,6 +126,9 @@ MlcnnReportStatus(const nn_status *st)
 		case NN_ERR_DATA:
 			code = ERRCODE_DATA_EXCEPTION;
 			break;
+		case NN_ERR_UNSUPPORTED:
+			code = ERRCODE_FEATURE_NOT_SUPPORTED;
+			break;
 		case NN_ERR_CANCELLED:
 			/* PostgreSQL's own error for what stopped it: timeout, cancel, terminate */
 			CHECK_FOR_INTERRUPTS();

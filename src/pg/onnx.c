@@ -1,15 +1,20 @@
 /*
  * onnx.c: model_to_onnx(model bytea) RETURNS bytea, a model as an ONNX
- * file (the core's onnx.c builds it).
+ * file (the core's onnx.c builds it), and model_from_onnx(onnx bytea,
+ * options jsonb), a model from one (the core's onnx_import.c reads it).
  */
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 
 #include "mlcnn_pg.h"
 #include "model.h"
 #include "onnx.h"
+#include "options.h"
 
 PG_FUNCTION_INFO_V1(model_to_onnx);
 
@@ -42,5 +47,95 @@ model_to_onnx(PG_FUNCTION_ARGS)
 	SET_VARSIZE(out, VARHDRSZ + len);
 	memcpy(VARDATA(out), bytes, len);
 	MlcnnStatsAdd(MLCNN_FN_MODEL_TO_ONNX, 1, 1, 0, NULL, 0, alloc.peak);
+	PG_RETURN_BYTEA_P(out);
+}
+
+/* the number under key of jb into *v; false when absent */
+static bool
+json_number(Jsonb *jb, const char *key, float *v)
+{
+	JsonbValue	k,
+			   *jv;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	jv = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
+	if (jv == NULL)
+		return false;
+	if (jv->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a number", key)));
+	*v = (float) DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(jv->val.numeric)));
+	return true;
+}
+
+/* true when jb has key */
+static bool
+json_has(Jsonb *jb, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	return findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k) != NULL;
+}
+
+PG_FUNCTION_INFO_V1(model_from_onnx);
+
+/* model_from_onnx(onnx, options): an mlcnn model from an ONNX file */
+Datum
+model_from_onnx(PG_FUNCTION_ARGS)
+{
+	bytea	   *file = PG_GETARG_BYTEA_PP(0);
+	Jsonb	   *jb = PG_GETARG_JSONB_P(1);
+	Jsonb	   *rest;
+	MlcnnAlloc	alloc;
+	nn_onnx_import_opts o;
+	nn_options	opt;
+	nn_model	m;
+	nn_status	st;
+	bytea	   *out;
+
+	memset(&o, 0, sizeof(o));
+	if (!JB_ROOT_IS_OBJECT(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a JSON object")));
+	if (json_has(jb, "layers"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model_from_onnx takes the layers from the file, not from option \"layers\"")));
+	/* mean and std are the zscore normalisation's own; the rest is the option table's */
+	json_number(jb, "mean", &o.mean);
+	json_number(jb, "std", &o.std);
+	rest = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(jb), CStringGetTextDatum("mean")));
+	rest = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(rest), CStringGetTextDatum("std")));
+	nn_options_default(&opt);
+	if (MlcnnOptionsFromJsonb(&opt, rest, &st) != NN_OK)
+		MlcnnReportStatus(&st);
+	/* without "normalize" the network gets the pixels as they are, as the file's input does */
+	o.normalize_given = json_has(jb, "normalize");
+	o.normalize = o.normalize_given ? opt.normalize : NN_NORM_NONE;
+	if (o.normalize_given && opt.normalize == NN_NORM_ZSCORE && !(json_has(jb, "mean") && json_has(jb, "std") && o.std > 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"normalize\": \"zscore\" needs \"mean\" and a positive \"std\" (of pixel / 255)")));
+	o.classes = json_has(jb, "classes") ? opt.classes : 0;
+	o.input = opt.input;
+
+	MlcnnAllocInit(&alloc, CurrentMemoryContext);
+	if (nn_model_from_onnx(&m, (const uint8_t *) VARDATA_ANY(file), VARSIZE_ANY_EXHDR(file), &o, &alloc.a, &st) != NN_OK)
+		MlcnnReportStatus(&st);
+	/* the training options for a later train_conv2d(init_model): the file's network, the caller's rest */
+	snprintf(opt.layers, sizeof(opt.layers), "%s", m.options.layers);
+	opt.input = m.options.input;
+	opt.classes = m.options.classes;
+	opt.normalize = m.norm.mode;
+	m.options = opt;
+	out = MlcnnModelToBytea(&m);
+	MlcnnStatsAdd(MLCNN_FN_MODEL_FROM_ONNX, 1, 1, 0, NULL, 0, alloc.peak);
 	PG_RETURN_BYTEA_P(out);
 }

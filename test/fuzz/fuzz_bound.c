@@ -233,6 +233,7 @@ run_net(const char *spec, nn_shape in, int classes, int B, int train)
 	count_ctx	counts;
 	nn_allocator counting = {count_alloc, count_free, &counts};
 	float	   *params,
+			   *buffers,
 			   *grads;
 	int32_t		labels[16];
 	nn_rng		rng;
@@ -275,9 +276,12 @@ run_net(const char *spec, nn_shape in, int classes, int B, int train)
 			   (unsigned long long) counts.total, w.bytes, (unsigned long long) b.work_bytes);
 
 	params = zeros(0, net.nparams);
+	/* batch norm's running statistics: zero, like the parameters */
 	grads = zeros(1, net.nparams);
+	buffers = calloc(net.nbuffers ? net.nbuffers : 1, sizeof(float));
+	FUZZ_CHECK(buffers != NULL, "no memory for %zu buffer floats", net.nbuffers);
 	nn_rng_seed(&rng, 7);
-	rc = nn_net_forward(&net, params, &w, B, train, train ? &rng : NULL, NULL);
+	rc = nn_net_forward(&net, params, buffers, &w, B, train, train ? &rng : NULL, NULL);
 	FUZZ_CHECK(rc == NN_OK || (rc == NN_ERR_CANCELLED && stopped), "forward returned %d", rc);
 	if (rc == NN_OK)
 	{
@@ -308,6 +312,7 @@ run_net(const char *spec, nn_shape in, int classes, int B, int train)
 		for (size_t i = 0; rc == NN_OK && i < net.nparams; i++)
 			FUZZ_CHECK(isfinite(grads[i]), "gradient %zu is %g", i, (double) grads[i]);
 	}
+	free(buffers);
 	nn_work_free(&w, &counting);
 	FUZZ_CHECK(counts.live == 0, "%ld working buffers not freed", counts.live);
 }

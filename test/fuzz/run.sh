@@ -28,11 +28,11 @@ RUNS="${FUZZ_RUNS:-1000000}"
 MAX_TIME="${FUZZ_MAX_TIME:-900}"
 JOBS="${FUZZ_JOBS:-1}"
 CC="${FUZZ_CC:-clang-14}"
-ALL_TARGETS="model spec options idx rows bound"
+ALL_TARGETS="model spec options idx rows bound onnx"
 TARGETS="${*:-$ALL_TARGETS}"
 
 # per target: -max_len (a little above the largest seed model for models)
-declare -A MAXLEN=([model]=2048 [spec]=4096 [options]=4096 [idx]=4096 [rows]=4096 [bound]=2048)
+declare -A MAXLEN=([model]=2048 [spec]=4096 [options]=4096 [idx]=4096 [rows]=4096 [bound]=2048 [onnx]=16384)
 declare -A DICT=([spec]="$FUZZ/spec.dict" [options]="$FUZZ/options.dict" [bound]="$FUZZ/spec.dict")
 
 cd "$ROOT" || exit 2

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""test/onnx/export.py: model_to_onnx against onnx's checker and OpenCV's runtime.
+"""test/onnx/export.py: model_to_onnx and model_from_onnx against onnx, OpenCV and PyTorch.
 
 For each network below, trains a model from SQL on a few synthetic rows,
 exports it with model_to_onnx, runs onnx.checker (full check, with shape
@@ -7,7 +7,13 @@ inference), loads it with OpenCV's dnn module (cv2.dnn.readNetFromONNX) and
 compares its logits for raw pixels with forward_pass's: within 1e-5 of the
 row's largest logit. Also checks the graph's interface (input "pixels"
 float [N,C,H,W], output "logits"), the metadata and that dropout leaves no
-node. Connects with psql to the database the environment names (PGHOST,
+node; and that model_from_onnx of the export gives forward_pass's logits
+exactly. Then the files PyTorch exported (test/fixtures/onnx, made by
+make_fixtures.py: batch norm kept and folded, a residual block with a
+projection, x.view) import and give PyTorch's logits within 1e-5, an
+imported model trains on as init_model, and the bad-file matrix (not ONNX,
+truncated, an LSTM, absurd dimensions, wrong initializer sizes) gives
+ERRORs with their SQLSTATEs. Connects with psql to the database the environment names (PGHOST,
 PGPORT, PGUSER, PGDATABASE). Prints TAP lines and "N passed, N failed".
 """
 import subprocess
@@ -49,10 +55,16 @@ def ok(cond, what):
     return cond
 
 
-def psql(sql):
-    """Rows of sql, tab-separated, through psql."""
+def psql(sql, check=True):
+    """Rows of sql, tab-separated, through psql; with check=False, (sqlstate, message) of the
+    error a DO block re-raised as 'caught|SQLSTATE|message', or None when there was none."""
     r = subprocess.run(["psql", "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
                        capture_output=True, text=True)
+    if not check:
+        if "caught|" not in r.stderr:
+            return None
+        code, msg = r.stderr.split("caught|", 1)[1].splitlines()[0].strip().split("|", 1)
+        return (code, msg)
     if r.returncode != 0:
         raise RuntimeError(r.stderr.strip())
     return [line.split("\t") for line in r.stdout.splitlines() if line]
@@ -125,6 +137,91 @@ def check(name, layers, shape, classes, norm):
     ok(worst <= 1e-5, "%s: OpenCV's logits for 12 raw-pixel rows (one batch) are forward_pass's within 1e-5 "
        "of each row's largest (worst %.2g)" % (name, worst))
 
+    same = psql("SELECT bool_and(forward_pass(m2, pixels) = forward_pass(model, pixels)) FROM onnx_model, "
+                "LATERAL (SELECT model_from_onnx(model_to_onnx(model)) AS m2) x, onnx_rows")[0][0]
+    ok(same == "t", "%s: model_from_onnx(model_to_onnx(m)) gives m's logits exactly on all 96 rows" % name)
+
+
+def sqlstate(sql):
+    """The SQLSTATE and message sql raises, or ('', '') when it does not."""
+    out = psql("DO $$ BEGIN PERFORM %s; EXCEPTION WHEN OTHERS THEN "
+               "RAISE EXCEPTION USING MESSAGE = 'caught|' || SQLSTATE || '|' || SQLERRM; END $$" % sql.replace("$$", ""),
+               check=False)
+    if out is None:
+        return ("", "")
+    return out
+
+
+def fixtures():
+    """PyTorch's exports import with PyTorch's logits, train on, and bad files are refused."""
+    import json
+    import os
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    base = "test/fixtures/onnx"
+    for name in ("cnn_bn_kept", "cnn_bn_folded", "resnet"):
+        blob = open(os.path.join(base, name + ".onnx"), "rb").read().hex()
+        fx = json.load(open(os.path.join(base, name + ".json")))
+        imp = "model_from_onnx('\\x%s'::bytea, '{\"normalize\": \"minmax\"}')" % blob
+        worst = 0.0
+        for px, want in zip(fx["pixels"], fx["logits"]):
+            got = psql("SELECT forward_pass(%s, '\\x%s'::bytea)" % (imp, bytes(px).hex()))[0][0]
+            got = np.array([float(v) for v in got.strip("{}").split(",")])
+            want = np.array(want)
+            worst = max(worst, float(np.max(np.abs(got - want)) / np.max(np.abs(want))))
+        ok(worst <= 1e-5, "PyTorch's %s imports and gives its logits within 1e-5 of each row's largest (worst %.2g)"
+           % (name, worst))
+    # an imported model trains on as init_model
+    h, w, c = 14, 14, 1
+    blob = open(os.path.join(base, "cnn_bn_kept.onnx"), "rb").read().hex()
+    psql("DROP TABLE IF EXISTS onnx_rows, onnx_model; CREATE TABLE onnx_rows AS %s; "
+         "CREATE TABLE onnx_model AS SELECT model_from_onnx('\\x%s'::bytea, '{\"normalize\": \"minmax\"}') AS model"
+         % (rows_sql(h, w, c, 5, 64), blob))
+    r = psql("SELECT model_info(t)->>'rows_trained', model_info(t)->>'layers' = model_info(model)->>'layers', "
+             "t <> model FROM onnx_model, LATERAL (SELECT train_conv2d(pixels, label, "
+             "jsonb_build_object('layers', model_info(model)->>'layers', 'input', '[14,14,1]'::jsonb, 'classes', 5, "
+             "'normalize', 'minmax', 'epochs', 1), model) AS t FROM onnx_rows) x")[0]
+    ok(r == ["64", "t", "t"], "an imported model trains on as train_conv2d's init_model (%s)" % r)
+
+    # the bad-file matrix
+    good = open(os.path.join(base, "cnn_bn_kept.onnx"), "rb").read()
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 1, 2])
+    lstm = helper.make_model(helper.make_graph(
+        [helper.make_node("LSTM", ["x", "W", "R"], ["y"], name="my_lstm", hidden_size=2)], "g", [x], [y],
+        [helper.make_tensor("W", TensorProto.FLOAT, [1, 8, 4], [0.0] * 32),
+         helper.make_tensor("R", TensorProto.FLOAT, [1, 8, 2], [0.0] * 16)]),
+        opset_imports=[helper.make_opsetid("", 13)])
+    img = helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 1, 4, 4])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 2])
+
+    def conv_net(wdims, wvals):
+        wt = TensorProto()
+        wt.name = "W"
+        wt.data_type = TensorProto.FLOAT
+        wt.dims.extend(wdims)
+        wt.float_data.extend(wvals)
+        return helper.make_model(helper.make_graph(
+            [helper.make_node("Conv", ["img", "W"], ["c"], name="the_conv", kernel_shape=[3, 3]),
+             helper.make_node("Flatten", ["c"], ["f"]),
+             helper.make_node("Gemm", ["f", "G"], ["out"], transB=1)], "g", [img], [out],
+            [wt, helper.make_tensor("G", TensorProto.FLOAT, [2, 4], [0.0] * 8)]),
+            opset_imports=[helper.make_opsetid("", 13)])
+    cases = [
+        ("not ONNX", b"\x00\x01hello, not a protobuf\xff", "XX001", "not an ONNX model"),
+        ("truncated", good[: len(good) // 2], "XX001", "not an ONNX model"),
+        ("an LSTM", lstm.SerializeToString(), "0A000", 'ONNX operator LSTM (node "my_lstm")'),
+        ("absurd dimensions", conv_net([1 << 30, 1 << 30, 3, 3], []).SerializeToString(), "54000", "absurd dimension"),
+        ("wrong initializer size", conv_net([1, 1, 3, 3], [0.5] * 5).SerializeToString(), "22023",
+         "holds 5 values but its dimensions make 9"),
+    ]
+    for what, data, code, msg in cases:
+        got = sqlstate("model_from_onnx('\\x%s'::bytea)" % data.hex())
+        ok(got[0] == code and msg in got[1], "a bad file (%s): ERROR %s naming it (got %s: %s)" % (what, code, got[0], got[1]))
+    psql("DROP TABLE IF EXISTS onnx_rows, onnx_model")
+
 
 def main():
     """Every network, then the summary line."""
@@ -140,6 +237,10 @@ def main():
             check(*net)
         except Exception as e:  # noqa: BLE001
             ok(False, "%s: %s" % (net[0], e))
+    try:
+        fixtures()
+    except Exception as e:  # noqa: BLE001
+        ok(False, "PyTorch's files and the bad-file matrix: %s" % e)
     psql("DROP TABLE IF EXISTS onnx_rows, onnx_model")
     print("%d passed, %d failed" % (PASSED, FAILED))
     return 1 if FAILED else 0
