@@ -36,7 +36,7 @@ PG_CPPFLAGS = -Isrc/nn -Isrc/pg -I$(GEN) -DMLCNN_VERSION=\"$(EXTVERSION)\"
 # -fno-math-errno lets sqrtf vectorise (nothing here reads errno after math)
 OPTFLAGS = -O3 -fno-math-errno
 PG_CFLAGS = $(WARN) $(OPTFLAGS)
-SHLIB_LINK = -lopenblas -lprotobuf-c -lz -lm -lpthread
+SHLIB_LINK = -lopenblas -lprotobuf-c -lpng -ljpeg -lz -lm -lpthread
 EXTRA_CLEAN = test/nn_test bench/nn_bench data/idxtool test/forge $(GEN)
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -57,7 +57,7 @@ endif
 # ---------------------------------------------------------------- the core, standalone
 NN_CC ?= cc
 NN_CFLAGS ?= -std=gnu11 $(OPTFLAGS) $(WARN) -Isrc/nn -I$(GEN)
-NN_LIBS = -lopenblas -lprotobuf-c -lz -lm -lpthread
+NN_LIBS = -lopenblas -lprotobuf-c -lpng -ljpeg -lz -lm -lpthread
 
 test/nn_test: $(sort $(wildcard test/unit/*.c)) $(NN_SRCS) $(wildcard src/nn/*.h test/unit/*.h) $(ONNX_PB:.c=.h)
 	$(NN_CC) $(NN_CFLAGS) -Itest/unit -o $@ $(sort $(wildcard test/unit/*.c)) $(NN_SRCS) $(NN_LIBS)

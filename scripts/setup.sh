@@ -19,6 +19,9 @@ wanted=(
 	libtap-parser-sourcehandler-pgtap-perl
 	libopenblas-dev
 	zlib1g-dev
+	libpng-dev
+	libjpeg-dev
+	python3-pil
 	libprotobuf-c-dev
 	protobuf-c-compiler
 	libonnx-dev

@@ -9,7 +9,8 @@
 #   5. pg_regress (make installcheck: sql/*.sql against expected/*.out)
 #   6. pgTAP (pg_prove over test/pgtap/*.sql in the database mlcnn_test)
 #   7. test/onnx/export.py (model_to_onnx through onnx's checker and OpenCV)
-#   8. test/preload.sh (a second cluster with shared_preload_libraries = 'mlcnn')
+#   8. test/images/decode.py (decode_image against Pillow's and OpenCV's files)
+#   9. test/preload.sh (a second cluster with shared_preload_libraries = 'mlcnn')
 # Each suite's output is shown; the last line is "N passed, N failed" summing
 # unit assertions, pg_regress tests, pgTAP assertions and preload checks. A suite that cannot
 # run at all counts as one failure. Exit status 1 when anything failed.
@@ -225,6 +226,15 @@ fi
 banner "ONNX export and import (test/onnx/export.py: onnx's checker, OpenCV, PyTorch's files)"
 if [ "$db_ok" -eq 1 ] && [ "$built" -eq 1 ]; then
 	PGDATABASE=mlcnn_test run_counted onnx-export /usr/bin/python3 test/onnx/export.py
+else
+	echo "test.sh: skipped: no server or no installed extension"
+	count 0 1
+fi
+
+# -------------------------------------------------------------------- images
+banner "Images (test/images/decode.py: decode_image against Pillow's and OpenCV's files)"
+if [ "$db_ok" -eq 1 ] && [ "$built" -eq 1 ]; then
+	PGDATABASE=mlcnn_test run_counted images /usr/bin/python3 test/images/decode.py
 else
 	echo "test.sh: skipped: no server or no installed extension"
 	count 0 1

@@ -31,7 +31,7 @@ echo "sanitize: building $OUT with $CC -fsanitize=address,undefined"
 if ! $CC -std=gnu11 -O1 -g -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=all $WARN \
 	-Isrc/nn -Ibuild/gen -Itest/unit -o "$OUT" $(ls test/unit/*.c | sort) $(ls src/nn/*.c | sort) \
-	build/gen/onnx/onnx.pb-c.c -lopenblas -lprotobuf-c -lz -lm; then
+	build/gen/onnx/onnx.pb-c.c -lopenblas -lprotobuf-c -lpng -ljpeg -lz -lm; then
 	echo "sanitize: FAILED (build error)"
 	exit 1
 fi

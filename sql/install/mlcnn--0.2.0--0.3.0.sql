@@ -1,5 +1,6 @@
 -- mlcnn 0.2.0 -> 0.3.0: ALTER EXTENSION mlcnn UPDATE.
--- Adds model_to_onnx and model_from_onnx (ONNX export and import). Models are unchanged (format 2).
+-- Adds model_to_onnx and model_from_onnx (ONNX export and import) and
+-- decode_image (PNG and JPEG to pixels). Models are unchanged (format 2).
 -- Afterwards the objects are those of a fresh CREATE EXTENSION mlcnn (the
 -- regression test sql/upgrade.sql compares them).
 
@@ -14,3 +15,8 @@ CREATE FUNCTION @extschema@.model_from_onnx(onnx bytea, options jsonb DEFAULT '{
 RETURNS bytea AS 'MODULE_PATHNAME', 'model_from_onnx'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.model_from_onnx(bytea, jsonb) IS 'an mlcnn model from an ONNX CNN (Conv, BatchNormalization, Relu, pooling, Add, Concat, Flatten, Gemm); options: normalize (with mean and std for zscore), classes, input, and training options for a later init_model';
+
+CREATE FUNCTION @extschema@.decode_image(image bytea, height integer, width integer, channels integer)
+RETURNS bytea AS 'MODULE_PATHNAME', 'decode_image'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.decode_image(bytea, integer, integer, integer) IS 'PNG or JPEG bytes as height x width x channels pixels (1 grey, 3 RGB), resized by area averaging or bilinear interpolation';

@@ -138,6 +138,11 @@ RETURNS bytea AS 'MODULE_PATHNAME', 'model_from_onnx'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.model_from_onnx(bytea, jsonb) IS 'an mlcnn model from an ONNX CNN (Conv, BatchNormalization, Relu, pooling, Add, Concat, Flatten, Gemm); options: normalize (with mean and std for zscore), classes, input, and training options for a later init_model';
 
+CREATE FUNCTION @extschema@.decode_image(image bytea, height integer, width integer, channels integer)
+RETURNS bytea AS 'MODULE_PATHNAME', 'decode_image'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.decode_image(bytea, integer, integer, integer) IS 'PNG or JPEG bytes as height x width x channels pixels (1 grey, 3 RGB), resized by area averaging or bilinear interpolation';
+
 -- compute_gradients and evaluate: aggregates over (model, pixels, label).
 -- Their transition functions are not STRICT: rows with NULLs are skipped and counted.
 CREATE FUNCTION @extschema@.mlcnn_gradients_transfn(internal, bytea, bytea, integer)

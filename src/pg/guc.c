@@ -17,6 +17,7 @@ int			mlcnn_threads = 0;	/* OpenBLAS threads; 0 = one per core */
 int			mlcnn_max_train_memory_kb = 1024 * 1024;	/* kB; 0 = no limit */
 int			mlcnn_max_inference_memory_kb = 256 * 1024; /* kB; 0 = no limit */
 int			mlcnn_model_cache_memory_kb = 64 * 1024;	/* kB; 0 = no session cache */
+int			mlcnn_max_image_pixels = 40000000;
 bool		mlcnn_progress = false; /* NOTICE per epoch */
 
 /* Define the GUCs and reserve the prefix. */
@@ -71,6 +72,15 @@ MlcnnGucInit(void)
 							&mlcnn_model_cache_memory_kb,
 							64 * 1024, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("mlcnn.max_image_pixels",
+							"Largest image, in source pixels, decode_image() decodes.",
+							"Checked against the file's header before anything is allocated "
+							"for its pixels (a decompression bomb claims billions). Only "
+							"superusers may change it.",
+							&mlcnn_max_image_pixels,
+							40000000, 1, INT_MAX,
+							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("mlcnn.progress",
 							 "Report training progress, one NOTICE per epoch.",

@@ -17,6 +17,7 @@ extern int	mlcnn_threads;
 extern int	mlcnn_max_train_memory_kb;
 extern int	mlcnn_max_inference_memory_kb;
 extern int	mlcnn_model_cache_memory_kb;
+extern int	mlcnn_max_image_pixels;
 extern bool mlcnn_progress;
 void		MlcnnGucInit(void);
 
@@ -162,6 +163,7 @@ typedef enum MlcnnFn
 	MLCNN_FN_LOAD_IDX,
 	MLCNN_FN_MODEL_TO_ONNX,
 	MLCNN_FN_MODEL_FROM_ONNX,
+	MLCNN_FN_DECODE_IMAGE,
 	MLCNN_NFN
 } MlcnnFn;
 

@@ -44,6 +44,7 @@ static const char *const fn_names[MLCNN_NFN] = {
 	[MLCNN_FN_LOAD_IDX] = "load_idx",
 	[MLCNN_FN_MODEL_TO_ONNX] = "model_to_onnx",
 	[MLCNN_FN_MODEL_FROM_ONNX] = "model_from_onnx",
+	[MLCNN_FN_DECODE_IMAGE] = "decode_image",
 };
 
 /* Add one unit of work to one tally. */

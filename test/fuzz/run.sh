@@ -28,11 +28,11 @@ RUNS="${FUZZ_RUNS:-1000000}"
 MAX_TIME="${FUZZ_MAX_TIME:-900}"
 JOBS="${FUZZ_JOBS:-1}"
 CC="${FUZZ_CC:-clang-14}"
-ALL_TARGETS="model spec options idx rows bound onnx"
+ALL_TARGETS="model spec options idx rows bound onnx image"
 TARGETS="${*:-$ALL_TARGETS}"
 
 # per target: -max_len (a little above the largest seed model for models)
-declare -A MAXLEN=([model]=2048 [spec]=4096 [options]=4096 [idx]=4096 [rows]=4096 [bound]=2048 [onnx]=16384)
+declare -A MAXLEN=([model]=2048 [spec]=4096 [options]=4096 [idx]=4096 [rows]=4096 [bound]=2048 [onnx]=16384 [image]=8192)
 declare -A DICT=([spec]="$FUZZ/spec.dict" [options]="$FUZZ/options.dict" [bound]="$FUZZ/spec.dict")
 
 cd "$ROOT" || exit 2
@@ -52,7 +52,7 @@ fi
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-parameter \
 -Wno-missing-field-initializers -Wno-sign-compare -Isrc/nn -Ibuild/gen -I$FUZZ"
-LIBS="-lopenblas -lprotobuf-c -lz -lm"
+LIBS="-lopenblas -lprotobuf-c -lpng -ljpeg -lz -lm"
 mkdir -p "$BIN/obj" "$LOGS"
 
 # The numeric kernels get edge coverage but no comparison tracing: there a

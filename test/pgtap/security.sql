@@ -68,6 +68,7 @@ SELECT set_eq(
 	('model_weights', 'bytea', 'f', true, 'i', 's', 'c'),
 	('model_to_onnx', 'bytea', 'f', true, 'i', 's', 'c'),
 	('model_from_onnx', 'bytea, jsonb', 'f', true, 'i', 's', 'c'),
+	('decode_image', 'bytea, integer, integer, integer', 'f', true, 'i', 's', 'c'),
 	('mlcnn_gradients_transfn', 'internal, bytea, bytea, integer', 'f', false, 'i', 's', 'c'),
 	('mlcnn_gradients_finalfn', 'internal', 'f', false, 'i', 's', 'c'),
 	('compute_gradients', 'bytea, bytea, integer', 'a', false, 'i', 's', 'internal'),
@@ -237,7 +238,7 @@ SET LOCAL search_path = public, pg_catalog;
 
 SELECT is((SELECT count(*)::int FROM sec_fn WHERE pronamespace <> '"Mlcnn Fresh-1"'::regnamespace), 0,
 	'every function of the extension is in the new schema');
-SELECT is((SELECT count(*)::int FROM sec_fn), 28, 'all 28 functions and aggregates are there');
+SELECT is((SELECT count(*)::int FROM sec_fn), 29, 'all 29 functions and aggregates are there');
 SELECT is(
 	(SELECT string_agg(DISTINCT f.name || ': ' || t.oid::regtype::text, ', ')
 	 FROM sec_fn f
@@ -294,8 +295,8 @@ DROP EXTENSION mlcnn;
 SET LOCAL search_path = mlcnn_evil, public;
 SELECT lives_ok($$CREATE EXTENSION mlcnn$$, 'CREATE EXTENSION into the schema of traps (first on the search_path) works');
 SET LOCAL search_path = public, pg_catalog;
-SELECT is((SELECT count(*)::int FROM sec_fn WHERE pronamespace = 'mlcnn_evil'::regnamespace), 28,
-	'all 28 functions went into that schema');
+SELECT is((SELECT count(*)::int FROM sec_fn WHERE pronamespace = 'mlcnn_evil'::regnamespace), 29,
+	'all 29 functions went into that schema');
 SELECT is(
 	(SELECT string_agg(DISTINCT f.name || ': ' || t.oid::regtype::text, ', ')
 	 FROM sec_fn f
