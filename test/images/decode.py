@@ -13,35 +13,15 @@ answers. Connects with psql to the database the environment names. Prints
 TAP lines and "N passed, N failed".
 """
 import io
+import os
 import struct
-import subprocess
 import sys
-import time
 import zlib
 
 import numpy as np
 
-PASSED = 0
-FAILED = 0
-
-
-def ok(cond, what):
-    """One TAP line."""
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-        print("ok %d - %s" % (PASSED + FAILED, what))
-    else:
-        FAILED += 1
-        print("not ok %d - %s" % (PASSED + FAILED, what))
-    sys.stdout.flush()
-    return cond
-
-
-def psql(sql):
-    """(stdout rows, stderr) of sql through psql."""
-    r = subprocess.run(["psql", "-X", "-q", "-At", "-F", "\t", "-c", sql], capture_output=True, text=True)
-    return [line.split("\t") for line in r.stdout.splitlines() if line], r.stderr
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import ok, sqlstate, summary, try_psql as psql  # noqa: E402
 
 
 def decode(data, h, w, c):
@@ -66,18 +46,6 @@ def luma(rgb):
     return ((299 * r + 587 * g + 114 * b + 500) // 1000).astype(np.uint8)
 
 
-def sqlstate(sql):
-    """(SQLSTATE, message, seconds) that sql raises."""
-    t0 = time.time()
-    _, err = psql("DO $$ BEGIN PERFORM %s; EXCEPTION WHEN OTHERS THEN "
-                  "RAISE EXCEPTION USING MESSAGE = 'caught|' || SQLSTATE || '|' || SQLERRM; END $$" % sql)
-    secs = time.time() - t0
-    if "caught|" not in err:
-        return ("", err.strip(), secs)
-    code, msg = err.split("caught|", 1)[1].splitlines()[0].split("|", 1)
-    return (code, msg, secs)
-
-
 def main():
     """Every check, then the summary."""
     try:
@@ -85,8 +53,7 @@ def main():
         from PIL import Image  # noqa: F401
     except ImportError as e:
         ok(False, "python3-pil and python3-opencv are importable (%s)" % e)
-        print("%d passed, %d failed" % (PASSED, FAILED))
-        return 1
+        return summary()
     rng = np.random.default_rng(3)
     grey = rng.integers(0, 256, (13, 17), dtype=np.uint8)
     rgb = rng.integers(0, 256, (11, 9, 3), dtype=np.uint8)
@@ -184,8 +151,7 @@ def main():
            "bad image (%s): ERROR %s within a second (got %s: %s, %.2f s)" % (what, code, got[0], got[1], got[2]))
     rows, _ = psql("SELECT 1")
     ok(rows == [["1"]], "the backend still answers")
-    print("%d passed, %d failed" % (PASSED, FAILED))
-    return 1 if FAILED else 0
+    return summary()
 
 
 def Image_palette(rgb):

@@ -16,13 +16,14 @@ truncated, an LSTM, absurd dimensions, wrong initializer sizes) gives
 ERRORs with their SQLSTATEs. Connects with psql to the database the environment names (PGHOST,
 PGPORT, PGUSER, PGDATABASE). Prints TAP lines and "N passed, N failed".
 """
-import subprocess
+import os
 import sys
 
 import numpy as np
 
-PASSED = 0
-FAILED = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import ok, psql, sqlstate, summary  # noqa: E402
+
 
 NETS = [
     # (name, layers, input h w c, classes, normalize)
@@ -40,34 +41,6 @@ NETS = [
      "s: conv(6,3,1,same) relu p: conv(6,3,1,same) from(s) q: conv(6,1) from(s) add(p, q) relu maxpool(3,2) dense(5)",
      (9, 11, 2), 5, "minmax"),
 ]
-
-
-def ok(cond, what):
-    """One TAP line."""
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-        print("ok %d - %s" % (PASSED + FAILED, what))
-    else:
-        FAILED += 1
-        print("not ok %d - %s" % (PASSED + FAILED, what))
-    sys.stdout.flush()
-    return cond
-
-
-def psql(sql, check=True):
-    """Rows of sql, tab-separated, through psql; with check=False, (sqlstate, message) of the
-    error a DO block re-raised as 'caught|SQLSTATE|message', or None when there was none."""
-    r = subprocess.run(["psql", "-X", "-q", "-At", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                       capture_output=True, text=True)
-    if not check:
-        if "caught|" not in r.stderr:
-            return None
-        code, msg = r.stderr.split("caught|", 1)[1].splitlines()[0].strip().split("|", 1)
-        return (code, msg)
-    if r.returncode != 0:
-        raise RuntimeError(r.stderr.strip())
-    return [line.split("\t") for line in r.stdout.splitlines() if line]
 
 
 def rows_sql(h, w, c, classes, n):
@@ -142,20 +115,9 @@ def check(name, layers, shape, classes, norm):
     ok(same == "t", "%s: model_from_onnx(model_to_onnx(m)) gives m's logits exactly on all 96 rows" % name)
 
 
-def sqlstate(sql):
-    """The SQLSTATE and message sql raises, or ('', '') when it does not."""
-    out = psql("DO $$ BEGIN PERFORM %s; EXCEPTION WHEN OTHERS THEN "
-               "RAISE EXCEPTION USING MESSAGE = 'caught|' || SQLSTATE || '|' || SQLERRM; END $$" % sql.replace("$$", ""),
-               check=False)
-    if out is None:
-        return ("", "")
-    return out
-
-
 def fixtures():
     """PyTorch's exports import with PyTorch's logits, train on, and bad files are refused."""
     import json
-    import os
 
     import onnx
     from onnx import TensorProto, helper
@@ -230,8 +192,7 @@ def main():
         import onnx  # noqa: F401
     except ImportError as e:
         ok(False, "python3-onnx and python3-opencv are importable (%s)" % e)
-        print("%d passed, %d failed" % (PASSED, FAILED))
-        return 1
+        return summary()
     for net in NETS:
         try:
             check(*net)
@@ -242,8 +203,7 @@ def main():
     except Exception as e:  # noqa: BLE001
         ok(False, "PyTorch's files and the bad-file matrix: %s" % e)
     psql("DROP TABLE IF EXISTS onnx_rows, onnx_model")
-    print("%d passed, %d failed" % (PASSED, FAILED))
-    return 1 if FAILED else 0
+    return summary()
 
 
 if __name__ == "__main__":
