@@ -28,3 +28,8 @@ RESET mlcnn.max_image_pixels;
 SELECT decode_image(NULL, 2, 2, 1) IS NULL AS null_in_null_out;
 SELECT provolatile, proisstrict, proparallel, obj_description(oid, 'pg_proc') IS NOT NULL AS commented
 FROM pg_proc WHERE proname = 'decode_image';
+
+-- load_images: a folder of class folders (its files are in test/images/decode.py)
+SELECT count(*) FROM load_images('/nonexistent/mlcnn/folder');
+SELECT count(*) FROM load_images('PG_VERSION');
+SELECT provolatile, proisstrict, proparallel, prorows FROM pg_proc WHERE proname = 'load_images';

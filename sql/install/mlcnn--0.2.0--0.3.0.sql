@@ -1,6 +1,6 @@
 -- mlcnn 0.2.0 -> 0.3.0: ALTER EXTENSION mlcnn UPDATE.
 -- Adds model_to_onnx and model_from_onnx (ONNX export and import) and
--- decode_image (PNG and JPEG to pixels). Models are unchanged (format 2).
+-- decode_image (PNG and JPEG to pixels) and load_images (a folder of class folders). Models are unchanged (format 2).
 -- Afterwards the objects are those of a fresh CREATE EXTENSION mlcnn (the
 -- regression test sql/upgrade.sql compares them).
 
@@ -20,3 +20,9 @@ CREATE FUNCTION @extschema@.decode_image(image bytea, height integer, width inte
 RETURNS bytea AS 'MODULE_PATHNAME', 'decode_image'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.decode_image(bytea, integer, integer, integer) IS 'PNG or JPEG bytes as height x width x channels pixels (1 grey, 3 RGB), resized by area averaging or bilinear interpolation';
+
+CREATE FUNCTION @extschema@.load_images(folder text)
+RETURNS TABLE(path text, label text, image bytea)
+AS 'MODULE_PATHNAME', 'load_images'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION @extschema@.load_images(text) IS 'the PNG and JPEG files of a folder of class folders (as torchvision''s ImageFolder), read on the server, one row per image with its class folder as label';

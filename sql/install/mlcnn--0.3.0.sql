@@ -143,6 +143,12 @@ RETURNS bytea AS 'MODULE_PATHNAME', 'decode_image'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.decode_image(bytea, integer, integer, integer) IS 'PNG or JPEG bytes as height x width x channels pixels (1 grey, 3 RGB), resized by area averaging or bilinear interpolation';
 
+CREATE FUNCTION @extschema@.load_images(folder text)
+RETURNS TABLE(path text, label text, image bytea)
+AS 'MODULE_PATHNAME', 'load_images'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION @extschema@.load_images(text) IS 'the PNG and JPEG files of a folder of class folders (as torchvision''s ImageFolder), read on the server, one row per image with its class folder as label';
+
 -- compute_gradients and evaluate: aggregates over (model, pixels, label).
 -- Their transition functions are not STRICT: rows with NULLs are skipped and counted.
 CREATE FUNCTION @extschema@.mlcnn_gradients_transfn(internal, bytea, bytea, integer)

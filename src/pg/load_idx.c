@@ -98,18 +98,68 @@ FileKind(mode_t mode)
 	return "special file";
 }
 
-/* Refuse anything but a regular file: reading a FIFO or a device can block. */
+/* Refuse a file that is not regular (kind says what it is): reading a FIFO or a device can block. */
 static void
-CheckRegularFile(const struct stat *st, const char *path, const char *what)
+RefuseSpecialFile(const char *kind, bool is_dir, const char *path, const char *what)
 {
-	if (!S_ISREG(st->st_mode))
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("IDX %s file \"%s\" is not a regular file", what, path),
+			 errdetail("It is a %s. load_idx reads only regular files, so that reading cannot block the server.",
+					   kind),
+			 is_dir ? 0 :
+			 errhint("To load from a pipe, use psql's \\copy with FROM PROGRAM 'data/idxtool copy IMAGES LABELS' on the client.")));
+}
+
+/*
+ * Open path read-only without blocking: an fd.c transient descriptor of a
+ * regular file, in blocking mode (the caller closes it with
+ * CloseTransientFile; an error closes it too). A path that is not a regular
+ * file is never opened for reading: -1, with what it is in *kind and
+ * whether it is a directory in *is_dir. The file is checked with stat()
+ * before the open, which is O_NONBLOCK in case the path was swapped for a
+ * FIFO in between, and again with fstat() on the descriptor. Errors name
+ * the file as "<what> \"path\"".
+ */
+int
+MlcnnOpenRegular(const char *path, const char *what, const char **kind, bool *is_dir)
+{
+	struct stat st;
+	int			fd;
+	int			flags;
+
+	if (stat(path, &st) != 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("IDX %s file \"%s\" is not a regular file", what, path),
-				 errdetail("It is a %s. load_idx reads only regular files, so that reading cannot block the server.",
-						   FileKind(st->st_mode)),
-				 S_ISDIR(st->st_mode) ? 0 :
-				 errhint("To load from a pipe, use psql's \\copy with FROM PROGRAM 'data/idxtool copy IMAGES LABELS' on the client.")));
+				(errcode_for_file_access(),
+				 errmsg("could not open %s \"%s\": %m", what, path)));
+	*is_dir = S_ISDIR(st.st_mode);
+	if (!S_ISREG(st.st_mode))
+	{
+		*kind = FileKind(st.st_mode);
+		return -1;
+	}
+	fd = OpenTransientFile(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open %s \"%s\": %m", what, path)));
+	if (fstat(fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat %s \"%s\": %m", what, path)));
+	if (!S_ISREG(st.st_mode))
+	{
+		*kind = FileKind(st.st_mode);
+		*is_dir = S_ISDIR(st.st_mode);
+		CloseTransientFile(fd);
+		return -1;
+	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not set %s \"%s\" to blocking mode: %m", what, path)));
+	return fd;
 }
 
 /*
@@ -119,34 +169,15 @@ CheckRegularFile(const struct stat *st, const char *path, const char *what)
 static void
 OpenIdxFile(LoadIdxState *state, int slot, const char *path, const char *what)
 {
-	struct stat st;
+	char		name[64];
+	const char *kind;
+	bool		is_dir;
 	int			fd;
-	int			flags;
 
-	/* refuse a FIFO or a device before open() could block on it */
-	if (stat(path, &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open IDX %s file \"%s\": %m", what, path)));
-	CheckRegularFile(&st, path, what);
-
-	/* O_NONBLOCK: the path may have been replaced by a FIFO since */
-	fd = OpenTransientFile(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | PG_BINARY);
+	snprintf(name, sizeof(name), "IDX %s file", what);
+	fd = MlcnnOpenRegular(path, name, &kind, &is_dir);
 	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open IDX %s file \"%s\": %m", what, path)));
-	/* until CloseTransientFile, an error leaves fd to fd.c, which closes it */
-	if (fstat(fd, &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat IDX %s file \"%s\": %m", what, path)));
-	CheckRegularFile(&st, path, what);
-	flags = fcntl(fd, F_GETFL);
-	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not set IDX %s file \"%s\" to blocking mode: %m", what, path)));
+		RefuseSpecialFile(kind, is_dir, path, what);
 
 	/* zlib closes what it reads: give it a duplicate of its own */
 	if (!AcquireExternalFD())
@@ -165,16 +196,16 @@ OpenIdxFile(LoadIdxState *state, int slot, const char *path, const char *what)
 				 errmsg("could not close IDX %s file \"%s\": %m", what, path)));
 }
 
-/* Refuse roles that may not read server files, like COPY FROM a file. */
-static void
-CheckReadServerFiles(void)
+/* Refuse roles that may not read server files, like COPY FROM a file (fn names the function, hint the client way). */
+void
+MlcnnCheckReadServerFiles(const char *fn, const char *what, const char *hint)
 {
 	if (!superuser() && !has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to read IDX files on the server"),
-				 errdetail("Only superusers and roles with privileges of the \"pg_read_server_files\" role may call load_idx."),
-				 errhint("Load the files from the client instead: psql's \\copy with FROM PROGRAM 'data/idxtool copy IMAGES LABELS' works for any role.")));
+				 errmsg("permission denied to read %s on the server", what),
+				 errdetail("Only superusers and roles with privileges of the \"pg_read_server_files\" role may call %s.", fn),
+				 errhint("%s", hint)));
 }
 
 /* load_idx(images_path text, labels_path text) RETURNS TABLE(id int, label int, pixels bytea) */
@@ -194,7 +225,8 @@ load_idx(PG_FUNCTION_ARGS)
 		char	   *images_path;
 		char	   *labels_path;
 
-		CheckReadServerFiles();
+		MlcnnCheckReadServerFiles("load_idx", "IDX files",
+								  "Load the files from the client instead: psql's \\copy with FROM PROGRAM 'data/idxtool copy IMAGES LABELS' works for any role.");
 		funcctx = SRF_FIRSTCALL_INIT();
 		oldcxt = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
 

@@ -18,6 +18,10 @@ extern int	mlcnn_max_train_memory_kb;
 extern int	mlcnn_max_inference_memory_kb;
 extern int	mlcnn_model_cache_memory_kb;
 extern int	mlcnn_max_image_pixels;
+
+/* load_idx.c: reading files on the server */
+void		MlcnnCheckReadServerFiles(const char *fn, const char *what, const char *hint);
+int			MlcnnOpenRegular(const char *path, const char *what, const char **kind, bool *is_dir);
 extern bool mlcnn_progress;
 void		MlcnnGucInit(void);
 

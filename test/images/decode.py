@@ -151,7 +151,60 @@ def main():
            "bad image (%s): ERROR %s within a second (got %s: %s, %.2f s)" % (what, code, got[0], got[1], got[2]))
     rows, _ = psql("SELECT 1")
     ok(rows == [["1"]], "the backend still answers")
+    folder_checks(rng)
     return summary()
+
+
+def folder_checks(rng):
+    """load_images over a folder of class folders, end to end to a colour model."""
+    import os
+    import shutil
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="mlcnn_images_")
+    os.chmod(root, 0o755)
+    want = {}
+    try:
+        for label, base in (("cat", 40), ("dog", 200)):
+            d = os.path.join(root, label)
+            os.mkdir(d)
+            os.chmod(d, 0o755)
+            for k in range(12):
+                img = np.clip(base + rng.integers(-30, 30, (10 + k, 12, 3)), 0, 255).astype(np.uint8)
+                name = os.path.join(d, "%02d.%s" % (k, "png" if k % 2 else "jpg"))
+                with open(name, "wb") as f:
+                    f.write(encode(img, "RGB", "PNG" if k % 2 else "JPEG", quality=92))
+                os.chmod(name, 0o644)
+                want[name] = label
+        with open(os.path.join(root, "cat", "notes.txt"), "w") as f:
+            f.write("not an image")
+        os.chmod(os.path.join(root, "cat", "notes.txt"), 0o644)
+        os.mkfifo(os.path.join(root, "dog", "a_fifo.png"), 0o644)
+        with open(os.path.join(root, "README"), "w") as f:
+            f.write("outside the class folders")
+        rows, err = psql("SELECT path, label, length(image) FROM load_images('%s')" % root)
+        got = {r[0]: r[1] for r in rows}
+        ok(got == want and "skipped 3 entries" in err,
+           "load_images: 24 images with their class folders as labels, the text file, the FIFO (never "
+           "opened) and the file outside the class folders skipped with a NOTICE (%d rows; %s)"
+           % (len(rows), err.strip()))
+        ok([r[0] for r in rows] == sorted(want), "load_images: rows in bytewise path order")
+        rows, err = psql(
+            "CREATE TEMP TABLE photos AS SELECT label, decode_image(image, 8, 8, 3) AS px FROM load_images('%s'); "
+            "CREATE TEMP TABLE m AS SELECT train_conv2d(px, (label = 'dog')::int, "
+            "'{\"input\": [8, 8, 3], \"classes\": 2, \"layers\": \"conv(4,3) relu maxpool(2) dense(2)\", "
+            "\"epochs\": 30, \"batch_size\": 8, \"learning_rate\": 0.01, \"optimizer\": \"adam\"}') AS model FROM photos; "
+            "SELECT count(*) FILTER (WHERE predict(model, px) = (label = 'dog')::int), count(*) FROM m, photos"
+            % root)
+        ok(rows and rows[-1][1] == "24" and int(rows[-1][0]) >= 22,
+           "a folder of PNG and JPEG photos becomes a trained colour model that predicts its classes in SQL (%s %s)"
+           % (rows, err.strip()))
+        _, err = psql("SELECT count(*) FROM load_images('%s/nothing_here')" % root)
+        ok("could not open image folder" in err, "load_images of a missing folder: an ERROR naming it (%s)" % err.strip())
+        _, err = psql("SELECT count(*) FROM load_images('%s/README')" % root)
+        ok("is not a folder" in err, "load_images of a file: an ERROR (%s)" % err.strip())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def Image_palette(rgb):

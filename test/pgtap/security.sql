@@ -20,7 +20,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(38);
+SELECT plan(39);
 
 -- the functions of the extension (pg_depend deptype 'e'), whatever schema
 CREATE TEMP VIEW sec_fn AS
@@ -69,6 +69,7 @@ SELECT set_eq(
 	('model_to_onnx', 'bytea', 'f', true, 'i', 's', 'c'),
 	('model_from_onnx', 'bytea, jsonb', 'f', true, 'i', 's', 'c'),
 	('decode_image', 'bytea, integer, integer, integer', 'f', true, 'i', 's', 'c'),
+	('load_images', 'text', 'f', true, 'v', 's', 'c'),
 	('mlcnn_gradients_transfn', 'internal, bytea, bytea, integer', 'f', false, 'i', 's', 'c'),
 	('mlcnn_gradients_finalfn', 'internal', 'f', false, 'i', 's', 'c'),
 	('compute_gradients', 'bytea, bytea, integer', 'a', false, 'i', 's', 'internal'),
@@ -170,6 +171,10 @@ SELECT throws_ok(
 	$$SELECT count(*) FROM load_idx('mlcnn_test_data/../../../../etc/passwd', 'x')$$,
 	'42501', 'permission denied to read IDX files on the server',
 	'load_idx refuses paths that climb out of the data directory too');
+SELECT throws_ok(
+	$$SELECT count(*) FROM load_images('/etc')$$,
+	'42501', 'permission denied to read image files on the server',
+	'load_images is refused to a role without pg_read_server_files, before it lists anything');
 SELECT is(
 	(SELECT string_agg(predict(m.blob, r.px)::text, ',' ORDER BY r.i) FROM sec_model m, sec_rows r),
 	(SELECT preds FROM sec_pred),
@@ -238,7 +243,7 @@ SET LOCAL search_path = public, pg_catalog;
 
 SELECT is((SELECT count(*)::int FROM sec_fn WHERE pronamespace <> '"Mlcnn Fresh-1"'::regnamespace), 0,
 	'every function of the extension is in the new schema');
-SELECT is((SELECT count(*)::int FROM sec_fn), 29, 'all 29 functions and aggregates are there');
+SELECT is((SELECT count(*)::int FROM sec_fn), 30, 'all 30 functions and aggregates are there');
 SELECT is(
 	(SELECT string_agg(DISTINCT f.name || ': ' || t.oid::regtype::text, ', ')
 	 FROM sec_fn f
@@ -295,8 +300,8 @@ DROP EXTENSION mlcnn;
 SET LOCAL search_path = mlcnn_evil, public;
 SELECT lives_ok($$CREATE EXTENSION mlcnn$$, 'CREATE EXTENSION into the schema of traps (first on the search_path) works');
 SET LOCAL search_path = public, pg_catalog;
-SELECT is((SELECT count(*)::int FROM sec_fn WHERE pronamespace = 'mlcnn_evil'::regnamespace), 29,
-	'all 29 functions went into that schema');
+SELECT is((SELECT count(*)::int FROM sec_fn WHERE pronamespace = 'mlcnn_evil'::regnamespace), 30,
+	'all 30 functions went into that schema');
 SELECT is(
 	(SELECT string_agg(DISTINCT f.name || ': ' || t.oid::regtype::text, ', ')
 	 FROM sec_fn f
