@@ -186,7 +186,7 @@ CREATE TEMP VIEW hm_out AS
 SELECT k.*, r.state, r.msg, r.ms, r.alive, b.work_bytes, b.train_bytes
 FROM hm_case k JOIN hm_result r USING (id) JOIN hm_blob b USING (name);
 
-SELECT plan((SELECT 3 * count(*)::int + 15 FROM hm_case));
+SELECT plan((SELECT 3 * count(*)::int + 17 FROM hm_case));
 
 SELECT is((SELECT count(*)::int FROM hm_blob), 15, 'the manifest lists the 15 forged blobs and every one was read');
 
@@ -281,6 +281,16 @@ SELECT throws_like('SELECT predict(blob, px) FROM hm_moderate',
 	'the model needs % kB for one image, more than mlcnn.max_inference_memory%',
 	'one kB less is not');
 RESET mlcnn.max_inference_memory;
+-- ONNX: every forged model exports and imports back as the same network
+-- (export allocates no activations, import builds and bounds the spec);
+-- the forged gradient blob is refused
+SELECT is((SELECT count(*)::int FROM hm_blob
+           WHERE kind = 'model'
+             AND model_info(model_from_onnx(model_to_onnx(blob)))->'parameters' = model_info(blob)->'parameters'),
+          (SELECT count(*)::int FROM hm_blob WHERE kind = 'model'),
+          'every forged model exports to ONNX and imports back with its parameter count');
+SELECT throws_ok($$SELECT model_to_onnx(blob) FROM hm_blob WHERE kind = 'gradients'$$, '22023',
+	'model_to_onnx takes a model, not a gradient blob', 'the forged gradient blob is no ONNX model');
 SELECT is(pg_temp.hm_answers(), (SELECT answers FROM hm_reference),
 	'at the end the backend still predicts the good model''s rows exactly as at the start');
 
