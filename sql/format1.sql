@@ -30,10 +30,13 @@ SELECT p.i, predict(v1.model, p.px) AS class, predict(v1.model, p.px) = r.class 
        abs((SELECT sum(x) FROM unnest(predict_proba(v1.model, p.px)) x) - 1) < 1e-5 AS probabilities
 FROM v1, probes p JOIN recorded r USING (i) ORDER BY p.i;
 -- model_info: what the format-1 code showed, with every float within
--- float32 rounding of the six digits it printed; format_version says 1
-SELECT (model_info(model) - 'history' - 'normalize') = (info - 'history' - 'normalize') AS same_info,
+-- float32 rounding of the six digits it printed; format_version says 1;
+-- options added since (augment_*) show their defaults
+SELECT (model_info(model) - 'history' - 'normalize' - 'options') = (info - 'history' - 'normalize' - 'options') AS same_info,
        model_info(model)->'format_version' AS format_version,
-       model_info(model)->'options' = info->'options' AS same_options,
+       (model_info(model)->'options') @> (info->'options') AS same_options,
+       (model_info(model)->'options') - (SELECT array_agg(k) FROM jsonb_object_keys(info->'options') k)
+         = '{"augment_hflip": false, "augment_shift": 0}' AS new_options_default,
        model_info(model)->'normalize'->>'mode' AS mode,
        abs((model_info(model)->'normalize'->>'mean')::float8 - (info->'normalize'->>'mean')::float8) < 1e-6 AS mean_ok,
        abs((model_info(model)->'normalize'->>'std')::float8 - (info->'normalize'->>'std')::float8) < 1e-6 AS std_ok

@@ -238,3 +238,15 @@ SELECT length(train_conv2d(pixels, label, :'small')) > 0 AS fits FROM train WHER
 -- the declared labels
 SELECT p.oid::regprocedure, provolatile, proparallel, proisstrict
 FROM pg_proc p WHERE proname LIKE 'mlcnn\_train\_%' ORDER BY p.oid::regprocedure::text;
+
+-- augmentation: "augment": {"hflip": ..., "shift": ...} sets augment_hflip and
+-- augment_shift; the model records them; the same seed gives the same model
+CREATE TEMP TABLE m_aug AS
+  SELECT train_conv2d(pixels, label, '{"layers": "conv(4,3) relu maxpool(2) dense(10)", "epochs": 1, "record_times": false, "augment": {"hflip": true, "shift": 2}}') AS m
+  FROM train WHERE id < 200;
+SELECT model_info(m)->'options'->'augment_hflip' AS hflip, model_info(m)->'options'->'augment_shift' AS shift,
+       m = (SELECT train_conv2d(pixels, label, '{"layers": "conv(4,3) relu maxpool(2) dense(10)", "epochs": 1, "record_times": false, "augment_hflip": true, "augment_shift": 2}') FROM train WHERE id < 200) AS same_model,
+       m <> (SELECT train_conv2d(pixels, label, '{"layers": "conv(4,3) relu maxpool(2) dense(10)", "epochs": 1, "record_times": false}') FROM train WHERE id < 200) AS differs_from_none
+FROM m_aug;
+SELECT train_conv2d(pixels, label, '{"augment": {"vflip": true}}') FROM train WHERE id < 10;
+SELECT train_conv2d(pixels, label, '{"augment": {"shift": 17}}') FROM train WHERE id < 10;

@@ -39,7 +39,7 @@ typedef enum nn_code
 	NN_ERR_UNSUPPORTED			/* valid input mlcnn has no equivalent for (an ONNX operator) */
 } nn_code;
 
-#define NN_MSG_LEN 256
+#define NN_MSG_LEN 512
 
 typedef struct nn_status
 {

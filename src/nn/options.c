@@ -68,6 +68,10 @@ const nn_option_def nn_option_table[] = {
 		"0..256 threads, capped at the server's cores for a role that is not a superuser (superusers get what they ask for); each batch is split into four data-parallel parts (fewer for batches under 4), each run with single-threaded OpenBLAS, and the threads take the parts in turn (so at most 4 help); the parts' gradients are added in a fixed order, so the thread count never changes the model"},
 	{"record_times", NN_OPTION_BOOL, FIELD(record_times), 0, 1, 0, NULL, 0,
 		"true", "store wall-clock seconds in the model (false: fully byte-identical models)"},
+	{"augment_hflip", NN_OPTION_BOOL, FIELD(augment_hflip), 0, 1, 0, NULL, 0,
+		"false", "flip each training image left-right with probability 1/2, drawn per image per epoch from the seeded generator (also written `\"augment\": {\"hflip\": true}`); validation and inference see the images as they are"},
+	{"augment_shift", NN_OPTION_INT, FIELD(augment_shift), 0, 16, 0, NULL, 0,
+		"0", "0..16: shift each training image by up to this many pixels down or up and left or right (uniform, zero fill), drawn like augment_hflip (also `\"augment\": {\"shift\": 2}`)"},
 };
 
 const int	nn_option_count = NAMES_COUNT(nn_option_table);

@@ -59,6 +59,8 @@ typedef struct nn_options
 	float		validation_fraction;	/* [0, 0.5] */
 	int32_t		threads;		/* 0 = the GUC/default */
 	int32_t		record_times;	/* store wall-clock seconds in the model */
+	int32_t		augment_hflip;	/* training images flipped left-right at random */
+	int32_t		augment_shift;	/* training images shifted by up to this many pixels */
 } nn_options;
 
 /* ------------------------------------------------------------- the table */

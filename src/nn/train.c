@@ -366,6 +366,9 @@ nn_train_work_bytes(const nn_net *net, const nn_options *opt, int64_t n)
 	if (part > SIZE_MAX / 8 / NN_TRAIN_PARTS)
 		return SIZE_MAX;
 	total = (size_t) parts * (part + params) + 4 * params;
+	/* augmented copies of each part's rows */
+	if (opt->augment_hflip || opt->augment_shift)
+		total += (size_t) parts * per_lane * (size_t) (net->input.h * net->input.w * net->input.c);
 	/* the row order and, while sorting, its merge buffer */
 	return total + 2 * (size_t) n * sizeof(int64_t);
 }
@@ -377,7 +380,9 @@ typedef struct part
 	nn_work		w;				/* for up to ceil(B / parts) images */
 	float	   *grads;
 	const uint8_t **batch;
+	uint8_t    *aug;			/* augmented copies of its rows (when augmenting) */
 	nn_rng		rng;			/* dropout */
+	nn_rng		aug_rng;		/* augmentation draws, apart so dropout's are unchanged */
 	nn_timing  *t;				/* part 0 reports its phase times; others NULL */
 	double		loss;
 	int64_t		correct;
@@ -404,6 +409,7 @@ train_mem_free(train_mem *tm, const nn_allocator *a)
 		nn_work_free(&tm->parts[l].w, a);
 		nn_free(a, tm->parts[l].grads);
 		nn_free(a, tm->parts[l].batch);
+		nn_free(a, tm->parts[l].aug);
 	}
 	nn_free(a, tm->idx);
 	nn_free(a, tm->m);
@@ -424,7 +430,35 @@ typedef struct step_ctx
 	train_mem  *tm;
 	nn_optim   *optim;
 	float		lr;
+	int			hflip;			/* augmentation (options augment_hflip, augment_shift) */
+	int			shift;
 } step_ctx;
+
+/*
+ * src (h x w x c bytes) into dst, flipped left-right with probability 1/2
+ * when hflip and shifted by (dy, dx) uniform in [-shift, shift] with zeros
+ * where the shift uncovers; draws in this order, only those enabled.
+ */
+static void
+augment_row(uint8_t *restrict dst, const uint8_t *restrict src, nn_shape in, int hflip, int shift, nn_rng *rng)
+{
+	int			flip = hflip ? (int) nn_rng_below(rng, 2) : 0;
+	int			dy = shift ? (int) nn_rng_below(rng, 2 * shift + 1) - shift : 0;
+	int			dx = shift ? (int) nn_rng_below(rng, 2 * shift + 1) - shift : 0;
+
+	for (int y = 0; y < in.h; y++)
+		for (int x = 0; x < in.w; x++)
+		{
+			int			sy = y - dy,
+						sx = (flip ? in.w - 1 - x : x) - dx;
+			uint8_t    *d = dst + ((size_t) y * in.w + x) * in.c;
+
+			if (sy < 0 || sy >= in.h || sx < 0 || sx >= in.w)
+				memset(d, 0, in.c);
+			else
+				memcpy(d, src + ((size_t) sy * in.w + sx) * in.c, in.c);
+		}
+}
 
 /* Part l's images of the batch: pixels into its input, labels, gradients zeroed. */
 static void
@@ -442,6 +476,13 @@ part_load(void *arg, int l)
 	{
 		pt->batch[b] = nn_rows_pixels(c->rows, c->idx[lo + b]);
 		pt->w.labels[b] = nn_rows_label(c->rows, c->idx[lo + b]);
+		if (c->hflip || c->shift)
+		{
+			uint8_t    *d = pt->aug + (size_t) b * c->rows->row_bytes;
+
+			augment_row(d, pt->batch[b], c->net->input, c->hflip, c->shift, &pt->aug_rng);
+			pt->batch[b] = d;
+		}
 	}
 	if (B > 0)
 		nn_load_pixels(pt->w.act[0], pt->batch, B, c->net->input, c->norm);
@@ -788,9 +829,12 @@ train_alloc(train_run *r)
 			return r->st->code;
 		pt->grads = nn_calloc(r->a, np, sizeof(float));
 		pt->batch = nn_calloc(r->a, (size_t) per_part, sizeof(uint8_t *));
-		if (!pt->grads || !pt->batch)
+		if (opt->augment_hflip || opt->augment_shift)
+			pt->aug = nn_alloc(r->a, (size_t) per_part * r->rows->row_bytes);
+		if (!pt->grads || !pt->batch || ((opt->augment_hflip || opt->augment_shift) && !pt->aug))
 			return nn_fail(r->st, NN_ERR_NOMEM, "out of memory setting up training of %zu parameters", np);
 		nn_rng_seed(&pt->rng, opt->seed ^ 0xc2b2ae3d27d4eb4fULL ^ ((uint64_t) l * 0x9e3779b97f4a7c15ULL));
+		nn_rng_seed(&pt->aug_rng, opt->seed ^ 0x165667b19e3779f9ULL ^ ((uint64_t) l * 0x85ebca77c2b2ae63ULL));
 		pt->t = (l % tm->nthreads) == 0 ? r->timing : NULL;	/* thread 0's parts */
 	}
 	tm->idx = nn_calloc(r->a, (size_t) r->rows->n, sizeof(int64_t));
@@ -879,7 +923,7 @@ train_epoch(train_run *r, int32_t epoch)
 								  r->steps_per_epoch);
 		double		t_upd;
 		step_ctx	c = {&r->net, out->params, out->buffers, r->rows, &out->norm, train_idx + s, b_n,
-			1.0f / (float) b_n, tm, &r->optim, lr};
+			1.0f / (float) b_n, tm, &r->optim, lr, opt->augment_hflip, opt->augment_shift};
 
 		if (train_step(&c) != NN_OK || nn_interrupted())
 			return nn_fail(r->st, NN_ERR_CANCELLED, "training was cancelled in epoch %d", epoch + 1);

@@ -112,6 +112,34 @@ to_value(JsonbValue *jv, nn_value *v, nn_value *items)
 	}
 }
 
+/* the members of object c as the options group_member (augment: {"hflip": ...} -> augment_hflip) */
+static int
+set_group(nn_options *o, const char *group, JsonbContainer *c, nn_status *st)
+{
+	JsonbIterator *it = JsonbIteratorInit(c);
+	JsonbIteratorToken r;
+	JsonbValue	k,
+				val;
+	nn_value	v;
+	nn_value	items[NN_VALUE_MAX_ITEMS];
+
+	while ((r = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *name;
+
+		if (r != WJB_KEY)
+			continue;
+		name = psprintf("%s_%.*s", group, k.val.string.len, k.val.string.val);
+		r = JsonbIteratorNext(&it, &val, true);
+		Assert(r == WJB_VALUE);
+		to_value(&val, &v, items);
+		if (nn_options_set(o, name, &v, st) != NN_OK)
+			return st->code;
+		pfree(name);
+	}
+	return NN_OK;
+}
+
 /*
  * Apply the options jsonb jb over *o through the core's table. On an
  * error *st says what (the core's words) and *o is unchanged.
@@ -148,6 +176,14 @@ MlcnnOptionsFromJsonb(nn_options *o, Jsonb *jb, nn_status *st)
 		key = pnstrdup(k.val.string.val, k.val.string.len);
 		r = JsonbIteratorNext(&it, &val, true);
 		Assert(r == WJB_VALUE);
+		/* "augment": {"hflip": true, "shift": 2} sets augment_hflip and augment_shift */
+		if (strcmp(key, "augment") == 0 && val.type == jbvBinary && JsonContainerIsObject(val.val.binary.data))
+		{
+			if (set_group(&t, key, val.val.binary.data, st) != NN_OK)
+				return st->code;
+			pfree(key);
+			continue;
+		}
 		to_value(&val, &v, items);
 		if (nn_options_set(&t, key, &v, st) != NN_OK)
 			return st->code;

@@ -33,7 +33,7 @@ SELECT is_aggregate('train_conv2d', ARRAY['bytea', 'integer', 'jsonb'], 'train_c
 SELECT throws_ok(
 	$$SELECT train_conv2d(pixels, label, '{"epoch": 3}') FROM tap_train$$,
 	'22023',
-	'unknown option "epoch" (did you mean "epochs"?); allowed: layers, input, classes, epochs, batch_size, optimizer, learning_rate, lr_schedule, momentum, weight_decay, seed, normalize, validation_fraction, threads, record_times',
+	'unknown option "epoch" (did you mean "epochs"?); allowed: layers, input, classes, epochs, batch_size, optimizer, learning_rate, lr_schedule, momentum, weight_decay, seed, normalize, validation_fraction, threads, record_times, augment_hflip, augment_shift',
 	'an unknown key is named, with the allowed keys');
 SELECT throws_ok(
 	$$SELECT train_conv2d(pixels, label, '{"batch_size": "64"}') FROM tap_train$$,

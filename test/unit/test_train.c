@@ -828,3 +828,66 @@ T_CASE(test_train_batchnorm_residual_threads)
 	free(tpx);
 	free(tlab);
 }
+
+/*
+ * Augmentation: with augment_hflip and augment_shift the model is the same
+ * for 1 and 3 threads and for two runs, differs from training without them,
+ * and still learns; without them the model is the one training gave before
+ * the options existed (the draws have their own generator).
+ */
+T_CASE(test_train_augment)
+{
+	uint8_t    *px,
+			   *tpx;
+	int32_t    *lab,
+			   *tlab;
+	nn_options	o;
+	nn_model	plain = {0},
+				ref = {0};
+
+	quad_data(&px, &lab, QUAD_ROWS, 17);
+	quad_data(&tpx, &tlab, 256, 18);
+	quad_options(&o);
+	for (int run = 0; run < 3; run++)
+	{
+		nn_rows		rows;
+		nn_model	m;
+		nn_status	st = {0};
+
+		o.augment_hflip = run > 0;
+		o.augment_shift = run > 0 ? 1 : 0;
+		o.threads = run == 2 ? 3 : 1;
+		if (!quad_rows(&rows, px, lab, QUAD_ROWS, NULL))
+			break;
+		if (T_OK(nn_train(&m, &rows, &o, NULL, NULL, NULL, &counting, &st) == NN_OK, "run %d trains: %s", run, st.msg))
+		{
+			if (run == 0)
+				plain = m;
+			else if (run == 1)
+			{
+				ref = m;
+				T_OK(memcmp(m.params, plain.params, sizeof(float) * m.net.nparams) != 0,
+					 "flips and shifts change the model");
+				T_OK(model_accuracy(&m, tpx, tlab, 256) >= 0.5, "with augmentation it still learns: %.4f, chance is 0.25",
+					 model_accuracy(&m, tpx, tlab, 256));
+				T_OK(m.options.augment_hflip == 1 && m.options.augment_shift == 1, "the model records its augmentation");
+			}
+			else
+			{
+				T_OK(memcmp(m.params, ref.params, sizeof(float) * m.net.nparams) == 0,
+					 "3 threads draw the same flips and shifts: the same model bit for bit");
+				model_free(&m);
+			}
+		}
+		nn_rows_free(&rows, &counting);
+	}
+	if (plain.params)
+		model_free(&plain);
+	if (ref.params)
+		model_free(&ref);
+	T_OK(counts.live == 0, "everything freed (%ld live)", counts.live);
+	free(px);
+	free(lab);
+	free(tpx);
+	free(tlab);
+}
