@@ -29,8 +29,7 @@ nn_metrics_init(nn_metrics *m, int classes, const nn_allocator *a, nn_status *st
 
 /* count B rows of logits against their labels */
 void
-nn_metrics_add(nn_metrics *m, const float *logits, const int32_t *labels, int B,
-			   double loss_sum, int64_t correct)
+nn_metrics_add(nn_metrics *m, const float *logits, const int32_t *labels, int B, double loss_sum)
 {
 	int			K = m->classes;
 
@@ -42,11 +41,11 @@ nn_metrics_add(nn_metrics *m, const float *logits, const int32_t *labels, int B,
 		if (m->confusion)
 			m->confusion[(size_t) y * K + p]++;
 		m->hits[p] += (p == y);
+		m->correct += (p == y);
 		m->predicted[p]++;
 		m->present[y]++;
 	}
 	m->rows += B;
-	m->correct += correct;
 	m->loss += loss_sum;
 }
 

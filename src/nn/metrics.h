@@ -27,9 +27,8 @@ typedef struct nn_metrics
 
 /* empty metrics for classes classes; NN_ERR_NOMEM when the counts do not fit */
 int			nn_metrics_init(nn_metrics *m, int classes, const nn_allocator *a, nn_status *st);
-/* count B rows: their logits (B x classes), labels in [0, classes), summed loss and correct */
-void		nn_metrics_add(nn_metrics *m, const float *logits, const int32_t *labels, int B,
-						   double loss_sum, int64_t correct);
+/* count B rows: their logits (B x classes), labels in [0, classes), and their summed loss */
+void		nn_metrics_add(nn_metrics *m, const float *logits, const int32_t *labels, int B, double loss_sum);
 /* m += other (same classes) */
 void		nn_metrics_merge(nn_metrics *m, const nn_metrics *other);
 /* correct / rows; NAN without rows */

@@ -129,3 +129,19 @@ nn_net_tensors(const nn_net *net, nn_tensor_info *out, int max)
 	}
 	return n;
 }
+
+/* the tensor of node i in t[0..n) whose name ends in ".what", or NULL */
+const nn_tensor_info *
+nn_tensor_find(const nn_tensor_info *t, int n, int i, const char *what)
+{
+	size_t		wl = strlen(what);
+
+	for (int k = 0; k < n; k++)
+	{
+		size_t		nl = strlen(t[k].name);
+
+		if (t[k].layer == i && nl > wl && t[k].name[nl - wl - 1] == '.' && strcmp(t[k].name + nl - wl, what) == 0)
+			return &t[k];
+	}
+	return NULL;
+}

@@ -321,6 +321,8 @@ typedef struct nn_tensor_info
 
 /* every tensor of net in state_dict order into out[0..max); returns how many there are */
 int			nn_net_tensors(const nn_net *net, nn_tensor_info *out, int max);
+/* the tensor of node i in t[0..n) whose name ends in ".what" ("weight", "running_var"), or NULL */
+const nn_tensor_info *nn_tensor_find(const nn_tensor_info *t, int n, int i, const char *what);
 
 /*
  * Do a and b have the same architecture (canonical spec, input, classes)?

@@ -232,23 +232,17 @@ add_init(nn_onnx *x, const char *name, int ndims, const int64_t *dims, const flo
 const char *
 nn_onnx_tensor(nn_onnx *x, int i, const char *what)
 {
-	size_t		wl = strlen(what);
+	const nn_tensor_info *t = nn_tensor_find(x->tensors, x->ntensors, i, what);
+	int64_t		dims[4];
 
-	for (int k = 0; k < x->ntensors; k++)
+	if (t == NULL)
 	{
-		const nn_tensor_info *t = &x->tensors[k];
-		size_t		nl = strlen(t->name);
-		int64_t		dims[4];
-
-		if (t->layer != i || nl <= wl || strcmp(t->name + nl - wl, what) != 0 || t->name[nl - wl - 1] != '.')
-			continue;
-		for (int d = 0; d < t->ndims; d++)
-			dims[d] = t->shape[d];
-		return add_init(x, t->name, t->ndims, dims,
-						(t->buffer ? x->m->buffers : x->m->params) + t->off, t->len);
+		x->failed = 1;
+		return "";
 	}
-	x->failed = 1;
-	return "";
+	for (int d = 0; d < t->ndims; d++)
+		dims[d] = t->shape[d];
+	return add_init(x, t->name, t->ndims, dims, (t->buffer ? x->m->buffers : x->m->params) + t->off, t->len);
 }
 
 /* node i's output is its first input */

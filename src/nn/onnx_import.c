@@ -692,22 +692,6 @@ write_spec(imp *x, char *buf, size_t len)
 	return NN_OK;
 }
 
-/* the tensor of net layer j whose name ends in what, or NULL */
-static const nn_tensor_info *
-tensor_of(const nn_tensor_info *t, int nt, int j, const char *what)
-{
-	size_t		wl = strlen(what);
-
-	for (int k = 0; k < nt; k++)
-	{
-		size_t		nl = strlen(t[k].name);
-
-		if (t[k].layer == j && nl > wl && strcmp(t[k].name + nl - wl, what) == 0 && t[k].name[nl - wl - 1] == '.')
-			return &t[k];
-	}
-	return NULL;
-}
-
 /* v into dst (len floats): its size must be len */
 static int
 copy_weights(imp *x, const imp_node *d, const char *what, const imp_val *v, float *dst, size_t len,
@@ -768,8 +752,8 @@ fill_weights(imp *x, nn_model *m)
 		}
 		if (rc == NN_OK && d->kind == NN_BATCHNORM)
 		{
-			const nn_tensor_info *mt = tensor_of(t, nt, j, "running_mean"),
-					   *vt = tensor_of(t, nt, j, "running_var");
+			const nn_tensor_info *mt = nn_tensor_find(t, nt, j, "running_mean"),
+					   *vt = nn_tensor_find(t, nt, j, "running_var");
 
 			if (mt == NULL || vt == NULL)
 				rc = nn_fail(x->st, NN_ERR_INVALID, "node \"%s\": no running statistics in the built layer", d->onnx_name);

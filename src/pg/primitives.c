@@ -171,12 +171,11 @@ flush(BatchState *s, bool gradients)
 	}
 	else
 	{
-		int64_t		correct = 0;
 		double		loss;
 
 		MlcnnModelForward(mm, s->rows, B, &s->t);
-		loss = nn_net_loss(net, &mm->work, s->labels, B, &correct, &s->t);
-		nn_metrics_add(&s->metrics, mm->work.act[net->nlayers], s->labels, B, loss, correct);
+		loss = nn_net_loss(net, &mm->work, s->labels, B, NULL, &s->t);
+		nn_metrics_add(&s->metrics, mm->work.act[net->nlayers], s->labels, B, loss);
 	}
 	s->n += B;
 	s->nb = 0;

@@ -23,7 +23,7 @@ T_CASE(test_metrics_counts)
 	nn_status	st;
 
 	T_OK(nn_metrics_init(&m, 3, &nn_malloc_allocator, &st) == NN_OK, "init: %s", st.msg);
-	nn_metrics_add(&m, logits6, labels6, 6, 1.5, 4);
+	nn_metrics_add(&m, logits6, labels6, 6, 1.5);
 	T_OK(m.rows == 6 && m.correct == 4, "rows %lld, correct %lld", (long long) m.rows, (long long) m.correct);
 	T_OK(fabs(nn_metrics_accuracy(&m) - 4.0 / 6) < 1e-12, "accuracy %g", nn_metrics_accuracy(&m));
 	T_OK(fabs(nn_metrics_mean_loss(&m) - 0.25) < 1e-12, "mean loss %g", nn_metrics_mean_loss(&m));
@@ -49,9 +49,9 @@ T_CASE(test_metrics_merge)
 		 nn_metrics_init(&a, 3, &nn_malloc_allocator, &st) == NN_OK &&
 		 nn_metrics_init(&b, 3, &nn_malloc_allocator, &st) == NN_OK, "init");
 	T_OK(isnan(nn_metrics_accuracy(&a)) && isnan(nn_metrics_mean_loss(&a)), "no rows: NAN accuracy and loss");
-	nn_metrics_add(&whole, logits6, labels6, 6, 1.5, 4);
-	nn_metrics_add(&a, logits6, labels6, 2, 0.5, 1);
-	nn_metrics_add(&b, logits6 + 2 * 3, labels6 + 2, 4, 1.0, 3);
+	nn_metrics_add(&whole, logits6, labels6, 6, 1.5);
+	nn_metrics_add(&a, logits6, labels6, 2, 0.5);
+	nn_metrics_add(&b, logits6 + 2 * 3, labels6 + 2, 4, 1.0);
 	nn_metrics_merge(&a, &b);
 	T_OK(a.rows == whole.rows && a.correct == whole.correct && a.loss == whole.loss, "merged counts");
 	T_OK(memcmp(a.confusion, whole.confusion, sizeof(int64_t) * 9) == 0 &&
@@ -73,7 +73,7 @@ T_CASE(test_metrics_many_classes)
 	logits[K - 1] = 1;
 	T_OK(nn_metrics_init(&m, K, &nn_malloc_allocator, &st) == NN_OK, "init with %d classes", K);
 	T_OK(m.confusion == NULL, "no confusion matrix past %d classes", NN_METRICS_MATRIX_CLASSES);
-	nn_metrics_add(&m, logits, &label, 1, 0.0, 1);
+	nn_metrics_add(&m, logits, &label, 1, 0.0);
 	T_OK(nn_metrics_precision(&m, K - 1) == 1.0 && nn_metrics_recall(&m, K - 1) == 1.0, "per-class figures");
 	nn_metrics_free(&m, &nn_malloc_allocator);
 }
