@@ -44,8 +44,7 @@ typedef struct cd_kern
 				db;
 	void		(*fwd) (float *restrict o, const float *restrict in, const float *restrict wp,
 						int C, int K, int Wp, size_t plane, size_t Q);
-	void		(*dw) (float *restrict accv, const float *restrict d, size_t dstep,
-					   const float *restrict in, size_t istep, int nimg,
+	void		(*dw) (float *restrict accv, const float *restrict d, const float *restrict in,
 					   size_t plane, size_t Q, size_t off);
 } cd_kern;
 
@@ -105,13 +104,6 @@ nn_conv_direct_isa(void)
 {
 	return cd_pick()->name;
 }
-
-/*
- * Images whose padded inputs and gradient rows the weight gradient takes at
- * once: enough to amortise its register block over short planes, few enough
- * for the L2 cache.
- */
-#define DW_GROUP 2
 
 /* n rounded up to a multiple of m */
 static size_t
@@ -208,15 +200,10 @@ nn_conv_direct_forward_floats(const nn_layer *L)
 	return round_up(L->out.c, k->ob) * L->in.c * KK + (size_t) L->in.c * g.plane + k->ob * g.Q;
 }
 
-/*
- * scratch floats of the backward pass of B images: the padded inputs and
- * output-gradient rows of a group of images at a time (DW_GROUP)
- */
+/* scratch floats of the backward pass (one image at a time, whatever B) */
 size_t
-nn_conv_direct_backward_floats(const nn_layer *L, int B)
+nn_conv_direct_backward_floats(const nn_layer *L)
 {
-	int			n = B < DW_GROUP ? B : DW_GROUP;
-
 	const cd_kern *k = cd_pick();
 	cd_geom		f,
 				b;
@@ -225,8 +212,8 @@ nn_conv_direct_backward_floats(const nn_layer *L, int B)
 	cd_forward_geometry(&f, k, L);
 	cd_backward_geometry(&b, k, L);
 	return round_up(L->in.c, k->ob) * L->out.c * KK	/* flipped weights */
-		+ round_up(L->in.c, k->db) * f.plane * n	/* padded inputs */
-		+ round_up(L->out.c, k->db) * f.Q * n	/* output gradient rows */
+		+ round_up(L->in.c, k->db) * f.plane	/* padded input */
+		+ round_up(L->out.c, k->db) * f.Q	/* output gradient rows */
 		+ (size_t) L->out.c * b.plane	/* padded output gradient */
 		+ k->ob * b.Q			/* one input-gradient block */
 		+ round_up(L->out.c, k->db) * round_up(L->in.c, k->db) * KK * k->vl;	/* lanes of dweight */
@@ -399,10 +386,7 @@ nn_conv_direct_backward(float *dinp, float *dweight, float *dbias, const float *
 				K = L->kernel;
 	int			Cr = (int) round_up(C, k->db),
 				OCr = (int) round_up(OC, k->db);
-	size_t		KK = (size_t) K * K,
-				istep,
-				dstep;
-	int			group = B < DW_GROUP ? B : DW_GROUP;
+	size_t		KK = (size_t) K * K;
 	cd_geom		f,
 				g;
 	float	   *wf = scratch,
@@ -414,11 +398,9 @@ nn_conv_direct_backward(float *dinp, float *dweight, float *dbias, const float *
 
 	cd_forward_geometry(&f, k, L);
 	cd_backward_geometry(&g, k, L);
-	istep = (size_t) Cr * f.plane;
-	dstep = (size_t) OCr * f.Q;
 	in = wf + round_up(C, k->ob) * OC * KK;
-	dq = in + istep * group;
-	dpad = dq + dstep * group;
+	dq = in + (size_t) Cr * f.plane;
+	dpad = dq + (size_t) OCr * f.Q;
 	o = dpad + (size_t) OC * g.plane;
 	accv = o + (size_t) k->ob * g.Q;
 	memset(accv, 0, sizeof(float) * OCr * Cr * KK * k->vl);
@@ -427,30 +409,22 @@ nn_conv_direct_backward(float *dinp, float *dweight, float *dbias, const float *
 	if (dinp)
 		cd_pack_weights(wf, weight, C, OC, K, k->ob, KK, (size_t) C * KK, 1);
 
-	for (int b0 = 0; b0 < B && !nn_interrupted(); b0 += group)
+	for (int b = 0; b < B && !nn_interrupted(); b++)
 	{
-		int			n = B - b0 < group ? B - b0 : group;
-
-		for (int b = 0; b < n; b++)
-		{
-			cd_pad(in + b * istep, inp, &f, Cr, B, b0 + b);
-			cd_dout_rows(dq + b * dstep, dout, &f, OC, OCr, B, b0 + b);
-		}
+		cd_pad(in, inp, &f, Cr, B, b);
+		cd_dout_rows(dq, dout, &f, OC, OCr, B, b);
 		for (int o0 = 0; o0 < OCr; o0 += k->db)
 			for (int c0 = 0; c0 < Cr; c0 += k->db)
 				for (size_t t = 0; t < KK; t++)
-					k->dw(cd_lanes(accv, k, o0, c0, t, Cr, KK), dq + (size_t) o0 * f.Q, dstep,
-						  in + (size_t) c0 * f.plane, istep, n, f.plane, f.Q, (t / K) * f.Wp + t % K);
+					k->dw(cd_lanes(accv, k, o0, c0, t, Cr, KK), dq + (size_t) o0 * f.Q,
+						  in + (size_t) c0 * f.plane, f.plane, f.Q, (t / K) * f.Wp + t % K);
 		if (dinp == NULL)
 			continue;
-		for (int b = b0; b < b0 + n; b++)
+		cd_pad(dpad, dout, &g, OC, B, b);
+		for (int c0 = 0; c0 < C; c0 += k->ob)
 		{
-			cd_pad(dpad, dout, &g, OC, B, b);
-			for (int c0 = 0; c0 < C; c0 += k->ob)
-			{
-				k->fwd(o, dpad, wf + (size_t) c0 * OC * KK, OC, K, g.Wp, g.plane, g.Q);
-				cd_unpad(dinp, o, &g, c0, k->ob, C, B, b, NULL, 1);
-			}
+			k->fwd(o, dpad, wf + (size_t) c0 * OC * KK, OC, K, g.Wp, g.plane, g.Q);
+			cd_unpad(dinp, o, &g, c0, k->ob, C, B, b, NULL, 1);
 		}
 	}
 	for (int o0 = 0; o0 < OCr; o0 += k->db)

@@ -37,9 +37,9 @@ extern int	nn_conv_direct_level;
 int			nn_conv_direct_fits(const nn_layer *L);
 /* "avx512", "avx2" or "generic": the kernels this CPU runs */
 const char *nn_conv_direct_isa(void);
-/* scratch floats of each pass (the forward's is independent of the batch size) */
+/* scratch floats of each pass, independent of the batch size */
 size_t		nn_conv_direct_forward_floats(const nn_layer *L);
-size_t		nn_conv_direct_backward_floats(const nn_layer *L, int B);
+size_t		nn_conv_direct_backward_floats(const nn_layer *L);
 
 /* out (OC,B,OH,OW) = conv(inp (C,B,H,W)) + bias */
 void		nn_conv_direct_forward(float *out, const float *inp, const float *weight,

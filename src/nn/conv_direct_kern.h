@@ -90,17 +90,15 @@ KERN(fwd_block) (float *restrict o, const float *restrict in, const float *restr
 }
 
 /*
- * acc[j][i] += d[j][q] * in[i][q + off] lane by lane over q < Q and the
- * images n < nimg, for a block of DB output-gradient rows d (rows of Q
- * floats, image n at d + n*dstep) and DB input planes in (plane floats
- * apart, image n at in + n*istep): one tap (off = ky*Wp + kx) of the weight
- * gradient. acc holds DB*DB vectors of VL partial sums; the caller adds
- * their lanes.
+ * acc[j][i] += d[j][q] * in[i][q + off] lane by lane over q < Q, for a
+ * block of DB output-gradient rows d (rows of Q floats) and DB input planes
+ * in (plane floats apart): one tap (off = ky*Wp + kx) of the weight
+ * gradient. acc holds DB*DB vectors of VL partial sums, carried from image
+ * to image in accv; the caller adds their lanes once per batch.
  */
 KERN_ATTR
 static void
-KERN(dw_block) (float *restrict accv, const float *restrict d, size_t dstep,
-				const float *restrict in, size_t istep, int nimg,
+KERN(dw_block) (float *restrict accv, const float *restrict d, const float *restrict in,
 				size_t plane, size_t Q, size_t off)
 {
 	KERN(vf)	acc[DB][DB];
@@ -110,24 +108,23 @@ KERN(dw_block) (float *restrict accv, const float *restrict d, size_t dstep,
 #pragma GCC unroll 8
 		for (int i = 0; i < DB; i++)
 			acc[j][i] = KERN(load) (accv + (size_t) (j * DB + i) * VL);
-	for (int n = 0; n < nimg; n++, d += dstep, in += istep)
-		for (size_t q = 0; q < Q; q += VL)
-		{
-			KERN(vf)	dv[DB],
-						x[DB];
+	for (size_t q = 0; q < Q; q += VL)
+	{
+		KERN(vf)	dv[DB],
+					x[DB];
 
 #pragma GCC unroll 8
-			for (int j = 0; j < DB; j++)
-				dv[j] = KERN(load) (d + (size_t) j * Q + q);
+		for (int j = 0; j < DB; j++)
+			dv[j] = KERN(load) (d + (size_t) j * Q + q);
+#pragma GCC unroll 8
+		for (int i = 0; i < DB; i++)
+			x[i] = KERN(load) (in + (size_t) i * plane + q + off);
+#pragma GCC unroll 8
+		for (int j = 0; j < DB; j++)
 #pragma GCC unroll 8
 			for (int i = 0; i < DB; i++)
-				x[i] = KERN(load) (in + (size_t) i * plane + q + off);
-#pragma GCC unroll 8
-			for (int j = 0; j < DB; j++)
-#pragma GCC unroll 8
-				for (int i = 0; i < DB; i++)
-					acc[j][i] += dv[j] * x[i];
-		}
+				acc[j][i] += dv[j] * x[i];
+	}
 #pragma GCC unroll 8
 	for (int j = 0; j < DB; j++)
 #pragma GCC unroll 8

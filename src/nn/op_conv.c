@@ -170,7 +170,7 @@ conv_mem(const nn_layer *L, int B, int train, nn_op_mem *m)
 	{
 		m->col = nn_conv_direct_forward_floats(L);
 		if (train)
-			m->dcol = nn_conv_direct_backward_floats(L, B);
+			m->dcol = nn_conv_direct_backward_floats(L);
 		return;
 	}
 	if (conv_pointwise(L))

@@ -112,9 +112,13 @@ to_value(JsonbValue *jv, nn_value *v, nn_value *items)
 	}
 }
 
-/* the members of object c as the options group_member (augment: {"hflip": ...} -> augment_hflip) */
+/*
+ * The members of object c as options, each named prefix_member when prefix
+ * is given; the object under "augment" ({"hflip": true, "shift": 2}) is
+ * read the same way with that prefix (augment_hflip, augment_shift).
+ */
 static int
-set_group(nn_options *o, const char *group, JsonbContainer *c, nn_status *st)
+set_members(nn_options *o, JsonbContainer *c, const char *prefix, nn_status *st)
 {
 	JsonbIterator *it = JsonbIteratorInit(c);
 	JsonbIteratorToken r;
@@ -125,17 +129,27 @@ set_group(nn_options *o, const char *group, JsonbContainer *c, nn_status *st)
 
 	while ((r = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
 	{
-		char	   *name;
+		char	   *key;
 
 		if (r != WJB_KEY)
 			continue;
-		name = psprintf("%s_%.*s", group, k.val.string.len, k.val.string.val);
+		key = prefix ? psprintf("%s_%.*s", prefix, k.val.string.len, k.val.string.val) :
+			pnstrdup(k.val.string.val, k.val.string.len);
 		r = JsonbIteratorNext(&it, &val, true);
 		Assert(r == WJB_VALUE);
-		to_value(&val, &v, items);
-		if (nn_options_set(o, name, &v, st) != NN_OK)
-			return st->code;
-		pfree(name);
+		if (prefix == NULL && strcmp(key, "augment") == 0 &&
+			val.type == jbvBinary && JsonContainerIsObject(val.val.binary.data))
+		{
+			if (set_members(o, val.val.binary.data, key, st) != NN_OK)
+				return st->code;
+		}
+		else
+		{
+			to_value(&val, &v, items);
+			if (nn_options_set(o, key, &v, st) != NN_OK)
+				return st->code;
+		}
+		pfree(key);
 	}
 	return NN_OK;
 }
@@ -148,12 +162,8 @@ int
 MlcnnOptionsFromJsonb(nn_options *o, Jsonb *jb, nn_status *st)
 {
 	nn_options	t = *o;
-	JsonbIterator *it;
-	JsonbIteratorToken r;
-	JsonbValue	k,
-				val;
+	JsonbValue	val;
 	nn_value	v;
-	nn_value	items[NN_VALUE_MAX_ITEMS];
 
 	if (!JB_ROOT_IS_OBJECT(jb))
 	{
@@ -166,29 +176,8 @@ MlcnnOptionsFromJsonb(nn_options *o, Jsonb *jb, nn_status *st)
 		nn_value_describe(&v, what, sizeof(what));
 		return nn_fail(st, NN_ERR_INVALID, "options must be a JSON object, not %s", what);
 	}
-	it = JsonbIteratorInit(&jb->root);
-	while ((r = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
-	{
-		char	   *key;
-
-		if (r != WJB_KEY)
-			continue;
-		key = pnstrdup(k.val.string.val, k.val.string.len);
-		r = JsonbIteratorNext(&it, &val, true);
-		Assert(r == WJB_VALUE);
-		/* "augment": {"hflip": true, "shift": 2} sets augment_hflip and augment_shift */
-		if (strcmp(key, "augment") == 0 && val.type == jbvBinary && JsonContainerIsObject(val.val.binary.data))
-		{
-			if (set_group(&t, key, val.val.binary.data, st) != NN_OK)
-				return st->code;
-			pfree(key);
-			continue;
-		}
-		to_value(&val, &v, items);
-		if (nn_options_set(&t, key, &v, st) != NN_OK)
-			return st->code;
-		pfree(key);
-	}
+	if (set_members(&t, &jb->root, NULL, st) != NN_OK)
+		return st->code;
 	*o = t;
 	return NN_OK;
 }

@@ -274,7 +274,7 @@ check_direct_case(const conv_case *cc, nn_rng *r)
 	size_t		nout = (size_t) cc->OC * B * L.out.h * L.out.w;
 	size_t		nw = (size_t) cc->OC * cc->C * cc->K * cc->K;
 	size_t		fs = nn_conv_direct_forward_floats(&L),
-				bs = nn_conv_direct_backward_floats(&L, B);
+				bs = nn_conv_direct_backward_floats(&L);
 	float	   *inp = rand_floats(r, nin, 1.0f);
 	float	   *w = rand_floats(r, nw, 1.0f);
 	float	   *bias = rand_floats(r, cc->OC, 1.0f);
