@@ -13,7 +13,8 @@
  *
  * The resize is separable and works one output row at a time: the source
  * rows an output row covers are combined into one row of doubles, which
- * the columns then combine, so the scratch is one source row. Shrinking
+ * the columns then combine with weights computed once, so the scratch is
+ * one source row and the weights. Shrinking
  * axes weight each source pixel by the length of it the output pixel
  * covers and divide by the covered area once at the end (exact block means
  * for integer factors); enlarging axes interpolate bilinearly between the
@@ -108,28 +109,31 @@ int
 nn_image_resize(const uint8_t *src, int sh, int sw, int c, uint8_t *dst, int h, int w,
 				const nn_allocator *a, nn_status *st)
 {
+	double		norm = (sh > h ? (double) sh / h : 1) * (sw > w ? (double) sw / w : 1);
 	double	   *row = nn_alloc(a, sizeof(double) * (size_t) sw * c);
-	double		norm_y = sh > h ? (double) sh / h : 1,
-				norm_x = sw > w ? (double) sw / w : 1;
 	axis_taps  *tx = nn_alloc(a, sizeof(axis_taps) * (size_t) w);
+	/* the columns' weights, computed once: x's taps at wx[wx_at[x] ...] (each x covers at most sw/w + 2) */
+	double	   *wx = nn_alloc(a, sizeof(double) * ((size_t) sw + 2 * (size_t) w));
+	size_t	   *wx_at = nn_alloc(a, sizeof(size_t) * (size_t) w);
+	int			rc = NN_OK;
 
-	if (row == NULL || tx == NULL)
+	if (row == NULL || tx == NULL || wx == NULL || wx_at == NULL)
+		rc = nn_fail(st, NN_ERR_NOMEM, "out of memory resizing a %dx%d image", sw, sh);
+	for (int x = 0, at = 0; rc == NN_OK && x < w; x++)
 	{
-		nn_free(a, row);
-		nn_free(a, tx);
-		return nn_fail(st, NN_ERR_NOMEM, "out of memory resizing a %dx%d image", sw, sh);
-	}
-	for (int x = 0; x < w; x++)
 		taps_of(&tx[x], x, sw, w);
-	for (int y = 0; y < h; y++)
+		wx_at[x] = at;
+		for (int k = 0; k < tx[x].n; k++)
+			wx[at++] = tap_weight(&tx[x], k);
+	}
+	for (int y = 0; rc == NN_OK && y < h; y++)
 	{
 		axis_taps	ty;
 
 		if (nn_interrupted())
 		{
-			nn_free(a, row);
-			nn_free(a, tx);
-			return nn_fail(st, NN_ERR_CANCELLED, "resizing the image was cancelled");
+			rc = nn_fail(st, NN_ERR_CANCELLED, "resizing the image was cancelled");
+			break;
 		}
 		taps_of(&ty, y, sh, h);
 		memset(row, 0, sizeof(double) * (size_t) sw * c);
@@ -142,24 +146,31 @@ nn_image_resize(const uint8_t *src, int sh, int sw, int c, uint8_t *dst, int h, 
 				row[i] += wy * s[i];
 		}
 		for (int x = 0; x < w; x++)
+		{
+			const double *wk = wx + wx_at[x];
+			const double *r = row + (size_t) tx[x].first * c;
+
 			for (int ch = 0; ch < c; ch++)
 			{
 				double		v = 0;
 
 				for (int k = 0; k < tx[x].n; k++)
-					v += tap_weight(&tx[x], k) * row[(size_t) (tx[x].first + k) * c + ch];
-				v = floor(v / (norm_y * norm_x) + 0.5);
+					v += wk[k] * r[(size_t) k * c + ch];
+				v = floor(v / norm + 0.5);
 				dst[((size_t) y * w + x) * c + ch] = (uint8_t) (v < 0 ? 0 : v > 255 ? 255 : v);
 			}
+		}
 	}
 	nn_free(a, row);
 	nn_free(a, tx);
-	return NN_OK;
+	nn_free(a, wx);
+	nn_free(a, wx_at);
+	return rc;
 }
 
 /* a PNG file into an RGBA buffer (*rgba, allocated; *sw x *sh) */
 static int
-decode_png(const uint8_t *buf, size_t len, uint64_t max_pixels, uint8_t **rgba, int *sw, int *sh,
+decode_png(const uint8_t *buf, size_t len, int c, uint64_t max_pixels, uint8_t **rgba, int *sw, int *sh,
 		   nn_image_info *info, const nn_allocator *a, nn_status *st)
 {
 	png_image	img;
@@ -199,13 +210,20 @@ decode_png(const uint8_t *buf, size_t len, uint64_t max_pixels, uint8_t **rgba, 
 	}
 	*sw = (int) img.width;
 	*sh = (int) img.height;
-	/* alpha on black */
+	/* alpha on black, then c channels, in place (pixel p's c bytes never pass its 4) */
 	for (size_t p = 0; p < (size_t) img.width * img.height; p++)
 	{
-		uint8_t    *q = *rgba + 4 * p;
+		const uint8_t *q = *rgba + 4 * p;
+		uint8_t    *d = *rgba + (size_t) c * p;
+		int			v[3];
 
 		for (int ch = 0; ch < 3; ch++)
-			q[ch] = (uint8_t) ((q[ch] * q[3] + 127) / 255);
+			v[ch] = (q[ch] * q[3] + 127) / 255;
+		if (c == 1)
+			d[0] = (uint8_t) ((299 * v[0] + 587 * v[1] + 114 * v[2] + 500) / 1000);
+		else
+			for (int ch = 0; ch < 3; ch++)
+				d[ch] = (uint8_t) v[ch];
 	}
 	png_image_free(&img);
 	return NN_OK;
@@ -314,64 +332,48 @@ decode_jpeg(const uint8_t *buf, size_t len, int c, uint64_t max_pixels, uint8_t 
 	return NN_OK;
 }
 
+/* the output size: h and w in 1..NN_IMAGE_MAX_SIDE, c 1 or 3 */
+int
+nn_image_check(int h, int w, int c, nn_status *st)
+{
+	if (h < 1 || w < 1 || h > NN_IMAGE_MAX_SIDE || w > NN_IMAGE_MAX_SIDE)
+		return nn_fail(st, NN_ERR_INVALID, "height and width must be between 1 and %d, not %d and %d",
+					   NN_IMAGE_MAX_SIDE, h, w);
+	if (c != 1 && c != 3)
+		return nn_fail(st, NN_ERR_INVALID, "channels must be 1 (grey) or 3 (RGB), not %d", c);
+	return NN_OK;
+}
+
 /* PNG or JPEG to h x w x c pixels */
 int
 nn_image_decode(const uint8_t *buf, size_t len, int h, int w, int c, uint64_t max_pixels,
 				uint8_t *out, nn_image_info *info, const nn_allocator *a, nn_status *st)
 {
 	static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-	uint8_t    *src = NULL,
-			   *conv = NULL;
+	uint8_t    *src = NULL;
 	int			sw = 0,
 				sh = 0,
-				rc,
-				comps;
+				rc;
 
-	if (h < 1 || w < 1 || h > NN_IMAGE_MAX_SIDE || w > NN_IMAGE_MAX_SIDE)
-		return nn_fail(st, NN_ERR_INVALID, "height and width must be between 1 and %d, not %d and %d",
-					   NN_IMAGE_MAX_SIDE, h, w);
-	if (c != 1 && c != 3)
-		return nn_fail(st, NN_ERR_INVALID, "channels must be 1 (grey) or 3 (RGB), not %d", c);
+	if (nn_image_check(h, w, c, st) != NN_OK)
+		return st->code;
 	if (len >= 8 && memcmp(buf, png_sig, 8) == 0)
 	{
 		if (info)
 			info->format = NN_IMAGE_PNG;
-		rc = decode_png(buf, len, max_pixels, &src, &sw, &sh, info, a, st);
-		comps = 4;
+		rc = decode_png(buf, len, c, max_pixels, &src, &sw, &sh, info, a, st);
 	}
 	else if (len >= 3 && buf[0] == 0xff && buf[1] == 0xd8 && buf[2] == 0xff)
 	{
 		if (info)
 			info->format = NN_IMAGE_JPEG;
 		rc = decode_jpeg(buf, len, c, max_pixels, &src, &sw, &sh, info, a, st);
-		comps = c;
 	}
 	else
 		return nn_fail(st, NN_ERR_DATA, "not a PNG or JPEG image: the %zu bytes start with neither signature", len);
 	if (rc != NN_OK)
 		return rc;
 
-	/* to c interleaved channels at the source size */
-	if (comps != c)
-	{
-		conv = nn_alloc(a, (size_t) sw * sh * c);
-		if (conv == NULL)
-		{
-			nn_free(a, src);
-			return nn_fail(st, NN_ERR_NOMEM, "out of memory for a %dx%d image", sw, sh);
-		}
-		for (size_t p = 0; p < (size_t) sw * sh; p++)
-		{
-			const uint8_t *s = src + (size_t) comps * p;
-
-			if (c == 3)
-				memcpy(conv + 3 * p, s, 3);
-			else
-				conv[p] = (uint8_t) ((299 * s[0] + 587 * s[1] + 114 * s[2] + 500) / 1000);
-		}
-		nn_free(a, src);
-		src = conv;
-	}
 	if (sw == w && sh == h)
 	{
 		memcpy(out, src, (size_t) w * h * c);

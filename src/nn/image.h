@@ -28,6 +28,9 @@ enum
 	NN_IMAGE_JPEG = 2
 };
 
+/* NN_OK when h x w x c is an output decode can make, else NN_ERR_INVALID saying why */
+int			nn_image_check(int h, int w, int c, nn_status *st);
+
 /*
  * Decode buf (len bytes: PNG or JPEG, told apart by their signatures) into
  * out (h*w*c bytes; c 1 or 3), resized: area averaging when shrinking,

@@ -25,14 +25,9 @@ decode_image(PG_FUNCTION_ARGS)
 	bytea	   *out;
 	double		t0 = nn_now();
 
-	if (h < 1 || w < 1 || h > NN_IMAGE_MAX_SIDE || w > NN_IMAGE_MAX_SIDE)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("height and width must be between 1 and %d, not %d and %d", NN_IMAGE_MAX_SIDE, h, w)));
-	if (c != 1 && c != 3)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("channels must be 1 (grey) or 3 (RGB), not %d", c)));
+	/* the output's size before it is allocated */
+	if (nn_image_check(h, w, c, &st) != NN_OK)
+		MlcnnReportStatus(&st);
 	MlcnnAllocInit(&alloc, CurrentMemoryContext);
 	out = palloc(VARHDRSZ + (Size) h * w * c);
 	SET_VARSIZE(out, VARHDRSZ + (Size) h * w * c);

@@ -70,7 +70,7 @@ def main():
     g16 = grey.astype(np.uint16) * 257
     got = decode(encode(g16, "I;16"), 13, 17, 1)
     ok(isinstance(got, np.ndarray) and np.array_equal(got[..., 0], grey), "16-bit grey PNG: v * 257 reads as v")
-    pal = Image_palette(rgb)
+    pal = palette_png(rgb)
     got = decode(pal[0], 11, 9, 3)
     ok(isinstance(got, np.ndarray) and np.array_equal(got, pal[1]), "palette PNG: the palette's colours")
     rgba = np.concatenate([rgb, rng.integers(0, 256, (11, 9, 1), dtype=np.uint8)], axis=2)
@@ -207,7 +207,7 @@ def folder_checks(rng):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def Image_palette(rgb):
+def palette_png(rgb):
     """rgb quantised to a 16-colour palette PNG, and the pixels it stands for."""
     from PIL import Image
     im = Image.fromarray(rgb, "RGB").quantize(16)
