@@ -110,9 +110,9 @@ nn_onnx_input(nn_onnx *x, int i, int k)
 	return x->names[x->m->net.layers[i].inputs[k]];
 }
 
-/* a node with inputs and node i's output (NULL when out of memory) */
-nn_onnx_node *
-nn_onnx_node_add(nn_onnx *x, int i, const char *op_type, int nin, const char *const *in)
+/* a node op_type named name with inputs in[0..nin) and the one output name (NULL when out of memory) */
+static nn_onnx_node *
+node_make(nn_onnx *x, const char *op_type, const char *name, int nin, const char *const *in)
 {
 	nn_onnx_node *n = arena_alloc(x, sizeof(nn_onnx_node));
 	char	  **inputs = arena_alloc(x, sizeof(char *) * (nin > 0 ? nin : 1));
@@ -127,16 +127,23 @@ nn_onnx_node_add(nn_onnx *x, int i, const char *op_type, int nin, const char *co
 	onnx__node_proto__init(&n->proto);
 	for (int k = 0; k < nin; k++)
 		inputs[k] = (char *) in[k];
-	outputs[0] = (char *) x->names[i + 1];
+	outputs[0] = (char *) name;
 	n->proto.n_input = nin;
 	n->proto.input = inputs;
 	n->proto.n_output = 1;
 	n->proto.output = outputs;
-	n->proto.name = (char *) x->names[i + 1];
+	n->proto.name = (char *) name;
 	n->proto.op_type = (char *) op_type;
 	n->proto.attribute = n->attrs;
 	x->nodes[x->nnodes++] = &n->proto;
 	return n;
+}
+
+/* a node with inputs and node i's output (NULL when out of memory) */
+nn_onnx_node *
+nn_onnx_node_add(nn_onnx *x, int i, const char *op_type, int nin, const char *const *in)
+{
+	return node_make(x, op_type, x->names[i + 1], nin, in);
 }
 
 /* a new attribute of n, or NULL */
@@ -309,30 +316,13 @@ scalar(nn_onnx *x, const char *name, float v)
 	return add_init(x, name, 0, NULL, d, 1);
 }
 
-/* a node outside the layers: out = op_type(a, b) */
+/* a node outside the layers: name = op_type(a, b) */
 static void
 binary_node(nn_onnx *x, const char *op_type, const char *name, const char *a, const char *b)
 {
-	Onnx__NodeProto *n = arena_alloc(x, sizeof(*n));
-	char	  **in = arena_alloc(x, 2 * sizeof(char *));
-	char	  **out = arena_alloc(x, sizeof(char *));
+	const char *in[2] = {a, b};
 
-	if (n == NULL || in == NULL || out == NULL || x->nnodes >= (int) (sizeof(x->nodes) / sizeof(x->nodes[0])))
-	{
-		x->failed = 1;
-		return;
-	}
-	onnx__node_proto__init(n);
-	in[0] = (char *) a;
-	in[1] = (char *) b;
-	out[0] = (char *) name;
-	n->n_input = 2;
-	n->input = in;
-	n->n_output = 1;
-	n->output = out;
-	n->name = (char *) name;
-	n->op_type = (char *) op_type;
-	x->nodes[x->nnodes++] = n;
+	node_make(x, op_type, name, 2, in);
 }
 
 /* the normalisation nodes in front: the name of the tensor the first layer reads */
