@@ -10,7 +10,7 @@
 #   make stress     concurrency run on the embedded cluster
 
 EXTENSION = mlcnn
-EXTVERSION = 0.3.0
+EXTVERSION = 0.4.0
 MODULE_big = mlcnn
 
 # ONNX's messages: C that protobuf-c generates from the onnx.proto of Debian's libonnx-dev

@@ -3,7 +3,7 @@
 #   1. setup (apt packages, only when missing), build, install
 #   2. the C unit tests of the core (test/nn_test), then again under
 #      ASan/UBSan/LeakSanitizer (test/sanitize.sh, counted as one check)
-#   3. test data (build/testdata: synthetic IDX set, malformed files, a FIFO,
+#   3. test data (build/testdata: synthetic IDX set, malformed files, a FIFO, the photographs,
 #      and the forged hostile models of test/forge)
 #   4. the embedded cluster (scripts/db.sh), or the server PGHOST/PGPORT name
 #   5. pg_regress (make installcheck: sql/*.sql against expected/*.out)
@@ -112,7 +112,8 @@ if make data/idxtool >"$LOGS/idxtool.log" 2>&1 &&
 	data/idxtool synth build/testdata/synth 2000 500 1 &&
 	data/idxtool bad build/testdata/bad &&
 	mkfifo build/testdata/fifo &&
-	test/forge build/testdata/forged; then
+	test/forge build/testdata/forged &&
+	cp -R test/images/photos build/testdata/photos; then
 	# fifo: a named pipe nobody writes to, which load_idx must refuse at once
 	# (test/pgtap/load_idx.sql). The server may run as another OS user:
 	# everything readable

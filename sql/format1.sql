@@ -31,8 +31,10 @@ SELECT p.i, predict(v1.model, p.px) AS class, predict(v1.model, p.px) = r.class 
 FROM v1, probes p JOIN recorded r USING (i) ORDER BY p.i;
 -- model_info: what the format-1 code showed, with every float within
 -- float32 rounding of the six digits it printed; format_version says 1;
--- options added since (augment_*) show their defaults
-SELECT (model_info(model) - 'history' - 'normalize' - 'options') = (info - 'history' - 'normalize' - 'options') AS same_info,
+-- options added since (augment_*) show their defaults, and the input type
+-- (added in 0.4.0) is bytea
+SELECT (model_info(model) - 'history' - 'normalize' - 'options' - 'input_type') = (info - 'history' - 'normalize' - 'options') AS same_info,
+       model_info(model)->>'input_type' AS input_type,
        model_info(model)->'format_version' AS format_version,
        (model_info(model)->'options') @> (info->'options') AS same_options,
        (model_info(model)->'options') - (SELECT array_agg(k) FROM jsonb_object_keys(info->'options') k)

@@ -103,8 +103,8 @@ FROM (SELECT train_conv2d(pixels, label, '{"layers": "conv(2,3) flatten dense(2)
       FROM train WHERE label < 2) t, test WHERE test.id = 0;
 
 -- STRICT: NULL in, NULL out
-SELECT predict(NULL, pixels) IS NULL AS a, predict_proba(model, NULL) IS NULL AS b,
-       forward_pass(NULL, NULL) IS NULL AS c, calculate_loss(model, pixels, NULL) IS NULL AS d
+SELECT predict(NULL, pixels) IS NULL AS a, predict_proba(model, NULL::bytea) IS NULL AS b,
+       forward_pass(NULL, NULL::real[]) IS NULL AS c, calculate_loss(model, pixels, NULL) IS NULL AS d
 FROM models, test WHERE name = 'conv' AND test.id = 0;
 
 -- errors

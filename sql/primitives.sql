@@ -205,7 +205,7 @@ SELECT (e->'rows')::int = (SELECT count(*) FROM test WHERE label <> 3) AS rows_o
 FROM (SELECT evaluate(model, CASE WHEN label = 3 THEN NULL ELSE pixels END, label) AS e
       FROM models, (SELECT * FROM test UNION ALL SELECT -1, NULL, NULL) t WHERE name = 'small') x;
 SELECT e->'rows' AS rows, e->'accuracy' AS accuracy, e->'loss' AS loss
-FROM (SELECT evaluate(model, NULL, label) AS e FROM models, test WHERE name = 'small') x;
+FROM (SELECT evaluate(model, NULL::bytea, label) AS e FROM models, test WHERE name = 'small') x;
 SELECT evaluate(model, pixels, label) IS NULL AS no_rows FROM models, test WHERE false;
 -- errors
 SELECT evaluate(model, pixels, CASE WHEN id = 250 THEN 12 ELSE label END) FROM models, test WHERE name = 'small';

@@ -223,8 +223,8 @@ FROM train;
 -- and so does one that differs from the "input" option
 SELECT train_conv2d(pixels, label, '{"input": [28, 28, 3]}') FROM train;
 \echo :LAST_ERROR_SQLSTATE
--- a length that is no square, without "input"
-SELECT train_conv2d('\x010203'::bytea, 1);
+-- a length that is neither a square nor three times one, without "input"
+SELECT train_conv2d('\x01020304050607'::bytea, 1);
 \echo :LAST_ERROR_SQLSTATE
 
 -- ---------------------------------------------------------- mlcnn.max_train_memory

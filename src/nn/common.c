@@ -210,3 +210,10 @@ nn_now(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
 }
+
+/* The name of an input element type. */
+const char *
+nn_dtype_name(int32_t dtype)
+{
+	return dtype == NN_DTYPE_FLOAT32 ? "float32" : "uint8";
+}

@@ -38,6 +38,11 @@
  *   7 buffers       u64 count, then that many f32: state that is not
  *                   trained (batch norm's running statistics); written only
  *                   when net.nbuffers > 0
+ *   8 input         i32 element type of the rows (NN_DTYPE_*); written only
+ *                   when it is not uint8 (its absence means bytes), so a
+ *                   model of bytes is the same bytes as before it existed,
+ *                   and a reader that predates it refuses a float model
+ *                   instead of feeding it bytes
  *
  * Format 1's body was the same fields in one fixed sequence: architecture,
  * normalisation, u32 options length and the options as canonical JSON
@@ -66,10 +71,11 @@ static const uint8_t MAGIC[8] = {'M', 'L', 'C', 'N', 'N', 'M', 'D', 'L'};
 #define HEADER_BYTES 24
 #define SECTION_HEADER_BYTES 10	/* u16 tag, u64 length */
 #define EPOCH_BYTES 16
-#define NSECTIONS 8				/* known tags are 1..NSECTIONS-1 */
+#define NSECTIONS 9				/* known tags are 1..NSECTIONS-1 */
 
 static const char *const section_names[NSECTIONS] = {
-	"", "architecture", "normalisation", "options", "counters", "history", "parameters", "buffers"
+	"", "architecture", "normalisation", "options", "counters", "history", "parameters", "buffers",
+	"input"
 };
 
 /* ------------------------------------------------------------ writing */
@@ -178,6 +184,8 @@ section_bytes(const nn_model *m, size_t bytes[NSECTIONS])
 	bytes[NN_SECTION_PARAMS] = 8 + m->net.nparams * sizeof(float);
 	if (m->net.nbuffers > 0)
 		bytes[NN_SECTION_BUFFERS] = 8 + m->net.nbuffers * sizeof(float);
+	if (m->norm.dtype != NN_DTYPE_UINT8)
+		bytes[NN_SECTION_INPUT] = 4;
 }
 
 /* Exact serialised size of m. */
@@ -283,6 +291,9 @@ put_section(wbuf *w, const nn_model *m, int t)
 		case NN_SECTION_BUFFERS:
 			put_le(w, m->net.nbuffers, 8);
 			put_floats(w, m->buffers, m->net.nbuffers);
+			break;
+		case NN_SECTION_INPUT:
+			put_le(w, (uint32_t) m->norm.dtype, 4);
 			break;
 	}
 }
@@ -457,8 +468,10 @@ read_norm(rbuf *r, nn_model *m)
 		!get_f32(r, &m->norm.mean, "normalisation mean") ||
 		!get_f32(r, &m->norm.std, "normalisation std"))
 		return r->st->code;
+	/* a divisor: zscore's, and floats' minmax range */
 	if (!isfinite(m->norm.mean) || !isfinite(m->norm.std) ||
-		(m->norm.mode == NN_NORM_ZSCORE && !(m->norm.std > 0)))
+		((m->norm.mode == NN_NORM_ZSCORE ||
+		  (m->norm.mode == NN_NORM_MINMAX && m->norm.dtype == NN_DTYPE_FLOAT32)) && !(m->norm.std > 0)))
 		return nn_fail(r->st, NN_ERR_CORRUPT, "model is corrupt: bad normalisation statistics");
 	return NN_OK;
 }
@@ -720,6 +733,11 @@ read_v2(rbuf *r, nn_model *m, const nn_allocator *a)
 						   section_names[required[i]]);
 	if (m->kind == NN_BLOB_MODEL && !present[NN_SECTION_OPTIONS])
 		return nn_fail(st, NN_ERR_CORRUPT, "model is corrupt: options are missing");
+	m->norm.dtype = NN_DTYPE_UINT8;
+	if (present[NN_SECTION_INPUT] &&
+		(!get_i32(&sec[NN_SECTION_INPUT], &m->norm.dtype, NN_DTYPE_UINT8, NN_DTYPE_FLOAT32, "input element type") ||
+		 check_consumed(&sec[NN_SECTION_INPUT], NN_SECTION_INPUT) != NN_OK))
+		return st->code;
 	if (read_arch(&sec[NN_SECTION_ARCH], m) != NN_OK ||
 		check_consumed(&sec[NN_SECTION_ARCH], NN_SECTION_ARCH) != NN_OK ||
 		read_norm(&sec[NN_SECTION_NORM], m) != NN_OK ||

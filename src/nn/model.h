@@ -49,7 +49,8 @@ enum
 	NN_SECTION_COUNTERS = 4,	/* i64 rows trained, rows skipped, gradient rows; f64 seconds */
 	NN_SECTION_HISTORY = 5,		/* u32 epochs, then f32 loss, train acc, val acc, seconds each */
 	NN_SECTION_PARAMS = 6,		/* u64 count, then that many f32 (PyTorch order and layout) */
-	NN_SECTION_BUFFERS = 7		/* u64 count, then that many f32 (only when net.nbuffers > 0) */
+	NN_SECTION_BUFFERS = 7,		/* u64 count, then that many f32 (only when net.nbuffers > 0) */
+	NN_SECTION_INPUT = 8		/* i32 element type NN_DTYPE_* (only when not uint8; must not be skipped) */
 };
 #define NN_SECTION_OPTIONAL 0x8000
 

@@ -448,7 +448,35 @@ nn_net_init_params(const nn_net *net, float *params, float *buffers, nn_rng *rng
 			op->init(&net->layers[i], params, buffers, rng);
 	}
 }
-/* Convert B images of HWC bytes into (C,B,H,W) floats, normalised. */
+/* Convert B rows of float32 HWC values into (C,B,H,W), as v or (v - mean) / std. */
+static void
+load_floats(float *dst, const uint8_t *const *rows, int B, nn_shape in, const nn_norm *norm)
+{
+	size_t		hw = (size_t) in.h * in.w;
+	int			scaled = norm->mode != NN_NORM_NONE;
+	float		mean = norm->mean,
+				std = norm->std;
+
+	for (int b = 0; b < B; b++)
+	{
+		const uint8_t *src = rows[b];
+
+		for (int c = 0; c < in.c; c++)
+		{
+			float	   *d = dst + ((size_t) c * B + b) * hw;
+
+			for (size_t p = 0; p < hw; p++)
+			{
+				float		v;
+
+				memcpy(&v, src + (p * in.c + c) * sizeof(float), sizeof(float));
+				d[p] = scaled ? (v - mean) / std : v;
+			}
+		}
+	}
+}
+
+/* Convert B rows of HWC values into (C,B,H,W) floats, normalised. */
 void
 nn_load_pixels(float *dst, const uint8_t *const *rows, int B, nn_shape in,
 			   const nn_norm *norm)
@@ -456,6 +484,11 @@ nn_load_pixels(float *dst, const uint8_t *const *rows, int B, nn_shape in,
 	float		lut[256];
 	size_t		hw = (size_t) in.h * in.w;
 
+	if (norm->dtype == NN_DTYPE_FLOAT32)
+	{
+		load_floats(dst, rows, B, in, norm);
+		return;
+	}
 	for (int v = 0; v < 256; v++)
 	{
 		switch (norm->mode)

@@ -440,21 +440,48 @@ double		nn_net_loss(const nn_net *net, nn_work *w, const int32_t *labels, int B,
 int			nn_net_backward(const nn_net *net, const float *params, float *grads,
 							nn_work *w, int B, float scale, nn_timing *t);
 
-/* Convert B images of uint8 HWC pixels into w->act[0] (C,B,H,W) with normalisation */
+/*
+ * How the rows' values become the network's input: their element type
+ * (bytes, or float32 for real[] inputs) and the normalisation.
+ */
 typedef struct nn_norm
 {
 	int32_t		mode;			/* NN_NORM_NONE / MINMAX / ZSCORE */
-	float		mean;			/* zscore: of pixel/255 */
-	float		std;
+	float		mean;			/* zscore: of pixel/255 (bytes) or of the value (floats); floats' minmax: the minimum */
+	float		std;			/* zscore: the standard deviation; floats' minmax: max - min */
+	int32_t		dtype;			/* NN_DTYPE_*: the rows' element type */
 } nn_norm;
 
 enum
 {
 	NN_NORM_NONE = 0,
 	NN_NORM_MINMAX = 1,
-	NN_NORM_ZSCORE = 2
+	NN_NORM_ZSCORE = 2,
+	NN_NORM_AUTO = 3			/* an option only: minmax for bytes, none for floats */
 };
 
+/* the element types of input rows; the numbers are stored in models */
+enum
+{
+	NN_DTYPE_UINT8 = 0,			/* one byte per value (bytea pixels) */
+	NN_DTYPE_FLOAT32 = 1		/* IEEE float32, host order (real[]) */
+};
+
+/* "uint8" or "float32" */
+const char *nn_dtype_name(int32_t dtype);
+
+/* bytes per value of dtype */
+static inline int
+nn_dtype_size(int32_t dtype)
+{
+	return dtype == NN_DTYPE_FLOAT32 ? 4 : 1;
+}
+
+/*
+ * Convert B rows of HWC values (norm->dtype: bytes, or float32 that need
+ * not be aligned) into w->act[0] (C,B,H,W): bytes as v, v/255 or
+ * (v/255 - mean)/std; floats as v or (v - mean)/std.
+ */
 void		nn_load_pixels(float *dst, const uint8_t *const *rows, int B,
 						   nn_shape in, const nn_norm *norm);
 

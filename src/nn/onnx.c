@@ -331,13 +331,19 @@ normalise(nn_onnx *x)
 {
 	const nn_norm *norm = &x->m->norm;
 
+	const char *scaled = "pixels";
+
 	if (norm->mode == NN_NORM_NONE)
 		return "pixels";
-	/* the same float operations as nn_load_pixels: v / 255, then (- mean) / std */
-	binary_node(x, "Div", "pixels_scaled", "pixels", scalar(x, "mlcnn.scale", 255.0f));
-	if (norm->mode == NN_NORM_MINMAX)
-		return "pixels_scaled";
-	binary_node(x, "Sub", "pixels_centered", "pixels_scaled", scalar(x, "mlcnn.mean", norm->mean));
+	/* the same float operations as nn_load_pixels: bytes v / 255 first; then (- mean) / std */
+	if (norm->dtype == NN_DTYPE_UINT8)
+	{
+		binary_node(x, "Div", "pixels_scaled", "pixels", scalar(x, "mlcnn.scale", 255.0f));
+		if (norm->mode == NN_NORM_MINMAX)
+			return "pixels_scaled";
+		scaled = "pixels_scaled";
+	}
+	binary_node(x, "Sub", "pixels_centered", scaled, scalar(x, "mlcnn.mean", norm->mean));
 	binary_node(x, "Div", "pixels_normalized", "pixels_centered", scalar(x, "mlcnn.std", norm->std));
 	return "pixels_normalized";
 }
@@ -393,7 +399,7 @@ nn_model_to_onnx(const nn_model *m, const char *version, uint8_t **out, size_t *
 	Onnx__OperatorSetIdProto *opsets[1] = {&opset};
 	Onnx__ValueInfoProto *in_info,
 			   *out_info;
-	Onnx__StringStringEntryProto *props[4];
+	Onnx__StringStringEntryProto *props[5];
 	int64_t		in_dims[4] = {-1, net->input.c, net->input.h, net->input.w};
 	int64_t		out_dims[2] = {-1, net->classes};
 	char		classes[16];
@@ -448,8 +454,9 @@ nn_model_to_onnx(const nn_model *m, const char *version, uint8_t **out, size_t *
 	props[1] = meta(&x, "classes", classes);
 	props[2] = meta(&x, "layers", net->spec);
 	props[3] = meta(&x, "normalize", norm_text);
+	props[4] = meta(&x, "input_type", nn_dtype_name(m->norm.dtype));
 	if (rc == NN_OK && (x.failed || in_info == NULL || out_info == NULL ||
-						!props[0] || !props[1] || !props[2] || !props[3]))
+						!props[0] || !props[1] || !props[2] || !props[3] || !props[4]))
 		rc = nn_fail(st, NN_ERR_NOMEM, "out of memory for the ONNX graph");
 	if (rc != NN_OK)
 	{
@@ -476,7 +483,7 @@ nn_model_to_onnx(const nn_model *m, const char *version, uint8_t **out, size_t *
 	model.producer_name = "mlcnn";
 	model.producer_version = (char *) version;
 	model.graph = &graph;
-	model.n_metadata_props = 4;
+	model.n_metadata_props = 5;
 	model.metadata_props = props;
 
 	size = protobuf_c_message_get_packed_size(&model.base);

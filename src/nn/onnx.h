@@ -23,7 +23,9 @@ typedef struct nn_onnx_node nn_onnx_node;	/* one of its nodes */
  * The ONNX model of m into *out (len bytes, from a): input "pixels", float
  * [N, C, H, W] of raw pixel values, first normalised as mlcnn does; output
  * "logits" [N, classes]; metadata_props mlcnn_version (version), classes,
- * layers, normalize. NN_ERR_NOMEM, or NN_ERR_LIMIT past what protobuf holds.
+ * layers, normalize, input_type (uint8 or float32: the rows it was trained
+ * on; a float32 model's input is not divided by 255). NN_ERR_NOMEM, or
+ * NN_ERR_LIMIT past what protobuf holds.
  */
 int			nn_model_to_onnx(const nn_model *m, const char *version, uint8_t **out, size_t *len,
 							 const nn_allocator *a, nn_status *st);
@@ -37,6 +39,7 @@ typedef struct nn_onnx_import_opts
 				std;
 	int32_t		classes;		/* 0: the last layer's outputs */
 	nn_shape	input;			/* h = 0: the graph input's [N, C, H, W] */
+	int32_t		dtype;			/* NN_DTYPE_* of the rows; -1: mlcnn's input_type metadata, else uint8 */
 } nn_onnx_import_opts;
 
 /*

@@ -71,7 +71,8 @@ typedef struct imp
 	int			nvals;
 	imp_node   *nodes;
 	int			nnodes;
-	int			norm_stage;		/* 0 none, 1 divided by 255, 2 centred, 3 scaled */
+	int			norm_stage;		/* 0 none, 1 divided by 255 (bytes only), 2 centred, 3 scaled */
+	int32_t		dtype;			/* NN_DTYPE_* of the model's rows */
 	float		mean,
 				std;
 	const char *input_name;
@@ -375,10 +376,12 @@ normalisation(imp *x, const Onnx__NodeProto *n, int is_div)
 	const char *want = x->norm_stage == 0 ? x->input_name : x->norm_name;
 
 	if (a == NULL || a->kind != V_NET || a->node != -1 || !is_scalar(b, &c) || strcmp(a->name, want) != 0)
-		return unsupported(x, n, "is only imported as the input's normalisation (x / 255, - mean, / std)");
-	if (is_div && x->norm_stage == 0 && c == 255.0f)
+		return unsupported(x, n, x->dtype == NN_DTYPE_UINT8 ?
+						   "is only imported as the input's normalisation (x / 255, - mean, / std)" :
+						   "is only imported as the float input's normalisation (- mean, / std)");
+	if (is_div && x->norm_stage == 0 && c == 255.0f && x->dtype == NN_DTYPE_UINT8)
 		x->norm_stage = 1;
-	else if (!is_div && x->norm_stage == 1)
+	else if (!is_div && x->norm_stage == (x->dtype == NN_DTYPE_UINT8 ? 1 : 0))
 	{
 		x->norm_stage = 2;
 		x->mean = c;
@@ -389,7 +392,9 @@ normalisation(imp *x, const Onnx__NodeProto *n, int is_div)
 		x->std = c;
 	}
 	else
-		return unsupported(x, n, "is only imported as the input's normalisation (x / 255, - mean, / std)");
+		return unsupported(x, n, x->dtype == NN_DTYPE_UINT8 ?
+						   "is only imported as the input's normalisation (x / 255, - mean, / std)" :
+						   "is only imported as the float input's normalisation (- mean, / std)");
 	if (alias(x, n, 0) != NN_OK)
 		return x->st->code;
 	x->norm_name = n->output[0];
@@ -884,6 +889,14 @@ nn_model_from_onnx(nn_model *m, const uint8_t *buf, size_t len, const nn_onnx_im
 	for (size_t k = 0; rc == NN_OK && k < g->n_initializer; k++)
 		if (val_tensor(&x, g->initializer[k]->name ? g->initializer[k]->name : "", g->initializer[k]) == NULL)
 			rc = st->code;
+	x.dtype = o->dtype >= 0 ? o->dtype : NN_DTYPE_UINT8;
+	for (size_t k = 0; o->dtype < 0 && model->metadata_props && k < model->n_metadata_props; k++)
+	{
+		const Onnx__StringStringEntryProto *e = model->metadata_props[k];
+
+		if (e->key && e->value && strcmp(e->key, "input_type") == 0 && strcmp(e->value, nn_dtype_name(NN_DTYPE_FLOAT32)) == 0)
+			x.dtype = NN_DTYPE_FLOAT32;
+	}
 	if (rc == NN_OK)
 		rc = read_input(&x, g, o, &in);
 	for (size_t k = 0; rc == NN_OK && k < g->n_node; k++)
@@ -932,6 +945,7 @@ nn_model_from_onnx(nn_model *m, const uint8_t *buf, size_t len, const nn_onnx_im
 		snprintf(m->options.layers, sizeof(m->options.layers), "%s", m->net.spec);
 		m->options.input = in;
 		m->options.classes = classes;
+		m->norm.dtype = x.dtype;
 		if (x.norm_stage == 0 || o->normalize_given)
 		{
 			m->norm.mode = o->normalize;
@@ -942,12 +956,13 @@ nn_model_from_onnx(nn_model *m, const uint8_t *buf, size_t len, const nn_onnx_im
 			m->norm.mode = NN_NORM_MINMAX;
 		else if (x.norm_stage == 3)
 		{
+			/* for floats minmax is the same (v - mean) / std: zscore names both */
 			m->norm.mode = NN_NORM_ZSCORE;
 			m->norm.mean = x.mean;
 			m->norm.std = x.std;
 		}
 		else
-			rc = nn_fail(st, NN_ERR_UNSUPPORTED, "the input's normalisation stops half-way (x / 255 - mean without / std)");
+			rc = nn_fail(st, NN_ERR_UNSUPPORTED, "the input's normalisation stops half-way (- mean without / std)");
 		m->options.normalize = m->norm.mode;
 	}
 	/* decoded tensors of raw data were allocated apart */

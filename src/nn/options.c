@@ -29,7 +29,7 @@
 
 static const char *const optimizer_names[] = {"sgd", "momentum", "adam"};
 static const char *const schedule_names[] = {"constant", "step", "cosine", "onecycle"};
-static const char *const norm_names[] = {"none", "minmax", "zscore"};
+static const char *const norm_names[] = {"none", "minmax", "zscore", "auto"};	/* NN_NORM_* order */
 
 /* every option, in the order of messages, models and the README */
 const nn_option_def nn_option_table[] = {
@@ -37,7 +37,7 @@ const nn_option_def nn_option_table[] = {
 		"`conv(32,3) relu maxpool(2) conv(64,3) relu maxpool(2) dropout(0.25) flatten dense(128) relu dropout(0.5) dense(<classes>)`",
 	"a [layer spec](#layer-specs)"},
 	{"input", NN_OPTION_SHAPE, FIELD(input), 1, NN_MAX_DIM, 0, NULL, 0,
-		"a square single-channel image inferred from the pixel length",
+		"inferred from the pixel length: a square grey image, or three times a square an RGB one",
 	"1..4096 each"},
 	{"classes", NN_OPTION_INT, FIELD(classes), NN_MIN_CLASSES, NN_MAX_CLASSES, 0, NULL, 0,
 		"10", "2..4096"},
@@ -59,8 +59,8 @@ const nn_option_def nn_option_table[] = {
 	{"seed", NN_OPTION_INT, FIELD(seed), 0, NN_MAX_SEED, 0, NULL, 0,
 		"42", "0..2⁵³; seeds weights, shuffles, hold-out and dropout"},
 	{"normalize", NN_OPTION_ENUM, FIELD(normalize), 0, 0, 0, norm_names, NAMES_COUNT(norm_names),
-		"`minmax`",
-		"`none` (raw 0..255), `minmax` (pixel/255), `zscore` (mean and standard deviation of the training rows, stored in the model and applied by predict)"},
+		"`auto`",
+		"`none` (the values as they are), `minmax` (bytes: pixel/255; real[]: (v - min)/(max - min) over the training rows), `zscore` (mean and standard deviation of the training rows, of pixel/255 for bytes), `auto` (`minmax` for bytea pixels, `none` for real[]); the statistics are stored in the model and applied by predict"},
 	{"validation_fraction", NN_OPTION_FLOAT, FIELD(validation_fraction), 0, 0.5, 0, NULL, 0,
 		"0", "0..0.5: a seeded hold-out whose accuracy is reported per epoch"},
 	{"threads", NN_OPTION_INT, FIELD(threads), 0, NN_MAX_THREADS, 0, NULL, 0,
@@ -160,7 +160,7 @@ nn_options_default(nn_options *o)
 	o->lr_schedule = NN_LR_ONECYCLE;
 	o->momentum = NN_DEFAULT_MOMENTUM;
 	o->seed = NN_DEFAULT_SEED;
-	o->normalize = NN_NORM_MINMAX;
+	o->normalize = NN_NORM_AUTO;
 	o->record_times = 1;
 }
 

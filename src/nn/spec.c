@@ -1005,23 +1005,39 @@ nn_spec_format(const nn_net *net, char *buf, size_t len)
 	}
 }
 
-/* Square single-channel input inferred from a pixel count, or an error. */
-int
-nn_infer_input(nn_shape *in, int32_t row_bytes, nn_status *st)
+/* The side of a square of n values, or 0 when n is not a square of 1..NN_MAX_DIM. */
+static int32_t
+square_side(int64_t n)
 {
 	int64_t		s = 0;
 
-	if (row_bytes > 0)
+	while (n > 0 && (s + 1) * (s + 1) <= n && s < NN_MAX_DIM)
+		s++;
+	return n > 0 && s * s == n ? (int32_t) s : 0;
+}
+
+/*
+ * The input shape of rows of n values: a square single-channel image, or
+ * three times a square as an RGB one (what decode_image(..., 3) makes; no
+ * count is both), else an error.
+ */
+int
+nn_infer_input(nn_shape *in, int32_t row_bytes, nn_status *st)
+{
+	int32_t		s = square_side(row_bytes);
+	int			c = 1;
+
+	if (s == 0 && row_bytes % 3 == 0)
 	{
-		while ((s + 1) * (s + 1) <= row_bytes)
-			s++;
+		s = square_side(row_bytes / 3);
+		c = 3;
 	}
-	if (row_bytes <= 0 || s * s != row_bytes || s > NN_MAX_DIM)
+	if (s == 0)
 		return nn_fail(st, NN_ERR_SHAPE,
-					   "cannot infer the image shape from %d pixels per row, which is not a square of 1 to %d; pass \"input\": [h, w, c] in the options",
+					   "cannot infer the image shape from %d pixels per row, which is neither a square nor three times a square of 1 to %d; pass \"input\": [h, w, c] in the options",
 					   row_bytes, NN_MAX_DIM);
-	in->h = (int32_t) s;
-	in->w = (int32_t) s;
-	in->c = 1;
+	in->h = s;
+	in->w = s;
+	in->c = c;
 	return NN_OK;
 }

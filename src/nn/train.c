@@ -129,11 +129,17 @@ nn_rows_label(const nn_rows *r, int64_t i)
 int
 nn_rows_merge(nn_rows *dst, const nn_rows *src, const nn_allocator *a, nn_status *st)
 {
+	if (src->n > 0 && dst->n > 0 && src->dtype != dst->dtype)
+		return nn_fail(st, NN_ERR_SHAPE, "some rows are %s and others %s",
+					   nn_dtype_name(src->dtype), nn_dtype_name(dst->dtype));
 	if (src->n > 0 && dst->n > 0 && src->row_bytes != dst->row_bytes)
 		return nn_fail(st, NN_ERR_SHAPE, "pixels have %d bytes in one row but %d in another",
 					   src->row_bytes, dst->row_bytes);
 	if (dst->n == 0 && src->n > 0)
+	{
 		dst->row_bytes = src->row_bytes;
+		dst->dtype = src->dtype;
+	}
 	for (int64_t i = 0; i < src->n; i++)
 	{
 		if (i % ROWS_CHECK == 0 && nn_interrupted())
@@ -162,22 +168,24 @@ nn_rows_free(nn_rows *r, const nn_allocator *a)
 size_t
 nn_rows_serial_size(const nn_rows *r)
 {
-	return 20 + (size_t) r->n * row_stride(r);
+	return 24 + (size_t) r->n * row_stride(r);
 }
 
 /* Serialise (little-endian host layout for labels; checked on read). */
 void
 nn_rows_serialize(const nn_rows *r, uint8_t *buf)
 {
-	uint32_t	rb = (uint32_t) r->row_bytes;
+	uint32_t	rb = (uint32_t) r->row_bytes,
+				dt = (uint32_t) r->dtype;
 	uint64_t	n = (uint64_t) r->n,
 				sk = (uint64_t) r->skipped;
 	size_t		stride = row_stride(r);
 
 	memcpy(buf, &rb, 4);
-	memcpy(buf + 4, &n, 8);
-	memcpy(buf + 12, &sk, 8);
-	buf += 20;
+	memcpy(buf + 4, &dt, 4);
+	memcpy(buf + 8, &n, 8);
+	memcpy(buf + 16, &sk, 8);
+	buf += 24;
 	for (int64_t c = 0; c < r->nchunks; c++)
 	{
 		int64_t		per = nn_rows_per_chunk(r);
@@ -195,21 +203,25 @@ int
 nn_rows_deserialize(nn_rows *r, const uint8_t *buf, size_t len,
 					const nn_allocator *a, nn_status *st)
 {
-	uint32_t	rb;
+	uint32_t	rb,
+				dt;
 	uint64_t	n,
 				sk;
 
-	if (len < 20)
+	if (len < 24)
 		return nn_fail(st, NN_ERR_CORRUPT, "deserialized training state is truncated");
 	memcpy(&rb, buf, 4);
-	memcpy(&n, buf + 4, 8);
-	memcpy(&sk, buf + 12, 8);
-	if (rb > NN_MAX_ROW_BYTES || sk > (uint64_t) INT64_MAX ||
-		n > (len - 20) / ((uint64_t) rb + 4) || (len - 20) != n * ((uint64_t) rb + 4))
+	memcpy(&dt, buf + 4, 4);
+	memcpy(&n, buf + 8, 8);
+	memcpy(&sk, buf + 16, 8);
+	if (rb > NN_MAX_ROW_BYTES || sk > (uint64_t) INT64_MAX || dt > NN_DTYPE_FLOAT32 ||
+		rb % (uint32_t) nn_dtype_size((int32_t) dt) != 0 ||
+		n > (len - 24) / ((uint64_t) rb + 4) || (len - 24) != n * ((uint64_t) rb + 4))
 		return nn_fail(st, NN_ERR_CORRUPT, "deserialized training state is truncated or corrupt");
 	nn_rows_init(r, (int32_t) rb);
+	r->dtype = (int32_t) dt;
 	r->skipped = (int64_t) sk;
-	buf += 20;
+	buf += 24;
 	for (uint64_t i = 0; i < n; i++)
 	{
 		int32_t		label;
@@ -229,15 +241,42 @@ nn_rows_deserialize(nn_rows *r, const uint8_t *buf, size_t len,
 /* qsort_r is not portable; the comparator's context lives here. */
 static const nn_rows *sort_rows;
 
-/* Canonical order: pixel bytes, then label, then position (total order). */
+/*
+ * Float rows by their values in order, numerically, so that rows of
+ * pixel/255 sort as their bytes do (and so train the same model).
+ */
+static int
+cmp_floats(const uint8_t *pa, const uint8_t *pb, int32_t row_bytes)
+{
+	for (int32_t k = 0; k < row_bytes; k += (int32_t) sizeof(float))
+	{
+		float		x,
+					y;
+
+		memcpy(&x, pa + k, sizeof(float));
+		memcpy(&y, pb + k, sizeof(float));
+		if (x != y)
+			return x < y ? -1 : 1;
+	}
+	return 0;
+}
+
+/*
+ * Canonical order: the values (bytes as unsigned, floats numerically),
+ * then the bytes (floats equal in value, such as -0 and 0), then label,
+ * then position (total order).
+ */
 static int
 cmp_rows(const void *pa, const void *pb)
 {
 	int64_t		a = *(const int64_t *) pa,
 				b = *(const int64_t *) pb;
-	int			c = memcmp(nn_rows_pixels(sort_rows, a), nn_rows_pixels(sort_rows, b),
-						   (size_t) sort_rows->row_bytes);
+	const uint8_t *ra = nn_rows_pixels(sort_rows, a),
+			   *rb = nn_rows_pixels(sort_rows, b);
+	int			c = sort_rows->dtype == NN_DTYPE_FLOAT32 ? cmp_floats(ra, rb, sort_rows->row_bytes) : 0;
 
+	if (c == 0)
+		c = memcmp(ra, rb, (size_t) sort_rows->row_bytes);
 	if (c != 0)
 		return c;
 	if (nn_rows_label(sort_rows, a) != nn_rows_label(sort_rows, b))
@@ -440,8 +479,11 @@ typedef struct step_ctx
  * where the shift uncovers; draws in this order, only those enabled.
  */
 static void
-augment_row(uint8_t *restrict dst, const uint8_t *restrict src, nn_shape in, int hflip, int shift, nn_rng *rng)
+augment_row(uint8_t *restrict dst, const uint8_t *restrict src, nn_shape in, int esize,
+			int hflip, int shift, nn_rng *rng)
 {
+	size_t		px = (size_t) in.c * esize;	/* bytes of one pixel */
+
 	int			flip = hflip ? (int) nn_rng_below(rng, 2) : 0;
 	int			dy = shift ? (int) nn_rng_below(rng, 2 * shift + 1) - shift : 0;
 	int			dx = shift ? (int) nn_rng_below(rng, 2 * shift + 1) - shift : 0;
@@ -451,12 +493,12 @@ augment_row(uint8_t *restrict dst, const uint8_t *restrict src, nn_shape in, int
 		{
 			int			sy = y - dy,
 						sx = (flip ? in.w - 1 - x : x) - dx;
-			uint8_t    *d = dst + ((size_t) y * in.w + x) * in.c;
+			uint8_t    *d = dst + ((size_t) y * in.w + x) * px;
 
 			if (sy < 0 || sy >= in.h || sx < 0 || sx >= in.w)
-				memset(d, 0, in.c);
+				memset(d, 0, px);	/* 0 and 0.0f alike */
 			else
-				memcpy(d, src + ((size_t) sy * in.w + sx) * in.c, in.c);
+				memcpy(d, src + ((size_t) sy * in.w + sx) * px, px);
 		}
 }
 
@@ -480,7 +522,8 @@ part_load(void *arg, int l)
 		{
 			uint8_t    *d = pt->aug + (size_t) b * c->rows->row_bytes;
 
-			augment_row(d, pt->batch[b], c->net->input, c->hflip, c->shift, &pt->aug_rng);
+			augment_row(d, pt->batch[b], c->net->input, nn_dtype_size(c->rows->dtype),
+						c->hflip, c->shift, &pt->aug_rng);
 			pt->batch[b] = d;
 		}
 	}
@@ -615,7 +658,7 @@ thread_update(void *arg, int t)
 	nn_optim_apply(c->optim, c->params, g, lo, hi, c->lr);
 }
 
-/* z-score statistics of pixel/255 over the given rows (double sums, fixed order) */
+/* z-score statistics of pixel/255 over the given rows of bytes (integer sums per row, fixed order) */
 static int
 zscore_stats(nn_norm *norm, const nn_rows *rows, const int64_t *idx, int64_t n)
 {
@@ -648,10 +691,66 @@ zscore_stats(nn_norm *norm, const nn_rows *rows, const int64_t *idx, int64_t n)
 	}
 	sum /= 255.0;
 	sq /= 255.0 * 255.0;
-	norm->mode = NN_NORM_ZSCORE;
 	norm->mean = (float) (sum / count);
 	norm->std = (float) sqrt(fmax(sq / count - (sum / count) * (sum / count), 0.0));
 	if (!(norm->std > 1e-6f))
+		norm->std = 1.0f;
+	return NN_OK;
+}
+
+/*
+ * The statistics of float rows (double sums in a fixed order): zscore's
+ * mean and standard deviation, or minmax's minimum and range, as the
+ * (v - mean) / std that nn_load_pixels applies. A constant input gets a
+ * divisor of 1; statistics that overflow a float are refused.
+ */
+static int
+float_stats(nn_norm *norm, const nn_rows *rows, const int64_t *idx, int64_t n, nn_status *st)
+{
+	int32_t		nv = rows->row_bytes / (int32_t) sizeof(float);
+	double		sum = 0,
+				sq = 0,
+				lo = INFINITY,
+				hi = -INFINITY,
+				count = (double) n * nv;
+	size_t		since = 0;
+
+	for (int64_t i = 0; i < n; i++)
+	{
+		const uint8_t *p = nn_rows_pixels(rows, idx[i]);
+
+		since += (size_t) rows->row_bytes;
+		if (since >= BYTES_CHECK || i % ROWS_CHECK == 0)
+		{
+			since = 0;
+			if (nn_interrupted())
+				return nn_fail(st, NN_ERR_CANCELLED, "computing the normalisation statistics was cancelled");
+		}
+		for (int32_t k = 0; k < nv; k++)
+		{
+			float		v;
+
+			memcpy(&v, p + (size_t) k * sizeof(float), sizeof(float));
+			sum += v;
+			sq += (double) v * v;
+			lo = v < lo ? v : lo;
+			hi = v > hi ? v : hi;
+		}
+	}
+	if (norm->mode == NN_NORM_ZSCORE)
+	{
+		norm->mean = (float) (sum / count);
+		norm->std = (float) sqrt(fmax(sq / count - (sum / count) * (sum / count), 0.0));
+	}
+	else
+	{
+		norm->mean = (float) lo;
+		norm->std = (float) (hi - lo);
+	}
+	if (!isfinite(norm->mean) || !isfinite(norm->std))
+		return nn_fail(st, NN_ERR_DATA, "the input values are too large to normalise (%s statistics overflow a float)",
+					   nn_norm_name(norm->mode));
+	if (!(norm->std > 1e-6f * fmaxf(1.0f, fabsf(norm->mean))))
 		norm->std = 1.0f;
 	return NN_OK;
 }
@@ -757,11 +856,12 @@ train_network(train_run *r, const nn_model *init)
 	if (opt->input.h > 0)
 	{
 		r->in = opt->input;
-		if ((int64_t) r->in.h * r->in.w * r->in.c != r->rows->row_bytes)
-			return nn_fail(r->st, NN_ERR_SHAPE, "pixels have %d bytes but input [%d, %d, %d] needs %lld",
-						   r->rows->row_bytes, r->in.h, r->in.w, r->in.c, (long long) r->in.h * r->in.w * r->in.c);
+		if ((int64_t) r->in.h * r->in.w * r->in.c * nn_dtype_size(r->rows->dtype) != r->rows->row_bytes)
+			return nn_fail(r->st, NN_ERR_SHAPE, "pixels have %d values but input [%d, %d, %d] needs %lld",
+						   r->rows->row_bytes / nn_dtype_size(r->rows->dtype), r->in.h, r->in.w, r->in.c,
+						   (long long) r->in.h * r->in.w * r->in.c);
 	}
-	else if (nn_infer_input(&r->in, r->rows->row_bytes, r->st) != NN_OK)
+	else if (nn_infer_input(&r->in, r->rows->row_bytes / nn_dtype_size(r->rows->dtype), r->st) != NN_OK)
 		return r->st->code;
 	nn_options_spec(opt, spec, sizeof(spec));
 	if (nn_net_build(&r->net, spec, r->in, opt->classes, r->st) != NN_OK)
@@ -770,6 +870,9 @@ train_network(train_run *r, const nn_model *init)
 	{
 		if (init->kind != NN_BLOB_MODEL)
 			return nn_fail(r->st, NN_ERR_INVALID, "the initial model is a gradient blob, not a model");
+		if (init->norm.dtype != r->rows->dtype)
+			return nn_fail(r->st, NN_ERR_SHAPE, "the initial model takes %s inputs but the rows are %s",
+						   nn_dtype_name(init->norm.dtype), nn_dtype_name(r->rows->dtype));
 		if (!nn_net_same(&init->net, &r->net, NULL, 0))
 			return nn_fail(r->st, NN_ERR_SHAPE,
 						   "the initial model's architecture (%s on %dx%dx%d, %d classes) differs from the options' (%s on %dx%dx%d, %d classes)",
@@ -873,12 +976,21 @@ train_start(train_run *r, const nn_model *init)
 	}
 	else
 	{
-		out->norm.mode = opt->normalize;
+		int			floats = r->rows->dtype == NN_DTYPE_FLOAT32;
+
+		out->norm.dtype = r->rows->dtype;
+		out->norm.mode = opt->normalize != NN_NORM_AUTO ? opt->normalize :
+			floats ? NN_NORM_NONE : NN_NORM_MINMAX;
 		out->norm.mean = 0;
 		out->norm.std = 1;
 		phase(r->hooks, NN_PHASE_STATISTICS);
-		if (opt->normalize == NN_NORM_ZSCORE &&
-			zscore_stats(&out->norm, r->rows, r->tm.idx + r->nval, r->ntrain) != NN_OK)
+		if (floats && out->norm.mode != NN_NORM_NONE)
+		{
+			if (float_stats(&out->norm, r->rows, r->tm.idx + r->nval, r->ntrain, r->st) != NN_OK)
+				return r->st->code;
+		}
+		else if (out->norm.mode == NN_NORM_ZSCORE &&
+				 zscore_stats(&out->norm, r->rows, r->tm.idx + r->nval, r->ntrain) != NN_OK)
 			return nn_fail(r->st, NN_ERR_CANCELLED, "computing the z-score statistics was cancelled");
 		nn_net_init_params(net, out->params, out->buffers, &r->rng_init);
 	}

@@ -1,7 +1,8 @@
 /*
  * train.h: buffered training rows and the training loop.
  *
- * nn_rows holds rows compactly (one byte per pixel plus an int32 label) in
+ * nn_rows holds rows compactly (their values, one byte or one float32
+ * each, plus an int32 label) in
  * fixed-size chunks, so that growing never copies. The aggregate appends to
  * it, parallel workers serialise and merge it, and nn_train() sorts it into
  * a canonical order before its seeded shuffle, so that the same rows give
@@ -15,11 +16,12 @@
 #define NN_TRAIN_PARTS 4		/* parts a batch is split into (see nn_train) */
 #define NN_ROWS_PER_CHUNK 4096	/* at most; chunks hold about NN_ROWS_CHUNK_BYTES */
 #define NN_ROWS_CHUNK_BYTES (4 << 20)
-#define NN_MAX_ROW_BYTES 0x3FFFFFFF	/* pixels of one row: what a bytea can hold */
+#define NN_MAX_ROW_BYTES 0x3FFFFFFF	/* bytes of one row: what a bytea can hold */
 
 typedef struct nn_rows
 {
-	int32_t		row_bytes;		/* pixels per row (h*w*c) */
+	int32_t		row_bytes;		/* bytes of one row's values (h*w*c values) */
+	int32_t		dtype;			/* NN_DTYPE_* of the values */
 	int64_t		n;				/* rows held */
 	int64_t		skipped;		/* rows with NULL pixels or label */
 	int64_t		nchunks;
@@ -33,13 +35,13 @@ void		nn_rows_init(nn_rows *r, int32_t row_bytes);
 int64_t		nn_rows_per_chunk(const nn_rows *r);
 int			nn_rows_append(nn_rows *r, const uint8_t *pixels, int32_t label,
 						   const nn_allocator *a, nn_status *st);
-/* append all rows of src to dst (same row_bytes); src is unchanged */
+/* append all rows of src to dst (same row_bytes and dtype); src is unchanged */
 int			nn_rows_merge(nn_rows *dst, const nn_rows *src, const nn_allocator *a, nn_status *st);
 const uint8_t *nn_rows_pixels(const nn_rows *r, int64_t i);
 int32_t		nn_rows_label(const nn_rows *r, int64_t i);
 void		nn_rows_free(nn_rows *r, const nn_allocator *a);
 
-/* serialised size and form: u32 row_bytes, u64 n, u64 skipped, then rows */
+/* serialised size and form: u32 row_bytes, u32 dtype, u64 n, u64 skipped, then rows */
 size_t		nn_rows_serial_size(const nn_rows *r);
 void		nn_rows_serialize(const nn_rows *r, uint8_t *buf);
 int			nn_rows_deserialize(nn_rows *r, const uint8_t *buf, size_t len,
@@ -89,7 +91,7 @@ int			nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 /* bytes of working memory nn_train will take beyond n rows (for budgets; saturating) */
 size_t		nn_train_work_bytes(const nn_net *net, const nn_options *opt, int64_t n);
 
-/* square single-channel input inferred from a pixel length, or an error */
+/* the input inferred from a pixel length (a square grey or three times a square RGB image), or an error */
 int			nn_infer_input(nn_shape *in, int32_t row_bytes, nn_status *st);
 
 #endif							/* MLCNN_TRAIN_H */

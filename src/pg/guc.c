@@ -39,7 +39,7 @@ MlcnnGucInit(void)
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("mlcnn.max_train_memory",
 							"Largest memory one train_conv2d call may use.",
-							"Counts the buffered rows (one byte per pixel plus a label) and the "
+							"Counts the buffered rows (one byte per bytea value, four per real[] value, plus a label) and the "
 							"working memory of training (activations of one batch, parameters, "
 							"gradients, optimizer moments), together over every mlcnn aggregate "
 							"of the backend (several train_conv2d calls in one statement share "

@@ -107,10 +107,26 @@ MlcnnModel *MlcnnModelForCall(FunctionCallInfo fcinfo, int argno, int batch);
 void		MlcnnModelDecode(nn_model *m, bytea *blob, const nn_allocator *a);
 /* a new bytea holding the serialised model */
 bytea	   *MlcnnModelToBytea(const nn_model *m);
-/* check pixel length against the model's input; errors name both lengths */
-void		MlcnnCheckPixels(const nn_model *m, Size len);
 /* run B images (rows) through the cached model; logits in work.act[nlayers] */
 void		MlcnnModelForward(MlcnnModel *mm, const uint8_t *const *rows, int B, nn_timing *t);
+
+/* ------------------------------------------------------------ pixels.c */
+
+/* one row's values: bytea (a byte each) or real[] (a float4 each) */
+typedef struct MlcnnPixels
+{
+	const uint8 *data;
+	Size		bytes;
+	Size		values;
+	int32		dtype;			/* NN_DTYPE_* */
+} MlcnnPixels;
+
+/* argument argno as pixels of dtype (real[]: no NULL, NaN or infinite element) */
+void		MlcnnGetPixels(FunctionCallInfo fcinfo, int argno, int32 dtype, MlcnnPixels *px);
+/* error unless px is of the model's type and fills its input; errors name both lengths */
+void		MlcnnCheckPixels(const nn_model *m, const MlcnnPixels *px);
+/* "bytea" or "real[]" */
+const char *MlcnnDtypeSqlName(int32 dtype);
 
 /* ------------------------------------------------------------ json.c */
 

@@ -386,20 +386,6 @@ MlcnnModelToBytea(const nn_model *m)
 	return out;
 }
 
-/* Error unless len pixels fit the model's input. */
-void
-MlcnnCheckPixels(const nn_model *m, Size len)
-{
-	const nn_shape *in = &m->net.input;
-	Size		want = (Size) in->h * in->w * in->c;
-
-	if (len != want)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("pixels have %zu bytes but the model's input %dx%dx%d needs %zu",
-						len, in->h, in->w, in->c, want)));
-}
-
 /* Forward B (<= mm->batch) rows of pixels through the cached model. */
 void
 MlcnnModelForward(MlcnnModel *mm, const uint8_t *const *rows, int B, nn_timing *t)

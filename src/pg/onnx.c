@@ -83,6 +83,31 @@ json_has(Jsonb *jb, const char *key)
 	return findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k) != NULL;
 }
 
+/* the "input_type" of jb: -1 when absent (the file's mlcnn metadata decides), else bytea or real[] */
+static int32
+json_input_type(Jsonb *jb)
+{
+	JsonbValue	k,
+			   *jv;
+	char	   *v;
+
+	k.type = jbvString;
+	k.val.string.val = "input_type";
+	k.val.string.len = strlen("input_type");
+	jv = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
+	if (jv == NULL)
+		return -1;
+	v = jv->type == jbvString ? pnstrdup(jv->val.string.val, jv->val.string.len) : NULL;
+	if (v && strcmp(v, "bytea") == 0)
+		return NN_DTYPE_UINT8;
+	if (v && (strcmp(v, "real[]") == 0 || strcmp(v, "real") == 0 || strcmp(v, "float4[]") == 0))
+		return NN_DTYPE_FLOAT32;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"input_type\" must be \"bytea\" or \"real[]\"")));
+	return -1;					/* not reached */
+}
+
 PG_FUNCTION_INFO_V1(model_from_onnx);
 
 /* model_from_onnx(onnx, options): an mlcnn model from an ONNX file */
@@ -108,21 +133,27 @@ model_from_onnx(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model_from_onnx takes the layers from the file, not from option \"layers\"")));
-	/* mean and std are the zscore normalisation's own; the rest is the option table's */
+	/* mean, std and input_type are the import's own; the rest is the option table's */
 	json_number(jb, "mean", &o.mean);
 	json_number(jb, "std", &o.std);
+	o.dtype = json_input_type(jb);
 	rest = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(jb), CStringGetTextDatum("mean")));
 	rest = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(rest), CStringGetTextDatum("std")));
+	rest = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(rest), CStringGetTextDatum("input_type")));
 	nn_options_default(&opt);
 	if (MlcnnOptionsFromJsonb(&opt, rest, &st) != NN_OK)
 		MlcnnReportStatus(&st);
-	/* without "normalize" the network gets the pixels as they are, as the file's input does */
-	o.normalize_given = json_has(jb, "normalize");
+	/* without "normalize" (or with "auto") the network gets the pixels as they are, as the file's input does */
+	o.normalize_given = json_has(jb, "normalize") && opt.normalize != NN_NORM_AUTO;
 	o.normalize = o.normalize_given ? opt.normalize : NN_NORM_NONE;
 	if (o.normalize_given && opt.normalize == NN_NORM_ZSCORE && !(json_has(jb, "mean") && json_has(jb, "std") && o.std > 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("\"normalize\": \"zscore\" needs \"mean\" and a positive \"std\" (of pixel / 255)")));
+				 errmsg("\"normalize\": \"zscore\" needs \"mean\" and a positive \"std\" (of pixel / 255, or of the value for real[])")));
+	if (o.normalize_given && opt.normalize == NN_NORM_MINMAX && o.dtype == NN_DTYPE_FLOAT32)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"normalize\": \"minmax\" of real[] inputs needs the training rows' range: give \"zscore\" with \"mean\" and \"std\" instead")));
 	o.classes = json_has(jb, "classes") ? opt.classes : 0;
 	o.input = opt.input;
 

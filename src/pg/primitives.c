@@ -25,8 +25,10 @@
 #include "mlcnn_pg.h"
 
 PG_FUNCTION_INFO_V1(mlcnn_gradients_transfn);
+PG_FUNCTION_INFO_V1(mlcnn_gradients_transfn_real);
 PG_FUNCTION_INFO_V1(mlcnn_gradients_finalfn);
 PG_FUNCTION_INFO_V1(mlcnn_evaluate_transfn);
+PG_FUNCTION_INFO_V1(mlcnn_evaluate_transfn_real);
 PG_FUNCTION_INFO_V1(mlcnn_evaluate_finalfn);
 PG_FUNCTION_INFO_V1(update_weights);
 PG_FUNCTION_INFO_V1(model_info);
@@ -43,7 +45,7 @@ typedef struct BatchState
 	uint64		generation;		/* mm->generation when first seen */
 	int			nb;				/* rows waiting in the batch */
 	int			cap;			/* rows a batch holds (<= AGG_BATCH, within the budget) */
-	uint8	   *pix;			/* AGG_BATCH * row_bytes */
+	uint8	   *pix;			/* cap rows of the model's values */
 	const uint8_t *rows[AGG_BATCH];
 	int32		labels[AGG_BATCH];
 	int64		n;				/* rows processed */
@@ -105,7 +107,8 @@ batch_state(FunctionCallInfo fcinfo, bool gradients)
 			if (nn_metrics_init(&s->metrics, K, &s->alloc.a, &st) != NN_OK)
 				MlcnnReportStatus(&st);
 		}
-		s->pix = nn_alloc(&s->alloc.a, (Size) s->cap * net->input.h * net->input.w * net->input.c);
+		s->pix = nn_alloc(&s->alloc.a, (Size) s->cap * net->input.h * net->input.w * net->input.c *
+						  nn_dtype_size(mm->model.norm.dtype));
 		if (s->pix == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -118,14 +121,13 @@ batch_state(FunctionCallInfo fcinfo, bool gradients)
 	return s;
 }
 
-/* Queue one row (pixels arg 2, label arg 3); returns true when the batch is full. */
+/* Queue one row (pixels arg 2 of dtype, label arg 3); returns true when the batch is full. */
 static bool
-queue_row(FunctionCallInfo fcinfo, BatchState *s)
+queue_row(FunctionCallInfo fcinfo, BatchState *s, int32 dtype)
 {
-	bytea	   *pixels;
+	MlcnnPixels px;
 	int32		label;
 	const nn_net *net;
-	Size		rb;
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 	{
@@ -133,16 +135,15 @@ queue_row(FunctionCallInfo fcinfo, BatchState *s)
 		return false;
 	}
 	net = &s->mm->model.net;
-	pixels = PG_GETARG_BYTEA_PP(2);
+	MlcnnGetPixels(fcinfo, 2, dtype, &px);
 	label = PG_GETARG_INT32(3);
-	MlcnnCheckPixels(&s->mm->model, VARSIZE_ANY_EXHDR(pixels));
+	MlcnnCheckPixels(&s->mm->model, &px);
 	if (label < 0 || label >= net->classes)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("label %d is outside the model's classes 0..%d", label, net->classes - 1)));
-	rb = VARSIZE_ANY_EXHDR(pixels);
-	memcpy(s->pix + s->nb * rb, VARDATA_ANY(pixels), rb);
-	s->rows[s->nb] = s->pix + s->nb * rb;
+	memcpy(s->pix + s->nb * px.bytes, px.data, px.bytes);
+	s->rows[s->nb] = s->pix + s->nb * px.bytes;
 	s->labels[s->nb] = label;
 	s->nb++;
 	return s->nb == s->cap;
@@ -185,12 +186,12 @@ flush(BatchState *s, bool gradients)
 
 /* Shared transition: queue the row, run a full batch, count the time. */
 static BatchState *
-batch_transition(FunctionCallInfo fcinfo, bool gradients)
+batch_transition(FunctionCallInfo fcinfo, bool gradients, int32 dtype)
 {
 	double		t0 = nn_now();
 	BatchState *s = batch_state(fcinfo, gradients);
 
-	if (queue_row(fcinfo, s))
+	if (queue_row(fcinfo, s, dtype))
 		flush(s, gradients);
 	s->seconds += nn_now() - t0;
 	return s;
@@ -219,7 +220,14 @@ batch_final(FunctionCallInfo fcinfo, bool gradients)
 Datum
 mlcnn_gradients_transfn(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_POINTER(batch_transition(fcinfo, true));
+	PG_RETURN_POINTER(batch_transition(fcinfo, true, NN_DTYPE_UINT8));
+}
+
+/* compute_gradients transition for real[] pixels. */
+Datum
+mlcnn_gradients_transfn_real(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(batch_transition(fcinfo, true, NN_DTYPE_FLOAT32));
 }
 
 /* compute_gradients final: the mean gradient as a gradient blob. */
@@ -255,7 +263,14 @@ mlcnn_gradients_finalfn(PG_FUNCTION_ARGS)
 Datum
 mlcnn_evaluate_transfn(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_POINTER(batch_transition(fcinfo, false));
+	PG_RETURN_POINTER(batch_transition(fcinfo, false, NN_DTYPE_UINT8));
+}
+
+/* evaluate transition for real[] pixels. */
+Datum
+mlcnn_evaluate_transfn_real(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(batch_transition(fcinfo, false, NN_DTYPE_FLOAT32));
 }
 
 /* evaluate final: rows, accuracy, loss, confusion matrix, precision, recall. */
@@ -361,6 +376,12 @@ update_weights(PG_FUNCTION_ARGS)
 				 errdetail("The model is %s on %dx%dx%d; the gradients are for %s on %dx%dx%d.",
 						   m.net.spec, m.net.input.h, m.net.input.w, m.net.input.c,
 						   g.net.spec, g.net.input.h, g.net.input.w, g.net.input.c)));
+	if (m.norm.dtype != g.norm.dtype)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("gradients of %s rows cannot update a model of %s rows",
+						MlcnnDtypeSqlName(g.norm.dtype), MlcnnDtypeSqlName(m.norm.dtype)),
+				 errhint("Compute the gradients with the model they update.")));
 	if (m.norm.mode != g.norm.mode || m.norm.mean != g.norm.mean || m.norm.std != g.norm.std)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
@@ -394,6 +415,7 @@ model_info_jsonb(const nn_model *m, Size blob_bytes)
 	MlcnnJsonInt(&j, NULL, m->net.input.w);
 	MlcnnJsonInt(&j, NULL, m->net.input.c);
 	MlcnnJsonEndArray(&j);
+	MlcnnJsonText(&j, "input_type", MlcnnDtypeSqlName(m->norm.dtype));
 	MlcnnJsonInt(&j, "classes", m->net.classes);
 	MlcnnJsonInt(&j, "parameters", (int64) m->net.nparams);
 	if (m->net.nbuffers > 0)
@@ -405,6 +427,11 @@ model_info_jsonb(const nn_model *m, Size blob_bytes)
 	{
 		MlcnnJsonFloat4(&j, "mean", m->norm.mean);
 		MlcnnJsonFloat4(&j, "std", m->norm.std);
+	}
+	else if (m->norm.mode == NN_NORM_MINMAX && m->norm.dtype == NN_DTYPE_FLOAT32)
+	{
+		MlcnnJsonFloat4(&j, "min", m->norm.mean);
+		MlcnnJsonFloat4(&j, "range", m->norm.std);	/* max - min */
 	}
 	MlcnnJsonEndObject(&j);
 	if (m->kind == NN_BLOB_MODEL)

@@ -2,7 +2,7 @@
  * train_agg.c: the train_conv2d aggregate.
  *
  * The transition function only buffers: each row's pixels (one byte per
- * pixel) and label go into an nn_rows store in a memory context of its
+ * value for bytea, four for real[]) and label go into an nn_rows store in a memory context of its
  * own, after the options have been read once (from the first row that
  * carries them, through the core's option table) so that a bad pixel
  * length or label fails at that row. All
@@ -28,6 +28,7 @@
 #include "mlcnn_pg.h"
 
 PG_FUNCTION_INFO_V1(mlcnn_train_transfn);
+PG_FUNCTION_INFO_V1(mlcnn_train_transfn_real);
 PG_FUNCTION_INFO_V1(mlcnn_train_combinefn);
 PG_FUNCTION_INFO_V1(mlcnn_train_serialfn);
 PG_FUNCTION_INFO_V1(mlcnn_train_deserialfn);
@@ -192,13 +193,13 @@ differ:
 			 errhint("Train from one model per call; GROUP BY the model to train several.")));
 }
 
-/* train_conv2d transition: buffer one row (pixels, label[, options[, init_model]]). */
-Datum
-mlcnn_train_transfn(PG_FUNCTION_ARGS)
+/* train_conv2d transition: buffer one row (pixels of dtype, label[, options[, init_model]]). */
+static TrainState *
+train_transition(FunctionCallInfo fcinfo, int32 dtype)
 {
 	MemoryContext aggcxt;
 	TrainState *s;
-	bytea	   *pixels;
+	MlcnnPixels px;
 	int32		label;
 	Size		len;
 	nn_status	st;
@@ -223,34 +224,41 @@ mlcnn_train_transfn(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 	{
 		s->rows.skipped++;
-		PG_RETURN_POINTER(s);
+		return s;
 	}
-	pixels = PG_GETARG_BYTEA_PP(1);
+	MlcnnGetPixels(fcinfo, 1, dtype, &px);
 	label = PG_GETARG_INT32(2);
-	len = VARSIZE_ANY_EXHDR(pixels);
+	len = px.values;
 
 	if (!s->sized)
 	{
 		nn_shape	in = s->opt.input;
+		const char *unit = dtype == NN_DTYPE_FLOAT32 ? "values" : "bytes";
 
 		if (in.h > 0)
 		{
 			if ((Size) in.h * in.w * in.c != len)
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_EXCEPTION),
-						 errmsg("pixels have %zu bytes but input [%d, %d, %d] needs %zu",
-								len, in.h, in.w, in.c, (Size) in.h * in.w * in.c)));
+						 errmsg("pixels have %zu %s but input [%d, %d, %d] needs %zu",
+								len, unit, in.h, in.w, in.c, (Size) in.h * in.w * in.c)));
 		}
 		else if (nn_infer_input(&in, (int32_t) Min(len, PG_INT32_MAX), &st) != NN_OK)
 			MlcnnReportStatus(&st);
-		s->rows.row_bytes = (int32_t) len;
+		if (px.bytes > NN_MAX_ROW_BYTES)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("a row of %zu %s is too large to train on", len, unit)));
+		s->rows.row_bytes = (int32_t) px.bytes;
+		s->rows.dtype = dtype;
 		s->sized = true;
 	}
-	else if (len != (Size) s->rows.row_bytes)
+	else if (px.bytes != (Size) s->rows.row_bytes)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("pixels have %zu bytes but the input shape needs %d",
-						len, s->rows.row_bytes),
+				 errmsg("pixels have %zu %s but the input shape needs %d",
+						len, dtype == NN_DTYPE_FLOAT32 ? "values" : "bytes",
+						s->rows.row_bytes / nn_dtype_size(dtype)),
 				 errdetail("Every row must have the same number of pixels.")));
 	if (label < 0 || label >= s->opt.classes)
 		ereport(ERROR,
@@ -261,9 +269,23 @@ mlcnn_train_transfn(PG_FUNCTION_ARGS)
 	/* a new chunk of rows is due: check before it is allocated */
 	if ((s->rows.n % nn_rows_per_chunk(&s->rows)) == 0)
 		check_budget(s, (Size) nn_rows_per_chunk(&s->rows) * (s->rows.row_bytes + sizeof(int32)));
-	if (nn_rows_append(&s->rows, (const uint8_t *) VARDATA_ANY(pixels), label, &s->alloc.a, &st) != NN_OK)
+	if (nn_rows_append(&s->rows, px.data, label, &s->alloc.a, &st) != NN_OK)
 		MlcnnReportStatus(&st);
-	PG_RETURN_POINTER(s);
+	return s;
+}
+
+/* train_conv2d transition for bytea pixels. */
+Datum
+mlcnn_train_transfn(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(train_transition(fcinfo, NN_DTYPE_UINT8));
+}
+
+/* train_conv2d transition for real[] pixels. */
+Datum
+mlcnn_train_transfn_real(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(train_transition(fcinfo, NN_DTYPE_FLOAT32));
 }
 
 /* Merge two partial states (parallel aggregation). */
@@ -288,6 +310,8 @@ mlcnn_train_combinefn(PG_FUNCTION_ARGS)
 	}
 	if (s1->configured && s2->configured)
 		check_same_options(s1->opt_raw, s1->opt_len, s2->opt_raw, s2->opt_len);
+	if (s1->sized && s2->sized && s1->rows.dtype != s2->rows.dtype)
+		elog(ERROR, "train_conv2d states of bytea and real[] rows cannot be combined");
 	if (s1->sized && s2->sized && s1->rows.row_bytes != s2->rows.row_bytes)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
@@ -296,6 +320,7 @@ mlcnn_train_combinefn(PG_FUNCTION_ARGS)
 	if (!s1->sized && s2->sized)
 	{
 		s1->rows.row_bytes = s2->rows.row_bytes;
+		s1->rows.dtype = s2->rows.dtype;
 		s1->sized = true;
 	}
 	if (nn_rows_merge(&s1->rows, &s2->rows, &s1->alloc.a, &st) != NN_OK)
@@ -537,7 +562,7 @@ mlcnn_train_finalfn(PG_FUNCTION_ARGS)
 		char		spec[NN_MAX_SPEC];
 
 		/* fail early, before any allocation, if the budget cannot hold it */
-		if (in.h == 0 && nn_infer_input(&in, s->rows.row_bytes, &st) != NN_OK)
+		if (in.h == 0 && nn_infer_input(&in, s->rows.row_bytes / nn_dtype_size(s->rows.dtype), &st) != NN_OK)
 			MlcnnReportStatus(&st);
 		nn_options_spec(&s->opt, spec, sizeof(spec));
 		if (nn_net_build(&net, spec, in, s->opt.classes, &st) != NN_OK)

@@ -64,7 +64,7 @@ write_seed(const char *sub, const char *name, const void *data, size_t len)
 /* Build, serialise, re-read and keep one model blob. */
 static void
 model_seed(const char *name, int kind, const char *spec, nn_shape in, int classes,
-		   int nepochs, int norm, uint64_t seed)
+		   int nepochs, int norm, int dtype, uint64_t seed)
 {
 	nn_model	m,
 				back;
@@ -78,6 +78,7 @@ model_seed(const char *name, int kind, const char *spec, nn_shape in, int classe
 	if (nn_net_build(&m.net, spec, in, classes, &st) != NN_OK)
 		die(spec, st.msg);
 	m.norm.mode = norm;
+	m.norm.dtype = dtype;
 	m.norm.mean = norm == NN_NORM_ZSCORE ? 0.1307f : 0.0f;
 	m.norm.std = norm == NN_NORM_ZSCORE ? 0.3081f : 0.0f;
 	nn_options_default(&m.options);
@@ -142,9 +143,9 @@ copy_seed(const char *name, const char *path)
 	write_seed("model", name, buf, len);
 }
 
-/* Serialise a row store of n rows of rb bytes. */
+/* Serialise a row store of n rows of rb bytes (dtype float32: rb / 4 floats). */
 static void
-rows_seed(const char *name, int32_t rb, int n, int64_t skipped)
+rows_seed(const char *name, int32_t rb, int dtype, int n, int64_t skipped)
 {
 	nn_rows		r;
 	nn_status	st;
@@ -153,10 +154,17 @@ rows_seed(const char *name, int32_t rb, int n, int64_t skipped)
 	size_t		len;
 
 	nn_rows_init(&r, rb);
+	r.dtype = dtype;
 	for (int i = 0; i < n; i++)
 	{
 		for (int j = 0; j < rb; j++)
 			px[j] = (uint8_t) (i * 37 + j * 11);
+		for (int j = 0; dtype == NN_DTYPE_FLOAT32 && j + 4 <= rb; j += 4)
+		{
+			float		v = (float) (i * 3 - j) / 7.0f;
+
+			memcpy(px + j, &v, 4);
+		}
 		if (nn_rows_append(&r, px, i % 10, &nn_malloc_allocator, &st) != NN_OK)
 			die(name, st.msg);
 	}
@@ -271,17 +279,20 @@ main(int argc, char **argv)
 
 	model_seed("model-small.bin", NN_BLOB_MODEL,
 			   "conv(2,3) relu maxpool(2) flatten dense(3)", mnistish, 3, 2,
-			   NN_NORM_MINMAX, 7);
+			   NN_NORM_MINMAX, NN_DTYPE_UINT8, 7);
 	model_seed("model-zscore-dropout.bin", NN_BLOB_MODEL,
 			   "conv(2,3,1,same) relu maxpool(2,2) dropout(0.25) dense(4) relu dense(2)",
-			   rgb, 2, 3, NN_NORM_ZSCORE, 11);
+			   rgb, 2, 3, NN_NORM_ZSCORE, NN_DTYPE_UINT8, 11);
+	model_seed("model-float32.bin", NN_BLOB_MODEL,
+			   "conv(2,3) relu dense(3)", mnistish, 3, 1, NN_NORM_ZSCORE, NN_DTYPE_FLOAT32, 5);
 	model_seed("gradients-small.bin", NN_BLOB_GRADIENTS,
-			   "conv(1,3,2) relu dense(2)", mnistish, 2, 0, NN_NORM_NONE, 3);
+			   "conv(1,3,2) relu dense(2)", mnistish, 2, 0, NN_NORM_NONE, NN_DTYPE_UINT8, 3);
 	copy_seed("model-format1.bin", "test/fixtures/model_v1.bin");
 
-	rows_seed("rows-empty.bin", 16, 0, 0);
-	rows_seed("rows-three.bin", 16, 3, 2);
-	rows_seed("rows-tiny.bin", 1, 5, 0);
+	rows_seed("rows-empty.bin", 16, NN_DTYPE_UINT8, 0, 0);
+	rows_seed("rows-three.bin", 16, NN_DTYPE_UINT8, 3, 2);
+	rows_seed("rows-tiny.bin", 1, NN_DTYPE_UINT8, 5, 0);
+	rows_seed("rows-float32.bin", 16, NN_DTYPE_FLOAT32, 4, 1);
 
 	idx_seed("idx3-raw.bin", 3, 4, 4, 0, 3, 0);
 	idx_seed("idx4-raw.bin", 2, 2, 3, 3, 2, 0);

@@ -8,7 +8,9 @@ compares its logits for raw pixels with forward_pass's: within 1e-5 of the
 row's largest logit. Also checks the graph's interface (input "pixels"
 float [N,C,H,W], output "logits"), the metadata and that dropout leaves no
 node; and that model_from_onnx of the export gives forward_pass's logits
-exactly. Then the files PyTorch exported (test/fixtures/onnx, made by
+exactly, and takes the same input type (bytea, or real[] for the
+networks trained on float rows, whose graphs take the floats as they are).
+Then the files PyTorch exported (test/fixtures/onnx, made by
 make_fixtures.py: batch norm kept and folded, a residual block with a
 projection, x.view) import and give PyTorch's logits within 1e-5, an
 imported model trains on as init_model, and the bad-file matrix (not ONNX,
@@ -40,7 +42,18 @@ NETS = [
     ("add of labelled branches, strided max pooling",
      "s: conv(6,3,1,same) relu p: conv(6,3,1,same) from(s) q: conv(6,1) from(s) add(p, q) relu maxpool(3,2) dense(5)",
      (9, 11, 2), 5, "minmax"),
+    # real[] rows: the graph takes the floats themselves (no / 255)
+    ("real[] rows, zscore", "conv(6,3) relu maxpool(2) dense(4)", (10, 10, 1), 4, "zscore", "real[]"),
+    ("real[] rows, minmax, colour", "conv(4,3,1,same) batchnorm relu globalavgpool dense(3)", (8, 8, 3), 3,
+     "minmax", "real[]"),
+    ("real[] rows as they are", "conv(4,3) relu dense(3)", (7, 9, 2), 3, "none", "real[]"),
 ]
+
+
+def real_rows_sql(bytea_rows):
+    """The same rows with real[] pixels of signed, fractional values: (byte - 100) / 37."""
+    return ("SELECT i, label, (SELECT array_agg((get_byte(pixels, k) - 100)::real / 37::real ORDER BY k) "
+            "FROM generate_series(0, length(pixels) - 1) k) AS pixels FROM (%s) r" % bytea_rows)
 
 
 def rows_sql(h, w, c, classes, n):
@@ -52,7 +65,7 @@ def rows_sql(h, w, c, classes, n):
             % (classes, classes, classes, size, n))
 
 
-def check(name, layers, shape, classes, norm):
+def check(name, layers, shape, classes, norm, input_type="bytea"):
     """Train, export and compare one network."""
     import cv2
     import onnx
@@ -64,7 +77,8 @@ def check(name, layers, shape, classes, norm):
     psql("DROP TABLE IF EXISTS onnx_rows, onnx_model; "
          "CREATE TABLE onnx_rows AS %s; "
          "CREATE TABLE onnx_model AS SELECT train_conv2d(pixels, label, '%s'::jsonb) AS model FROM onnx_rows"
-         % (rows_sql(h, w, c, classes, 96), opts))
+         % (rows_sql(h, w, c, classes, 96) if input_type == "bytea" else real_rows_sql(rows_sql(h, w, c, classes, 96)),
+            opts))
     blob = bytes.fromhex(psql("SELECT encode(model_to_onnx(model), 'hex') FROM onnx_model")[0][0])
     try:
         model = onnx.load_from_string(blob)
@@ -81,8 +95,9 @@ def check(name, layers, shape, classes, norm):
        "%s: input pixels [N, %d, %d, %d], output logits (got %s %s, %s)"
        % (name, c, h, w, g.input[0].name, dims, g.output[0].name))
     props = {p.key: p.value for p in model.metadata_props}
-    ok(props.get("classes") == str(classes) and props.get("normalize") == norm and props.get("layers"),
-       "%s: metadata classes, normalize, layers (%s)" % (name, props))
+    ok(props.get("classes") == str(classes) and props.get("normalize") == norm and props.get("layers") and
+       props.get("input_type") == ("uint8" if input_type == "bytea" else "float32"),
+       "%s: metadata classes, normalize, layers, input_type (%s)" % (name, props))
     ok(model.opset_import[0].version == 13, "%s: opset 13" % name)
     ok(all(n.op_type != "Dropout" for n in g.node), "%s: no dropout node at inference" % name)
     inferred = shape_inference.infer_shapes(model, strict_mode=True)
@@ -93,26 +108,32 @@ def check(name, layers, shape, classes, norm):
     with open(path, "wb") as f:
         f.write(blob)
     net = cv2.dnn.readNetFromONNX(path)
-    rows = psql("SELECT encode(pixels, 'hex'), forward_pass(model, pixels) FROM onnx_model, onnx_rows "
-                "WHERE i <= 12 ORDER BY i")
+    text = "encode(pixels, 'hex')" if input_type == "bytea" else "array_to_string(pixels, ',')"
+    rows = psql("SELECT %s, forward_pass(model, pixels) FROM onnx_model, onnx_rows "
+                "WHERE i <= 12 ORDER BY i" % text)
     worst = 0.0
     batch = []
     wants = []
     for hx, fp in rows:
         want = np.array([float(v) for v in fp.strip("{}").split(",")], dtype=np.float32)
-        px = np.frombuffer(bytes.fromhex(hx), dtype=np.uint8).astype(np.float32).reshape(h, w, c)
+        if input_type == "bytea":
+            px = np.frombuffer(bytes.fromhex(hx), dtype=np.uint8).astype(np.float32).reshape(h, w, c)
+        else:
+            px = np.array([float(v) for v in hx.split(",")], dtype=np.float32).reshape(h, w, c)
         batch.append(px.transpose(2, 0, 1))
         wants.append(want)
     net.setInput(np.stack(batch))
     got = net.forward().reshape(len(batch), classes)
     for k, want in enumerate(wants):
         worst = max(worst, float(np.max(np.abs(got[k] - want)) / max(float(np.max(np.abs(want))), 1e-6)))
-    ok(worst <= 1e-5, "%s: OpenCV's logits for 12 raw-pixel rows (one batch) are forward_pass's within 1e-5 "
+    ok(worst <= 1e-5, "%s: OpenCV's logits for 12 rows of raw values (one batch) are forward_pass's within 1e-5 "
        "of each row's largest (worst %.2g)" % (name, worst))
 
     same = psql("SELECT bool_and(forward_pass(m2, pixels) = forward_pass(model, pixels)) FROM onnx_model, "
                 "LATERAL (SELECT model_from_onnx(model_to_onnx(model)) AS m2) x, onnx_rows")[0][0]
     ok(same == "t", "%s: model_from_onnx(model_to_onnx(m)) gives m's logits exactly on all 96 rows" % name)
+    kind = psql("SELECT model_info(model_from_onnx(model_to_onnx(model)))->>'input_type' FROM onnx_model")[0][0]
+    ok(kind == input_type, "%s: the import takes %s pixels, as the export's input_type says (%s)" % (name, input_type, kind))
 
 
 def fixtures():

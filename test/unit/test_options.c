@@ -97,7 +97,7 @@ T_CASE(test_options_defaults)
 		 o.batch_size == NN_DEFAULT_BATCH && o.optimizer == NN_OPT_ADAM &&
 		 o.learning_rate == NN_DEFAULT_LR && o.lr_schedule == NN_LR_ONECYCLE &&
 		 o.momentum == 0.9f && o.weight_decay == 0 && o.seed == NN_DEFAULT_SEED &&
-		 o.normalize == NN_NORM_MINMAX && o.validation_fraction == 0 && o.threads == 0 &&
+		 o.normalize == NN_NORM_AUTO && o.validation_fraction == 0 && o.threads == 0 &&
 		 o.record_times == 1, "defaults as documented");
 	nn_options_spec(&o, spec, sizeof(spec));
 	T_OK(strcmp(spec, "conv(32,3) relu maxpool(2) conv(64,3) relu maxpool(2) dropout(0.25) flatten dense(128) relu dropout(0.5) dense(10)") == 0,
@@ -228,8 +228,8 @@ T_CASE(test_options_errors)
 				NN_ERR_INVALID, "not \"adamadamadamadamadamadam...\"");
 	expect_fail("lr_schedule", V_TEXT("linear"), NN_ERR_INVALID,
 				"must be \"constant\", \"step\", \"cosine\" or \"onecycle\", not \"linear\"");
-	expect_fail("normalize", V_TEXT("l2"), NN_ERR_INVALID, "must be \"none\", \"minmax\" or \"zscore\", not \"l2\"");
-	expect_fail("normalize", V_NULL, NN_ERR_INVALID, "must be \"none\", \"minmax\" or \"zscore\", not null");
+	expect_fail("normalize", V_TEXT("l2"), NN_ERR_INVALID, "must be \"none\", \"minmax\", \"zscore\" or \"auto\", not \"l2\"");
+	expect_fail("normalize", V_NULL, NN_ERR_INVALID, "must be \"none\", \"minmax\", \"zscore\" or \"auto\", not null");
 	expect_fail("learning_rate", V_INT(0), NN_ERR_INVALID,
 				"option \"learning_rate\" must be greater than 0 and at most 10, not 0");
 	expect_fail("learning_rate", V_FLOAT(1e-60), NN_ERR_INVALID, "not 1e-60");	/* 0 as a float */
@@ -345,7 +345,7 @@ T_CASE(test_options_parsed_text)
 	expect_assign_fail("input=28,28,1,1,1,1", "not 6");
 	expect_assign_fail("input=28,a,1", "each value of option \"input\" must be an integer, not \"a\"");
 	expect_assign_fail("input=28,0,1", "each value of option \"input\" must be between 1 and 4096, not 0");
-	expect_assign_fail("normalize=max", "must be \"none\", \"minmax\" or \"zscore\", not \"max\"");
+	expect_assign_fail("normalize=max", "must be \"none\", \"minmax\", \"zscore\" or \"auto\", not \"max\"");
 
 	/* every option's text reads back to the same value, at defaults and away from them */
 	for (int pass = 0; pass < 2; pass++)
@@ -472,7 +472,7 @@ T_CASE(test_options_names)
 	T_OK(strcmp(nn_optimizer_name(NN_OPT_ADAM), "adam") == 0 && nn_optimizer_name(3) == NULL &&
 		 nn_optimizer_name(-1) == NULL, "optimizer names");
 	T_OK(strcmp(nn_schedule_name(NN_LR_ONECYCLE), "onecycle") == 0 && nn_schedule_name(4) == NULL, "schedule names");
-	T_OK(strcmp(nn_norm_name(NN_NORM_ZSCORE), "zscore") == 0 && nn_norm_name(3) == NULL, "norm names");
+	T_OK(strcmp(nn_norm_name(NN_NORM_ZSCORE), "zscore") == 0 && strcmp(nn_norm_name(NN_NORM_AUTO), "auto") == 0 && nn_norm_name(4) == NULL, "norm names");
 	T_OK(nn_optimizer_from_name("Momentum") == NN_OPT_MOMENTUM && nn_optimizer_from_name("rmsprop") == -1 &&
 		 nn_optimizer_from_name(NULL) == -1, "optimizer from name");
 	T_OK(nn_schedule_from_name("cosine") == NN_LR_COSINE && nn_norm_from_name("none") == NN_NORM_NONE &&

@@ -315,8 +315,12 @@ T_CASE(test_spec_infer_input)
 	T_OK(nn_infer_input(&s, 1, &st) == NN_OK && shape_is(s, 1, 1, 1), "1 -> 1x1x1");
 	T_OK(nn_infer_input(&s, 4096 * 4096, &st) == NN_OK && shape_is(s, 4096, 4096, 1), "4096^2");
 	T_OK(nn_infer_input(&s, 4097 * 4097, &st) == NN_ERR_SHAPE, "4097^2 is over the limit");
-	T_OK(nn_infer_input(&s, 3072, &st) == NN_ERR_SHAPE && strstr(st.msg, "3072") &&
-		 strstr(st.msg, "\"input\": [h, w, c]"), "3072 (32x32x3) needs input: %s", st.msg);
+	T_OK(nn_infer_input(&s, 3072, &st) == NN_OK && shape_is(s, 32, 32, 3), "3072 = 3 x 32^2 -> 32x32x3 (RGB)");
+	T_OK(nn_infer_input(&s, 3, &st) == NN_OK && shape_is(s, 1, 1, 3), "3 -> 1x1x3");
+	T_OK(nn_infer_input(&s, 3 * 4096 * 4096, &st) == NN_OK && shape_is(s, 4096, 4096, 3), "3 x 4096^2");
+	T_OK(nn_infer_input(&s, 3 * 4097 * 4097, &st) == NN_ERR_SHAPE, "3 x 4097^2 is over the limit");
+	T_OK(nn_infer_input(&s, 2000, &st) == NN_ERR_SHAPE && strstr(st.msg, "2000") &&
+		 strstr(st.msg, "\"input\": [h, w, c]"), "2000 (neither) needs input: %s", st.msg);
 	T_OK(nn_infer_input(&s, 0, &st) == NN_ERR_SHAPE, "0");
 	T_OK(nn_infer_input(&s, -4, &st) == NN_ERR_SHAPE, "negative");
 	T_OK(nn_infer_input(&s, 2147395600, &st) == NN_ERR_SHAPE, "46340^2 is too wide, not an overflow");

@@ -627,7 +627,7 @@ T_CASE(test_train_rows_serialise)
 	r.skipped = 7;
 	T_OK(r.n == n && r.nchunks == 2, "%d rows in 2 chunks (got %lld in %lld)", n, (long long) r.n, (long long) r.nchunks);
 	len = nn_rows_serial_size(&r);
-	T_OK(len == 20 + (size_t) n * 7, "serial size 20 + %d * 7 (got %zu)", n, len);
+	T_OK(len == 24 + (size_t) n * 7, "serial size 24 + %d * 7 (got %zu)", n, len);
 	buf = malloc(len + 1);
 	nn_rows_serialize(&r, buf);
 	if (T_OK(nn_rows_deserialize(&back, buf, len, &counting, &st) == NN_OK, "deserialise: %s", st.msg))
@@ -885,6 +885,219 @@ T_CASE(test_train_augment)
 		model_free(&plain);
 	if (ref.params)
 		model_free(&ref);
+	T_OK(counts.live == 0, "everything freed (%ld live)", counts.live);
+	free(px);
+	free(lab);
+	free(tpx);
+	free(tlab);
+}
+
+/* ---------------------------------------------------------------- float rows */
+
+/* a row store of n quadrant images as float32 rows of pixel/255 */
+static int
+quad_float_rows(nn_rows *r, const uint8_t *pixels, const int32_t *labels, int n)
+{
+	nn_status	st = {0};
+	float		v[64];
+
+	nn_rows_init(r, 64 * sizeof(float));
+	r->dtype = NN_DTYPE_FLOAT32;
+	for (int i = 0; i < n; i++)
+	{
+		for (int k = 0; k < 64; k++)
+			v[k] = (float) pixels[(size_t) i * 64 + k] / 255.0f;
+		if (nn_rows_append(r, (const uint8_t *) v, labels[i], &counting, &st) != NN_OK)
+			return T_OK(0, "append: %s", st.msg);
+	}
+	return 1;
+}
+
+/* accuracy of m over the first n rows of a row store */
+static double
+rows_accuracy(const nn_model *m, const nn_rows *r, int n)
+{
+	nn_work		w;
+	nn_status	st = {0};
+	int64_t		correct = 0;
+	const uint8_t *rows[64];
+	int32_t		labels[64];
+
+	if (!T_OK(nn_work_alloc(&w, &m->net, 64, 0, &counting, &st) == NN_OK, "inference work: %s", st.msg))
+		return 0;
+	for (int s = 0; s < n; s += 64)
+	{
+		int			B = n - s < 64 ? n - s : 64;
+
+		for (int b = 0; b < B; b++)
+		{
+			rows[b] = nn_rows_pixels(r, s + b);
+			labels[b] = nn_rows_label(r, s + b);
+		}
+		nn_load_pixels(w.act[0], rows, B, m->net.input, &m->norm);
+		nn_net_forward(&m->net, m->params, m->buffers, &w, B, 0, NULL, NULL);
+		nn_net_loss(&m->net, &w, labels, B, &correct, NULL);
+	}
+	nn_work_free(&w, &counting);
+	return (double) correct / n;
+}
+
+T_CASE(test_train_float_rows)
+{
+	uint8_t    *px,
+			   *tpx;
+	int32_t    *lab,
+			   *tlab;
+	nn_rows		rows,
+				test,
+				brows;
+	nn_options	o;
+	nn_model	m = {0},
+				bm = {0};
+	nn_status	st = {0};
+
+	quad_data(&px, &lab, QUAD_ROWS, 31);
+	quad_data(&tpx, &tlab, 256, 32);
+	quad_options(&o);
+	if (!quad_float_rows(&rows, px, lab, QUAD_ROWS) || !quad_float_rows(&test, tpx, tlab, 256) ||
+		!quad_rows(&brows, px, lab, QUAD_ROWS, NULL))
+		return;
+
+	/* floats of pixel/255 load as the same tensor as bytes under minmax */
+	{
+		nn_shape	in = {8, 8, 1};
+		nn_norm		fn = {NN_NORM_NONE, 0, 1, NN_DTYPE_FLOAT32},
+					bn = {NN_NORM_MINMAX, 0, 1, NN_DTYPE_UINT8};
+		float		a[4 * 64],
+					b[4 * 64];
+		const uint8_t *fr[4],
+				   *br[4];
+
+		for (int i = 0; i < 4; i++)
+		{
+			fr[i] = nn_rows_pixels(&rows, i);
+			br[i] = px + (size_t) i * 64;
+		}
+		nn_load_pixels(a, fr, 4, in, &fn);
+		nn_load_pixels(b, br, 4, in, &bn);
+		T_OK(memcmp(a, b, sizeof(a)) == 0, "float rows of v/255 load exactly as byte rows under minmax");
+	}
+
+	if (T_OK(nn_train(&m, &rows, &o, NULL, NULL, NULL, &counting, &st) == NN_OK, "float rows train: %s", st.msg))
+	{
+		double		acc = rows_accuracy(&m, &test, 256);
+
+		T_OK(m.norm.dtype == NN_DTYPE_FLOAT32 && m.norm.mode == NN_NORM_NONE && m.options.normalize == NN_NORM_NONE,
+			 "the model records float32 rows and normalize auto became none (dtype %d, mode %d)", m.norm.dtype, m.norm.mode);
+		T_OK(m.net.input.h == 8 && m.net.input.c == 1, "input inferred as 8x8x1 from 64 values (256 bytes)");
+		T_OK(acc >= QUAD_ACC, "accuracy on 256 fresh float images %.4f >= %.2f", acc, QUAD_ACC);
+		/* floats of pixel/255 sort as their bytes: the same model as bytes under minmax */
+		if (T_OK(nn_train(&bm, &brows, &o, NULL, NULL, NULL, &counting, &st) == NN_OK, "byte rows train: %s", st.msg))
+		{
+			T_OK(memcmp(bm.params, m.params, sizeof(float) * m.net.nparams) == 0,
+				 "float rows of pixel/255 train the same parameters as byte rows under minmax");
+			model_free(&bm);
+		}
+
+		/* the input section: present for floats, read back, absent for bytes */
+		{
+			size_t		len;
+			uint8_t    *buf = model_bytes(&m, &len);
+			nn_model	back;
+
+			if (T_OK(nn_model_read(&back, buf, len, &counting, &st) == NN_OK, "a float model reads back: %s", st.msg))
+			{
+				T_OK(back.norm.dtype == NN_DTYPE_FLOAT32, "its element type survives");
+				nn_model_free(&back, &counting);
+			}
+			/* the section is the last one written: tag 8, length 4, value; forge element type 2 */
+			T_OK(buf[len - 18] == NN_SECTION_INPUT && buf[len - 8] == 1, "the input section closes the blob");
+			buf[len - 8] = 2;
+			{
+				uint32_t	crc = nn_crc32(buf, len - 4);
+
+				for (int i = 0; i < 4; i++)
+					buf[len - 4 + i] = (uint8_t) (crc >> (8 * i));
+			}
+			T_OK(nn_model_read(&back, buf, len, &counting, &st) == NN_ERR_CORRUPT &&
+				 strstr(st.msg, "input element type") != NULL, "an unknown element type is refused: %s", st.msg);
+			m.norm.dtype = NN_DTYPE_UINT8;
+			T_OK(nn_model_size(&m) == len - 14, "a byte model has no input section (%zu vs %zu bytes)", nn_model_size(&m), len);
+			m.norm.dtype = NN_DTYPE_FLOAT32;
+			free(buf);
+		}
+
+		/* continuing from a model of the other element type is refused */
+		T_OK(nn_train(&bm, &brows, &o, &m, NULL, NULL, &counting, &st) == NN_ERR_SHAPE &&
+			 strstr(st.msg, "float32 inputs but the rows are uint8") != NULL, "float model, byte rows: %s", st.msg);
+		model_free(&m);
+	}
+
+	/* statistics of floats: zscore over the values, minmax as minimum and range */
+	{
+		double		sum = 0,
+					sq = 0,
+					lo = 1e9,
+					hi = -1e9,
+					cnt = 0;
+
+		for (int64_t i = 0; i < rows.n; i++)
+			for (int k = 0; k < 64; k++)
+			{
+				float		v;
+
+				memcpy(&v, nn_rows_pixels(&rows, i) + k * 4, 4);
+				sum += v;
+				sq += (double) v * v;
+				lo = v < lo ? v : lo;
+				hi = v > hi ? v : hi;
+				cnt++;
+			}
+		o.epochs = 1;
+		o.normalize = NN_NORM_ZSCORE;
+		if (T_OK(nn_train(&m, &rows, &o, NULL, NULL, NULL, &counting, &st) == NN_OK, "zscore on floats: %s", st.msg))
+		{
+			double		mean = sum / cnt,
+						sd = sqrt(sq / cnt - mean * mean);
+
+			T_OK(fabs(m.norm.mean - mean) < 1e-6 && fabs(m.norm.std - sd) < 1e-6,
+				 "zscore statistics of the values: %g %g (expected %g %g)", m.norm.mean, m.norm.std, mean, sd);
+			model_free(&m);
+		}
+		/* a flip would swap the quadrants' classes: shifts only */
+		o.normalize = NN_NORM_MINMAX;
+		o.epochs = 4;
+		o.augment_shift = 1;
+		if (T_OK(nn_train(&m, &rows, &o, NULL, NULL, NULL, &counting, &st) == NN_OK, "minmax and augmentation on floats: %s", st.msg))
+		{
+			T_OK(m.norm.mean == (float) lo && m.norm.std == (float) (hi - lo),
+				 "minmax of floats stores the minimum and the range: %g %g (expected %g %g)", m.norm.mean, m.norm.std, lo, hi - lo);
+			T_OK(rows_accuracy(&m, &test, 256) >= 0.5, "augmented float training learns: %.4f (chance 0.25)",
+				 rows_accuracy(&m, &test, 256));
+			model_free(&m);
+		}
+		o.augment_shift = 0;
+	}
+
+	/* values whose statistics overflow a float are refused, not stored as infinities */
+	{
+		nn_rows		big;
+		float		v[64];
+
+		nn_rows_init(&big, 64 * sizeof(float));
+		big.dtype = NN_DTYPE_FLOAT32;
+		for (int k = 0; k < 64; k++)
+			v[k] = k % 2 ? 3e38f : -3e38f;
+		for (int i = 0; i < 40; i++)
+			nn_rows_append(&big, (const uint8_t *) v, i % 4, &counting, &st);
+		o.normalize = NN_NORM_MINMAX;
+		T_OK(nn_train(&m, &big, &o, NULL, NULL, NULL, &counting, &st) == NN_ERR_DATA &&
+			 strstr(st.msg, "too large to normalise") != NULL, "overflowing statistics: %s", st.msg);
+		nn_rows_free(&big, &counting);
+	}
+	nn_rows_free(&rows, &counting);
+	nn_rows_free(&test, &counting);
+	nn_rows_free(&brows, &counting);
 	T_OK(counts.live == 0, "everything freed (%ld live)", counts.live);
 	free(px);
 	free(lab);

@@ -1,5 +1,6 @@
--- mlcnn 0.2.0: convolutional neural networks trained and served inside PostgreSQL.
--- The full script for a fresh install; mlcnn--0.1.0--0.2.0.sql updates 0.1.0.
+-- mlcnn 0.4.0: convolutional neural networks trained and served inside PostgreSQL.
+-- The full script for a fresh install; mlcnn--0.1.0--0.2.0.sql,
+-- mlcnn--0.2.0--0.3.0.sql and mlcnn--0.3.0--0.4.0.sql update older versions.
 -- Every object is schema-qualified with @extschema@ or pg_catalog, so the
 -- script is safe under any search_path. No function is SECURITY DEFINER.
 
@@ -127,6 +128,27 @@ AS 'MODULE_PATHNAME', 'model_weights'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 8;
 COMMENT ON FUNCTION @extschema@.model_weights(bytea) IS 'every parameter tensor in PyTorch layout and state_dict order';
 
+CREATE FUNCTION @extschema@.model_to_onnx(model bytea)
+RETURNS bytea AS 'MODULE_PATHNAME', 'model_to_onnx'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.model_to_onnx(bytea) IS 'the model as an ONNX file (opset 13): input pixels float [N,C,H,W] of raw values, normalised inside; output logits';
+
+CREATE FUNCTION @extschema@.model_from_onnx(onnx bytea, options jsonb DEFAULT '{}')
+RETURNS bytea AS 'MODULE_PATHNAME', 'model_from_onnx'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.model_from_onnx(bytea, jsonb) IS 'an mlcnn model from an ONNX CNN (Conv, BatchNormalization, Relu, pooling, Add, Concat, Flatten, Gemm); options: normalize (with mean and std for zscore), classes, input, and training options for a later init_model';
+
+CREATE FUNCTION @extschema@.decode_image(image bytea, height integer, width integer, channels integer)
+RETURNS bytea AS 'MODULE_PATHNAME', 'decode_image'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.decode_image(bytea, integer, integer, integer) IS 'PNG or JPEG bytes as height x width x channels pixels (1 grey, 3 RGB), resized by area averaging or bilinear interpolation';
+
+CREATE FUNCTION @extschema@.load_images(folder text)
+RETURNS TABLE(path text, label text, image bytea)
+AS 'MODULE_PATHNAME', 'load_images'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE ROWS 1000;
+COMMENT ON FUNCTION @extschema@.load_images(text) IS 'the PNG and JPEG files of a folder of class folders (as torchvision''s ImageFolder), read on the server, one row per image with its class folder as label';
+
 -- compute_gradients and evaluate: aggregates over (model, pixels, label).
 -- Their transition functions are not STRICT: rows with NULLs are skipped and counted.
 CREATE FUNCTION @extschema@.mlcnn_gradients_transfn(internal, bytea, bytea, integer)
@@ -160,6 +182,102 @@ CREATE AGGREGATE @extschema@.evaluate(model bytea, pixels bytea, label integer) 
     PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE @extschema@.evaluate(bytea, bytea, integer) IS 'rows, accuracy, mean loss, confusion matrix and per-class precision and recall of a model';
+
+-- ======================================================== real[] inputs
+-- (section: real)
+-- Every function that takes pixels bytea also takes pixels real[]: float4
+-- values in the same HWC order, flattened row-major whatever the array's
+-- dimensions; a NULL, NaN or infinite element is an error naming its
+-- position. A model records which of the two it was trained on and takes
+-- the same afterwards. An untyped literal or NULL in the pixels position
+-- needs a cast (::bytea or ::real[]) to pick the form.
+CREATE FUNCTION @extschema@.mlcnn_train_transfn(internal, real[], integer)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_train_transfn_real'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_train_transfn(internal, real[], integer, jsonb)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_train_transfn_real'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_train_transfn(internal, real[], integer, jsonb, bytea)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_train_transfn_real'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mlcnn_train_transfn(internal, real[], integer) IS 'train_conv2d transition: buffers one row of real[] pixels';
+COMMENT ON FUNCTION @extschema@.mlcnn_train_transfn(internal, real[], integer, jsonb) IS 'train_conv2d transition: buffers one row of real[] pixels';
+COMMENT ON FUNCTION @extschema@.mlcnn_train_transfn(internal, real[], integer, jsonb, bytea) IS 'train_conv2d transition: buffers one row of real[] pixels';
+
+CREATE AGGREGATE @extschema@.train_conv2d(pixels real[], label integer) (
+    SFUNC = @extschema@.mlcnn_train_transfn,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mlcnn_train_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_train_combinefn,
+    SERIALFUNC = @extschema@.mlcnn_train_serialfn,
+    DESERIALFUNC = @extschema@.mlcnn_train_deserialfn,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.train_conv2d(pixels real[], label integer, options jsonb) (
+    SFUNC = @extschema@.mlcnn_train_transfn,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mlcnn_train_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_train_combinefn,
+    SERIALFUNC = @extschema@.mlcnn_train_serialfn,
+    DESERIALFUNC = @extschema@.mlcnn_train_deserialfn,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.train_conv2d(pixels real[], label integer, options jsonb, init_model bytea) (
+    SFUNC = @extschema@.mlcnn_train_transfn,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mlcnn_train_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_train_combinefn,
+    SERIALFUNC = @extschema@.mlcnn_train_serialfn,
+    DESERIALFUNC = @extschema@.mlcnn_train_deserialfn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.train_conv2d(real[], integer) IS 'trains a CNN on (real[] pixels, label) rows with the default options (normalize auto: none); returns the model';
+COMMENT ON AGGREGATE @extschema@.train_conv2d(real[], integer, jsonb) IS 'trains a CNN on (real[] pixels, label) rows with jsonb options; the input option gives the shape unless the length is a square; returns the model';
+COMMENT ON AGGREGATE @extschema@.train_conv2d(real[], integer, jsonb, bytea) IS 'continues training init_model (a real[] model) on (real[] pixels, label) rows; returns the model';
+
+CREATE FUNCTION @extschema@.predict(model bytea, pixels real[])
+RETURNS integer AS 'MODULE_PATHNAME', 'predict_real'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.predict(bytea, real[]) IS 'the class the model predicts for one real[] input';
+
+CREATE FUNCTION @extschema@.predict_proba(model bytea, pixels real[])
+RETURNS real[] AS 'MODULE_PATHNAME', 'predict_proba_real'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.predict_proba(bytea, real[]) IS 'softmax probabilities per class for one real[] input';
+
+CREATE FUNCTION @extschema@.forward_pass(model bytea, pixels real[])
+RETURNS real[] AS 'MODULE_PATHNAME', 'forward_pass_real'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.forward_pass(bytea, real[]) IS 'the output logits (before softmax) for one real[] input';
+
+CREATE FUNCTION @extschema@.calculate_loss(model bytea, pixels real[], label integer)
+RETURNS double precision AS 'MODULE_PATHNAME', 'calculate_loss_real'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.calculate_loss(bytea, real[], integer) IS 'the cross-entropy loss of the model on one labelled real[] input';
+
+CREATE FUNCTION @extschema@.mlcnn_gradients_transfn(internal, bytea, real[], integer)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_gradients_transfn_real'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mlcnn_gradients_transfn(internal, bytea, real[], integer) IS 'compute_gradients transition: queues one row of real[] pixels, runs full batches';
+CREATE AGGREGATE @extschema@.compute_gradients(model bytea, pixels real[], label integer) (
+    SFUNC = @extschema@.mlcnn_gradients_transfn,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mlcnn_gradients_finalfn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.compute_gradients(bytea, real[], integer) IS 'the mean cross-entropy gradient over (real[] pixels, label) rows, in the model''s parameter layout';
+
+CREATE FUNCTION @extschema@.mlcnn_evaluate_transfn(internal, bytea, real[], integer)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_evaluate_transfn_real'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mlcnn_evaluate_transfn(internal, bytea, real[], integer) IS 'evaluate transition: queues one row of real[] pixels, runs full batches';
+CREATE AGGREGATE @extschema@.evaluate(model bytea, pixels real[], label integer) (
+    SFUNC = @extschema@.mlcnn_evaluate_transfn,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mlcnn_evaluate_finalfn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.evaluate(bytea, real[], integer) IS 'rows, accuracy, mean loss, confusion matrix and per-class precision and recall of a model over real[] inputs';
 
 -- ======================================================== statistics
 -- (section: stats)
