@@ -520,6 +520,7 @@ read_history(rbuf *r, nn_model *m, const nn_allocator *a)
 		get_f32(r, &m->history[i].train_acc, "history");
 		get_f32(r, &m->history[i].val_acc, "history");
 		get_f32(r, &m->history[i].seconds, "history");
+		m->history[i].val_loss = NAN;
 	}
 	return NN_OK;
 }

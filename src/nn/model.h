@@ -33,6 +33,7 @@ typedef struct nn_epoch
 	float		train_acc;		/* training accuracy over the epoch */
 	float		val_acc;		/* validation accuracy; NaN when no hold-out */
 	float		seconds;		/* 0 when times are not recorded */
+	float		val_loss;		/* mean validation loss; NaN without a hold-out (not stored in the history) */
 } nn_epoch;
 
 /*

@@ -440,16 +440,12 @@ typedef struct train_mem
 } train_mem;
 
 /* free a train_mem */
+static void parts_free(train_mem *tm, const nn_allocator *a);
+
 static void
 train_mem_free(train_mem *tm, const nn_allocator *a)
 {
-	for (int l = 0; l < tm->nparts; l++)
-	{
-		nn_work_free(&tm->parts[l].w, a);
-		nn_free(a, tm->parts[l].grads);
-		nn_free(a, tm->parts[l].batch);
-		nn_free(a, tm->parts[l].aug);
-	}
+	parts_free(tm, a);
 	nn_free(a, tm->idx);
 	nn_free(a, tm->m);
 	nn_free(a, tm->v);
@@ -755,13 +751,14 @@ float_stats(nn_norm *norm, const nn_rows *rows, const int64_t *idx, int64_t n, n
 	return NN_OK;
 }
 
-/* Accuracy of params over idx[0..n) rows, inference mode. */
+/* Accuracy of params over idx[0..n) rows, inference mode; their mean loss in *loss. */
 static double
 accuracy(const nn_net *net, const float *params, float *buffers, const nn_norm *norm, nn_work *w,
 		 const nn_rows *rows, const int64_t *idx, int64_t n, const uint8_t **batch,
-		 const nn_train_hooks *hooks)
+		 const nn_train_hooks *hooks, double *loss)
 {
 	int64_t		correct = 0;
+	double		loss_sum = 0;
 
 	for (int64_t s = 0; s < n; s += w->B)
 	{
@@ -775,10 +772,11 @@ accuracy(const nn_net *net, const float *params, float *buffers, const nn_norm *
 		nn_load_pixels(w->act[0], batch, B, net->input, norm);
 		if (nn_net_forward(net, params, buffers, w, B, 0, NULL, NULL) != NN_OK)
 			return NAN;
-		nn_net_loss(net, w, w->labels, B, &correct, NULL);
+		loss_sum += nn_net_loss(net, w, w->labels, B, &correct, NULL);
 		if (hooks && hooks->on_batch && hooks->on_batch(hooks->ctx))
 			return NAN;
 	}
+	*loss = n ? loss_sum / (double) n : NAN;
 	return n ? (double) correct / (double) n : NAN;
 }
 
@@ -902,6 +900,50 @@ train_split(train_run *r)
 	return NN_OK;
 }
 
+/* The working memory of a batch's parts: activations, gradients, row pointers, augmented copies. */
+static int
+parts_alloc(train_run *r)
+{
+	train_mem  *tm = &r->tm;
+	const nn_options *opt = r->opt;
+	int			per_part = (opt->batch_size + tm->nparts - 1) / tm->nparts;
+	int			augment = opt->augment_hflip || opt->augment_shift;
+	size_t		np = r->net.nparams;
+
+	for (int l = 0; l < tm->nparts; l++)
+	{
+		part	   *pt = &tm->parts[l];
+
+		if (nn_work_alloc(&pt->w, &r->net, per_part, 1, r->a, r->st) != NN_OK)
+			return r->st->code;
+		pt->grads = nn_calloc(r->a, np, sizeof(float));
+		pt->batch = nn_calloc(r->a, (size_t) per_part, sizeof(uint8_t *));
+		if (augment)
+			pt->aug = nn_alloc(r->a, (size_t) per_part * r->rows->row_bytes);
+		if (!pt->grads || !pt->batch || (augment && !pt->aug))
+			return nn_fail(r->st, NN_ERR_NOMEM, "out of memory setting up training of %zu parameters", np);
+	}
+	return NN_OK;
+}
+
+/* Release what parts_alloc took (a paused run keeps everything else). */
+static void
+parts_free(train_mem *tm, const nn_allocator *a)
+{
+	for (int l = 0; l < tm->nparts; l++)
+	{
+		part	   *pt = &tm->parts[l];
+
+		nn_work_free(&pt->w, a);
+		nn_free(a, pt->grads);
+		nn_free(a, pt->batch);
+		nn_free(a, pt->aug);
+		pt->grads = NULL;
+		pt->batch = NULL;
+		pt->aug = NULL;
+	}
+}
+
 /* Memory: the parts of a batch, the threads that run them (single-threaded BLAS), the model. */
 static int
 train_alloc(train_run *r)
@@ -911,7 +953,6 @@ train_alloc(train_run *r)
 	const nn_train_hooks *hooks = r->hooks;
 	nn_model   *out = r->out;
 	int32_t		want = opt->threads > 0 ? opt->threads : 1;
-	int			per_part;
 	size_t		np = r->net.nparams;
 
 	if (hooks && hooks->set_threads)
@@ -923,19 +964,12 @@ train_alloc(train_run *r)
 	if (want > tm->nparts)
 		want = tm->nparts;
 	tm->nthreads = nn_parallel_threads(want < 1 ? 1 : want);
-	per_part = (opt->batch_size + tm->nparts - 1) / tm->nparts;
+	if (parts_alloc(r) != NN_OK)
+		return r->st->code;
 	for (int l = 0; l < tm->nparts; l++)
 	{
 		part	   *pt = &tm->parts[l];
 
-		if (nn_work_alloc(&pt->w, &r->net, per_part, 1, r->a, r->st) != NN_OK)
-			return r->st->code;
-		pt->grads = nn_calloc(r->a, np, sizeof(float));
-		pt->batch = nn_calloc(r->a, (size_t) per_part, sizeof(uint8_t *));
-		if (opt->augment_hflip || opt->augment_shift)
-			pt->aug = nn_alloc(r->a, (size_t) per_part * r->rows->row_bytes);
-		if (!pt->grads || !pt->batch || ((opt->augment_hflip || opt->augment_shift) && !pt->aug))
-			return nn_fail(r->st, NN_ERR_NOMEM, "out of memory setting up training of %zu parameters", np);
 		nn_rng_seed(&pt->rng, opt->seed ^ 0xc2b2ae3d27d4eb4fULL ^ ((uint64_t) l * 0x9e3779b97f4a7c15ULL));
 		nn_rng_seed(&pt->aug_rng, opt->seed ^ 0x165667b19e3779f9ULL ^ ((uint64_t) l * 0x85ebca77c2b2ae63ULL));
 		pt->t = (l % tm->nthreads) == 0 ? r->timing : NULL;	/* thread 0's parts */
@@ -1063,10 +1097,14 @@ train_epoch(train_run *r, int32_t epoch)
 	e->loss = (float) (loss_sum / (double) r->ntrain);
 	e->train_acc = (float) ((double) correct / (double) r->ntrain);
 	e->val_acc = NAN;
+	e->val_loss = NAN;
 	if (r->nval > 0)
 	{
+		double		val_loss = NAN;
+
 		e->val_acc = (float) accuracy(&r->net, out->params, out->buffers, &out->norm, &tm->parts[0].w, r->rows,
-									  tm->idx, r->nval, tm->parts[0].batch, hooks);
+									  tm->idx, r->nval, tm->parts[0].batch, hooks, &val_loss);
+		e->val_loss = (float) val_loss;
 		if (isnan(e->val_acc))
 			return nn_fail(r->st, NN_ERR_CANCELLED, "training was cancelled");
 	}
@@ -1083,49 +1121,163 @@ train_epoch(train_run *r, int32_t epoch)
 	return NN_OK;
 }
 
-/* Train a model on rows with opt (see train.h). */
+/* A run that stops between epochs and goes on (train.h). */
+struct nn_trainer
+{
+	train_run	r;
+	int32_t		done;			/* epochs trained */
+	int			paused;			/* parts_free ran; parts_alloc before the next epoch */
+};
+
+/* Start a run: check, allocate, order and split the rows, normalise, initialise (see train.h). */
+int
+nn_trainer_begin(nn_trainer **trp, nn_model *out, const nn_rows *rows, const nn_options *opt,
+				 const nn_model *init, const nn_train_hooks *hooks, nn_timing *timing,
+				 const nn_allocator *a, nn_status *st)
+{
+	nn_trainer *tr = nn_calloc(a, 1, sizeof(nn_trainer));
+	train_run  *r;
+	int			rc;
+
+	*trp = NULL;
+	memset(out, 0, sizeof(*out));
+	if (tr == NULL)
+		return nn_fail(st, NN_ERR_NOMEM, "out of memory starting a training run");
+	r = &tr->r;
+	r->rows = rows;
+	r->opt = opt;
+	r->hooks = hooks;
+	r->timing = timing;
+	r->a = a;
+	r->st = st;
+	r->out = out;
+	r->t_start = nn_now();
+	rc = train_network(r, init);
+	if (rc == NN_OK)
+		rc = train_split(r);
+	if (rc == NN_OK)
+	{
+		nn_rng_seed(&r->rng_init, opt->seed);
+		nn_rng_seed(&r->rng_split, opt->seed ^ 0x5bd1e9955bd1e995ULL);
+		nn_rng_seed(&r->rng_shuffle, opt->seed ^ 0x9e3779b97f4a7c15ULL);
+		/* canonical order, then the seeded split: validation rows idx[0..nval), training rows after */
+		rc = train_alloc(r);
+	}
+	if (rc == NN_OK)
+		rc = order_rows(r->tm.idx, rows, r->nval, &r->rng_split, hooks, a, st);
+	if (rc == NN_OK)
+		rc = train_start(r, init);
+	if (rc != NN_OK)
+	{
+		nn_trainer_free(tr);
+		return rc;
+	}
+	*trp = tr;
+	return NN_OK;
+}
+
+/* Train on until epochs epochs are done (at most the options' epochs). */
+int
+nn_trainer_run(nn_trainer *tr, int32_t epochs)
+{
+	train_run  *r = &tr->r;
+	int			rc = NN_OK;
+
+	if (epochs > r->opt->epochs)
+		epochs = r->opt->epochs;
+	if (tr->done >= epochs)
+		return NN_OK;
+	if (tr->paused)
+	{
+		if (parts_alloc(r) != NN_OK)
+			return r->st->code;
+		tr->paused = 0;
+	}
+	if (tr->done == 0)
+		phase(r->hooks, NN_PHASE_TRAINING);
+	while (rc == NN_OK && tr->done < epochs)
+	{
+		rc = train_epoch(r, tr->done);
+		if (rc == NN_OK)
+			tr->done++;
+	}
+	return rc;
+}
+
+/* Epochs trained so far. */
+int32_t
+nn_trainer_epochs(const nn_trainer *tr)
+{
+	return tr->done;
+}
+
+/* Release the working memory of a batch until the next nn_trainer_run. */
+void
+nn_trainer_pause(nn_trainer *tr)
+{
+	if (!tr->paused)
+		parts_free(&tr->r.tm, tr->r.a);
+	tr->paused = 1;
+}
+
+/* Bytes a paused run keeps: parameters, buffers, moments, row order, history. */
+size_t
+nn_trainer_state_bytes(const nn_net *net, const nn_options *opt, int64_t n)
+{
+	size_t		np = net->nparams;
+	size_t		moments = opt->optimizer == NN_OPT_ADAM ? 2 : opt->optimizer == NN_OPT_SGD ? 0 : 1;
+
+	return sizeof(nn_trainer) + (np * (1 + moments) + net->nbuffers) * sizeof(float) +
+		(size_t) n * sizeof(int64_t) + (size_t) opt->epochs * sizeof(nn_epoch);
+}
+
+/* Finish a run: the model in out is complete, the run's memory freed. */
+int
+nn_trainer_end(nn_trainer *tr)
+{
+	train_run  *r = &tr->r;
+	nn_model   *out = r->out;
+	const nn_allocator *a = r->a;
+
+	out->train_seconds = r->opt->record_times ? nn_now() - r->t_start : 0.0;
+	if (!r->opt->record_times)
+		for (int i = 0; i < out->nepochs; i++)
+			out->history[i].seconds = 0;
+	train_mem_free(&r->tm, a);
+	nn_free(a, tr);
+	return NN_OK;
+}
+
+/* Abandon a run: its memory and its model's. */
+void
+nn_trainer_free(nn_trainer *tr)
+{
+	const nn_allocator *a;
+
+	if (tr == NULL)
+		return;
+	a = tr->r.a;
+	train_mem_free(&tr->r.tm, a);
+	nn_model_free(tr->r.out, a);
+	nn_free(a, tr);
+}
+
+/* Train a model on rows with opt (see train.h): a run from start to end. */
 int
 nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 		 const nn_model *init, const nn_train_hooks *hooks,
 		 nn_timing *timing, const nn_allocator *a, nn_status *st)
 {
-	train_run	r;
-	int			rc;
+	nn_trainer *tr;
+	int			rc = nn_trainer_begin(&tr, out, rows, opt, init, hooks, timing, a, st);
 
-	memset(&r, 0, sizeof(r));
-	memset(out, 0, sizeof(*out));
-	r.rows = rows;
-	r.opt = opt;
-	r.hooks = hooks;
-	r.timing = timing;
-	r.a = a;
-	r.st = st;
-	r.out = out;
-	r.t_start = nn_now();
-	if (train_network(&r, init) != NN_OK || train_split(&r) != NN_OK)
-		return st->code;
-	nn_rng_seed(&r.rng_init, opt->seed);
-	nn_rng_seed(&r.rng_split, opt->seed ^ 0x5bd1e9955bd1e995ULL);
-	nn_rng_seed(&r.rng_shuffle, opt->seed ^ 0x9e3779b97f4a7c15ULL);
-	/* canonical order, then the seeded split: validation rows idx[0..nval), training rows after */
-	rc = train_alloc(&r);
-	if (rc == NN_OK)
-		rc = order_rows(r.tm.idx, rows, r.nval, &r.rng_split, hooks, a, st);
-	if (rc == NN_OK)
-		rc = train_start(&r, init);
-	if (rc == NN_OK)
-		phase(hooks, NN_PHASE_TRAINING);
-	for (int32_t epoch = 0; rc == NN_OK && epoch < opt->epochs; epoch++)
-		rc = train_epoch(&r, epoch);
-	train_mem_free(&r.tm, a);
+	if (rc != NN_OK)
+		return rc;
+	rc = nn_trainer_run(tr, opt->epochs);
 	if (rc != NN_OK)
 	{
-		nn_model_free(out, a);
+		nn_trainer_free(tr);
 		return rc;
 	}
-	out->train_seconds = opt->record_times ? nn_now() - r.t_start : 0.0;
-	if (!opt->record_times)
-		for (int i = 0; i < out->nepochs; i++)
-			out->history[i].seconds = 0;
-	return NN_OK;
+	return nn_trainer_end(tr);
 }

@@ -88,6 +88,29 @@ int			nn_train(nn_model *out, nn_rows *rows, const nn_options *opt,
 					 const nn_model *init, const nn_train_hooks *hooks,
 					 nn_timing *timing, const nn_allocator *a, nn_status *st);
 
+/*
+ * The same training in steps, for a search that stops and resumes runs
+ * (successive halving): nn_trainer_begin does everything before the first
+ * epoch (checks, memory, the canonical order and split, statistics,
+ * initial weights; the run's epochs are the options', so the learning-rate
+ * schedule is theirs); nn_trainer_run trains on until `epochs` are done;
+ * nn_trainer_pause frees the working memory of a batch until the next run
+ * (what a paused run keeps: nn_trainer_state_bytes); nn_trainer_end
+ * completes out and frees the run; nn_trainer_free abandons it with its
+ * model. begin + run(opt->epochs) + end is nn_train, bit for bit. A run
+ * keeps pointers to rows, opt, hooks and timing.
+ */
+typedef struct nn_trainer nn_trainer;
+int			nn_trainer_begin(nn_trainer **tr, nn_model *out, const nn_rows *rows, const nn_options *opt,
+							 const nn_model *init, const nn_train_hooks *hooks, nn_timing *timing,
+							 const nn_allocator *a, nn_status *st);
+int			nn_trainer_run(nn_trainer *tr, int32_t epochs);
+int32_t		nn_trainer_epochs(const nn_trainer *tr);
+void		nn_trainer_pause(nn_trainer *tr);
+size_t		nn_trainer_state_bytes(const nn_net *net, const nn_options *opt, int64_t n);
+int			nn_trainer_end(nn_trainer *tr);
+void		nn_trainer_free(nn_trainer *tr);
+
 /* bytes of working memory nn_train will take beyond n rows (for budgets; saturating) */
 size_t		nn_train_work_bytes(const nn_net *net, const nn_options *opt, int64_t n);
 
