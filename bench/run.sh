@@ -10,7 +10,8 @@
 #      (one fresh connection, so the backend's VmHWM is this training's peak),
 #      then a second connection times predictions inside the server; then
 #      bench/torch_bench.py for PyTorch and for TensorFlow
-#   5. scaling: mlcnn, 1 epoch on 15k/30k/60k/120k rows of Fashion-MNIST
+#   5. scaling: mlcnn, 1 epoch on 15k/30k/60k/120k rows of Fashion-MNIST;
+#      model selection: tune_conv2d's grid beside successive halving
 #   6. bench/report.py writes bench/results/<dataset>.{json,md,png} and
 #      bench/results/scaling.{json,md,png}; raw measurements are in
 #      bench/results/raw/
@@ -35,6 +36,13 @@
 #                            residual blocks) against PyTorch on Fashion-MNIST
 #   BENCH_RESNET_EPOCHS=3    its epochs
 #   BENCH_SCALING_ROWS="15000 30000 60000 120000"
+#   BENCH_TUNE=1             0 skips the model-selection runs: tune_conv2d's grid
+#                            and successive halving over 3 learning rates x 2
+#                            batch sizes of the reference CNN on the MNIST subset
+#                            (../shared/data/mnist; Fashion-MNIST's first 10,000
+#                            rows when it is missing)
+#   BENCH_TUNE_EPOCHS=4      the epochs of a grid trial (halving's most)
+#   BENCH_TUNE_DATA=mnist    its data set (fashion-mnist for the other one)
 #   BENCH_REPEATS=5          timed runs of each prediction measurement (median)
 #   BENCH_BUILD=1            0 skips make && make install
 #   BENCH_OUT=bench/results  where the results go
@@ -52,6 +60,9 @@ TRAIN_ROWS=${BENCH_TRAIN_ROWS:-0}
 SCALING=${BENCH_SCALING:-1}
 RESNET=${BENCH_RESNET:-1}
 RESNET_EPOCHS=${BENCH_RESNET_EPOCHS:-3}
+TUNE=${BENCH_TUNE:-1}
+TUNE_EPOCHS=${BENCH_TUNE_EPOCHS:-4}
+TUNE_DATA=${BENCH_TUNE_DATA:-mnist}
 SCALING_ROWS=${BENCH_SCALING_ROWS:-15000 30000 60000 120000}
 REPEATS=${BENCH_REPEATS:-5}
 PREDICT_THREADS=${BENCH_PREDICT_THREADS:-$THREADS}
@@ -354,6 +365,48 @@ SQL
 		fi
 	fi
 
+	did_tune=0
+	if [ "$TUNE" = 1 ]; then
+		step "tune: tune_conv2d, grid and successive halving, 3 learning rates x 2 batch sizes, $TUNE_EPOCHS epochs"
+		tname=$TUNE_DATA
+		tdir=$(bash data/dataset.sh "$tname" 2>/dev/null) ||
+			{ tname=fashion-mnist && tdir=$(bash data/dataset.sh fashion-mnist 2>/dev/null); } || tdir=
+		if [ -z "$tdir" ]; then
+			echo "bench: SKIPPING the tuning runs: neither MNIST nor Fashion-MNIST is available"
+		else
+			rm -f "$RAW"/tune-*.json
+			"${PSQL[@]}" -v dir="$tdir" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS tune_train, tune_test;
+CREATE TABLE tune_train AS
+  SELECT * FROM load_idx(:'dir' || '/train-images-idx3-ubyte.gz', :'dir' || '/train-labels-idx1-ubyte.gz') WHERE id < 10000;
+CREATE TABLE tune_test AS
+  SELECT * FROM load_idx(:'dir' || '/t10k-images-idx3-ubyte.gz', :'dir' || '/t10k-labels-idx1-ubyte.gz');
+VACUUM ANALYZE tune_train;
+VACUUM ANALYZE tune_test;
+SQL
+			for strategy in grid halving; do
+				topts=$(printf '{"layers": "%s", "epochs": %d, "optimizer": "adam", "lr_schedule": "constant", "validation_fraction": 0.1, "threads": %d, "strategy": "%s", "space": {"learning_rate": [0.0003, 0.001, 0.003], "batch_size": [32, 64]}}' \
+					"$SPEC" "$TUNE_EPOCHS" "$THREADS" "$strategy")
+				[ "$strategy" = halving ] && topts=$(printf '%s' "$topts" | sed 's/"strategy": "halving"/"strategy": "halving", "eta": 2, "min_epochs": 1/')
+				echo "mlcnn: tune_conv2d $strategy on $tname (fresh connection)"
+				"${PSQL[@]}" -v opts="$topts" -v ds="$tname" >"$RAW/tune-$strategy.json" <<'SQL'
+SET max_parallel_workers_per_gather = 0;
+SELECT clock_timestamp() AS t0 \gset
+CREATE TEMP TABLE tuned AS SELECT tune_conv2d(pixels, label, :'opts'::jsonb) AS model FROM tune_train;
+SELECT jsonb_build_object('dataset', :'ds', 'strategy', (model_info(model)->'tuning'->>'strategy'),
+         'seconds', extract(epoch FROM clock_timestamp() - :'t0'::timestamptz),
+         'tuning', model_info(model)->'tuning', 'layers', model_info(model)->'layers',
+         'test', (SELECT evaluate(t.model, s.pixels, s.label) - 'confusion_matrix' - 'precision' - 'recall'
+                  FROM tuned t, tune_test s))
+FROM tuned;
+SQL
+			done
+			"${PSQL[@]}" -c 'DROP TABLE IF EXISTS tune_train, tune_test' >/dev/null
+			did_tune=1
+		fi
+	fi
+
 	did_scaling=0
 	if [ "$SCALING" = 1 ]; then
 		step "scaling: mlcnn, 1 epoch on $SCALING_ROWS rows of Fashion-MNIST"
@@ -399,7 +452,8 @@ SQL
 	[ ${#ran[@]} -gt 0 ] && args+=(--datasets "${ran[@]}")
 	[ "$did_scaling" = 1 ] && args+=(--scaling)
 	[ "$did_resnet" = 1 ] && args+=(--resnet)
-	[ ${#ran[@]} -gt 0 ] || [ "$did_scaling" = 1 ] || [ "$did_resnet" = 1 ] ||
+	[ "$did_tune" = 1 ] && args+=(--tune)
+	[ ${#ran[@]} -gt 0 ] || [ "$did_scaling" = 1 ] || [ "$did_resnet" = 1 ] || [ "$did_tune" = 1 ] ||
 		die "no data set was available; nothing was measured"
 	"$PY" bench/report.py "${args[@]}"
 }

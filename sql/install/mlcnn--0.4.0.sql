@@ -279,6 +279,46 @@ CREATE AGGREGATE @extschema@.evaluate(model bytea, pixels real[], label integer)
 );
 COMMENT ON AGGREGATE @extschema@.evaluate(bytea, real[], integer) IS 'rows, accuracy, mean loss, confusion matrix and per-class precision and recall of a model over real[] inputs';
 
+-- ======================================================== model selection
+-- (section: tune_conv2d)
+-- tune_conv2d buffers the rows as train_conv2d does (the same combine,
+-- serialize and deserialize functions: PARALLEL SAFE) and runs the search in
+-- its final function, which is VOLATILE like train_conv2d's (the trials'
+-- wall-clock times are recorded).
+CREATE FUNCTION @extschema@.mlcnn_tune_transfn(internal, bytea, integer, jsonb)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_tune_transfn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_tune_transfn(internal, real[], integer, jsonb)
+RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_tune_transfn_real'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_tune_finalfn(internal)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_tune_finalfn'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mlcnn_tune_transfn(internal, bytea, integer, jsonb) IS 'tune_conv2d transition: buffers one row';
+COMMENT ON FUNCTION @extschema@.mlcnn_tune_transfn(internal, real[], integer, jsonb) IS 'tune_conv2d transition: buffers one row of real[] pixels';
+COMMENT ON FUNCTION @extschema@.mlcnn_tune_finalfn(internal) IS 'tune_conv2d final: runs the search over the buffered rows and returns the best model';
+
+CREATE AGGREGATE @extschema@.tune_conv2d(pixels bytea, label integer, search jsonb) (
+    SFUNC = @extschema@.mlcnn_tune_transfn,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mlcnn_tune_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_train_combinefn,
+    SERIALFUNC = @extschema@.mlcnn_train_serialfn,
+    DESERIALFUNC = @extschema@.mlcnn_train_deserialfn,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.tune_conv2d(pixels real[], label integer, search jsonb) (
+    SFUNC = @extschema@.mlcnn_tune_transfn,
+    STYPE = internal,
+    FINALFUNC = @extschema@.mlcnn_tune_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_train_combinefn,
+    SERIALFUNC = @extschema@.mlcnn_train_serialfn,
+    DESERIALFUNC = @extschema@.mlcnn_train_deserialfn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.tune_conv2d(bytea, integer, jsonb) IS 'searches a space of training options (grid, random or successive halving) over one buffered copy of the rows; returns the best model, every trial in model_info';
+COMMENT ON AGGREGATE @extschema@.tune_conv2d(real[], integer, jsonb) IS 'tune_conv2d over real[] rows';
+
 -- ======================================================== statistics
 -- (section: stats)
 

@@ -43,6 +43,14 @@
  *                   model of bytes is the same bytes as before it existed,
  *                   and a reader that predates it refuses a float model
  *                   instead of feeding it bytes
+ *   9 tuning        written with NN_SECTION_OPTIONAL (0x8009), only for a
+ *                   model a search chose (tune.h): u8 strategy, u8 metric,
+ *                   u16 eta, u32 min_epochs, u32 best, u8 key count, keys
+ *                   (u8 length, name), u32 trial count, then per trial f32
+ *                   validation accuracy and loss, u32 epochs, f32 seconds,
+ *                   u8 failed, u32 length and the trial's options in the
+ *                   options section's form. A reader that predates it
+ *                   skips it.
  *
  * Format 1's body was the same fields in one fixed sequence: architecture,
  * normalisation, u32 options length and the options as canonical JSON
@@ -65,18 +73,24 @@
 #include <zlib.h>
 
 #include "model.h"
+#include "tune.h"
 
 static const uint8_t MAGIC[8] = {'M', 'L', 'C', 'N', 'N', 'M', 'D', 'L'};
 
 #define HEADER_BYTES 24
 #define SECTION_HEADER_BYTES 10	/* u16 tag, u64 length */
 #define EPOCH_BYTES 16
-#define NSECTIONS 9				/* known tags are 1..NSECTIONS-1 */
+#define NSECTIONS 10			/* known tags are 1..NSECTIONS-1 */
 
 static const char *const section_names[NSECTIONS] = {
 	"", "architecture", "normalisation", "options", "counters", "history", "parameters", "buffers",
-	"input"
+	"input", "tuning"
 };
+
+/* sections written with NN_SECTION_OPTIONAL: older readers may skip them */
+static const int section_optional[NSECTIONS] = {[NN_SECTION_TUNING] = 1};
+
+#define TRIAL_BYTES 21			/* f32 acc, f32 loss, u32 epochs, f32 seconds, u8 failed, u32 options length */
 
 /* ------------------------------------------------------------ writing */
 
@@ -186,6 +200,17 @@ section_bytes(const nn_model *m, size_t bytes[NSECTIONS])
 		bytes[NN_SECTION_BUFFERS] = 8 + m->net.nbuffers * sizeof(float);
 	if (m->norm.dtype != NN_DTYPE_UINT8)
 		bytes[NN_SECTION_INPUT] = 4;
+	if (m->tuning != NULL && m->kind == NN_BLOB_MODEL)
+	{
+		const nn_tuning *t = m->tuning;
+		size_t		n = 1 + 1 + 2 + 4 + 4 + 1 + 4;
+
+		for (int k = 0; k < t->nkeys; k++)
+			n += 1 + strlen(t->keys[k]);
+		for (int i = 0; i < t->ntrials; i++)
+			n += TRIAL_BYTES + options_bytes(&t->trials[i].opt);
+		bytes[NN_SECTION_TUNING] = n;
+	}
 }
 
 /* Exact serialised size of m. */
@@ -244,6 +269,36 @@ put_options(wbuf *w, const nn_options *o)
 	}
 }
 
+/* Put the tuning section's payload. */
+static void
+put_tuning(wbuf *w, const nn_tuning *t)
+{
+	put_le(w, (uint64_t) t->strategy, 1);
+	put_le(w, (uint64_t) t->metric, 1);
+	put_le(w, (uint64_t) t->eta, 2);
+	put_le(w, (uint64_t) t->min_epochs, 4);
+	put_le(w, (uint64_t) t->best, 4);
+	put_le(w, (uint64_t) t->nkeys, 1);
+	for (int k = 0; k < t->nkeys; k++)
+	{
+		put_le(w, strlen(t->keys[k]), 1);
+		put_bytes(w, t->keys[k], strlen(t->keys[k]));
+	}
+	put_le(w, (uint64_t) t->ntrials, 4);
+	for (int i = 0; i < t->ntrials; i++)
+	{
+		const nn_trial *tr = &t->trials[i];
+
+		put_f32(w, tr->val_acc);
+		put_f32(w, tr->val_loss);
+		put_le(w, (uint64_t) tr->epochs, 4);
+		put_f32(w, tr->seconds);
+		put_le(w, (uint64_t) (tr->failed != 0), 1);
+		put_le(w, options_bytes(&tr->opt), 4);
+		put_options(w, &tr->opt);
+	}
+}
+
 /* Put the payload of section t of m. */
 static void
 put_section(wbuf *w, const nn_model *m, int t)
@@ -295,6 +350,9 @@ put_section(wbuf *w, const nn_model *m, int t)
 		case NN_SECTION_INPUT:
 			put_le(w, (uint32_t) m->norm.dtype, 4);
 			break;
+		case NN_SECTION_TUNING:
+			put_tuning(w, m->tuning);
+			break;
 	}
 }
 
@@ -316,7 +374,7 @@ nn_model_write(const nn_model *m, uint8_t *buf)
 	{
 		if (bytes[t] == 0)
 			continue;
-		put_le(&w, (uint64_t) t, 2);
+		put_le(&w, (uint64_t) t | (section_optional[t] ? NN_SECTION_OPTIONAL : 0), 2);
 		put_le(&w, bytes[t], 8);
 		put_section(&w, m, t);
 	}
@@ -628,7 +686,7 @@ apply_option(nn_options *o, const nn_option_def *d, const uint8_t *p, size_t len
 
 /* The options section: each option by name over the defaults; unknown names skipped. */
 static int
-read_options(rbuf *r, nn_model *m)
+read_options(rbuf *r, nn_options *o)
 {
 	nn_status  *st = r->st;
 	uint64_t	count,
@@ -667,13 +725,100 @@ read_options(rbuf *r, nn_model *m)
 		if (type != (uint64_t) d->type)
 			return nn_fail(st, NN_ERR_CORRUPT, "model is corrupt: option \"%s\" is stored as type %u, not %d",
 						   name, (unsigned) type, (int) d->type);
-		if (apply_option(&m->options, d, p, (size_t) vlen, st) != NN_OK)
+		if (apply_option(o, d, p, (size_t) vlen, st) != NN_OK)
 		{
 			char		msg[NN_MSG_LEN];
 
 			snprintf(msg, sizeof(msg), "%s", st->msg);
 			return nn_fail(st, NN_ERR_CORRUPT, "model is corrupt: bad options: %s", msg);
 		}
+	}
+	return NN_OK;
+}
+
+/* An option-like name: 1 to NN_MAX_OPTION_NAME of a-z, 0-9 and _, into name. */
+static int
+get_name(rbuf *r, char *name, const char *field)
+{
+	uint64_t	len;
+	const uint8_t *p;
+
+	if (!get_le(r, 1, &len, field))
+		return r->st->code;
+	if (len == 0 || len > NN_MAX_OPTION_NAME)
+		return nn_fail(r->st, NN_ERR_CORRUPT, "model is corrupt: %s of %u bytes", field, (unsigned) len);
+	if ((p = take(r, (size_t) len, field)) == NULL)
+		return r->st->code;
+	for (uint64_t k = 0; k < len; k++)
+		if (!((p[k] >= 'a' && p[k] <= 'z') || (p[k] >= '0' && p[k] <= '9') || p[k] == '_'))
+			return nn_fail(r->st, NN_ERR_CORRUPT, "model is corrupt: %s holds byte %u", field, (unsigned) p[k]);
+	memcpy(name, p, (size_t) len);
+	name[len] = '\0';
+	return NN_OK;
+}
+
+/* The record of the search that chose the model. */
+static int
+read_tuning(rbuf *r, nn_model *m, const nn_allocator *a)
+{
+	nn_status  *st = r->st;
+	nn_tuning  *t;
+	uint64_t	v;
+	int32_t		strategy,
+				metric;
+
+	if (!get_le(r, 1, &v, "tuning strategy"))
+		return st->code;
+	strategy = (int32_t) v;
+	if (!get_le(r, 1, &v, "tuning metric"))
+		return st->code;
+	metric = (int32_t) v;
+	if (nn_tune_strategy_name(strategy) == NULL || nn_tune_metric_name(metric) == NULL)
+		return nn_fail(st, NN_ERR_CORRUPT, "model is corrupt: tuning strategy %d or metric %d", strategy, metric);
+	t = nn_calloc(a, 1, sizeof(nn_tuning));
+	if (t == NULL)
+		return nn_fail(st, NN_ERR_NOMEM, "out of memory reading a model");
+	m->tuning = t;
+	t->strategy = strategy;
+	t->metric = metric;
+	if (!get_le(r, 2, &v, "tuning eta"))
+		return st->code;
+	t->eta = (int32_t) v;
+	if (!get_i32(r, &t->min_epochs, 0, NN_MAX_EPOCHS, "tuning min_epochs") ||
+		!get_i32(r, &t->best, 0, NN_MAX_TRIALS - 1, "tuning winner") ||
+		!get_le(r, 1, &v, "tuning key count"))
+		return st->code;
+	if (v > NN_MAX_TUNE_KEYS)
+		return nn_fail(st, NN_ERR_CORRUPT, "model is corrupt: the search varies %u options", (unsigned) v);
+	t->nkeys = (int32_t) v;
+	for (int k = 0; k < t->nkeys; k++)
+		if (get_name(r, t->keys[k], "a tuning key") != NN_OK)
+			return st->code;
+	if (!get_i32(r, &t->ntrials, 1, NN_MAX_TRIALS, "tuning trial count"))
+		return st->code;
+	if (t->best >= t->ntrials || (size_t) t->ntrials * TRIAL_BYTES > r->left)
+		return nn_fail(st, NN_ERR_CORRUPT, "model is corrupt: %d trials with winner %d in %zu bytes",
+					   t->ntrials, t->best, r->left);
+	t->trials = nn_calloc(a, (size_t) t->ntrials, sizeof(nn_trial));
+	if (t->trials == NULL)
+		return nn_fail(st, NN_ERR_NOMEM, "out of memory reading a model");
+	for (int i = 0; i < t->ntrials; i++)
+	{
+		nn_trial   *tr = &t->trials[i];
+		const uint8_t *p;
+		uint64_t	len;
+		rbuf		o;
+
+		if (!get_f32(r, &tr->val_acc, "trial accuracy") || !get_f32(r, &tr->val_loss, "trial loss") ||
+			!get_i32(r, &tr->epochs, 0, NN_MAX_EPOCHS, "trial epochs") ||
+			!get_f32(r, &tr->seconds, "trial seconds") || !get_le(r, 1, &v, "trial failed") ||
+			!get_le(r, 4, &len, "trial options length") || (p = take(r, (size_t) len, "trial options")) == NULL)
+			return st->code;
+		tr->failed = v != 0;
+		nn_options_default(&tr->opt);
+		o = (rbuf) {p, (size_t) len, st};
+		if (read_options(&o, &tr->opt) != NN_OK || check_consumed(&o, NN_SECTION_TUNING) != NN_OK)
+			return st->code;
 	}
 	return NN_OK;
 }
@@ -693,6 +838,13 @@ find_sections(rbuf *r, rbuf sec[NSECTIONS], int present[NSECTIONS])
 
 		if (!get_le(r, 2, &tag, "a section tag") || !get_le(r, 8, &len, "a section length"))
 			return st->code;
+		/* a section this reader knows that is written as optional */
+		if ((tag & NN_SECTION_OPTIONAL) && (tag & ~(uint64_t) NN_SECTION_OPTIONAL) < NSECTIONS &&
+			section_optional[tag & ~(uint64_t) NN_SECTION_OPTIONAL])
+			tag &= ~(uint64_t) NN_SECTION_OPTIONAL;
+		else if (tag > 0 && tag < NSECTIONS && section_optional[tag])
+			return nn_fail(st, NN_ERR_CORRUPT, "model is corrupt: the %s section is not marked optional",
+						   section_names[tag]);
 		if (tag > 0 && tag < NSECTIONS)
 			snprintf(what, sizeof(what), "the %s section", section_names[tag]);
 		else
@@ -746,7 +898,7 @@ read_v2(rbuf *r, nn_model *m, const nn_allocator *a)
 		return st->code;
 	nn_options_default(&m->options);
 	if (present[NN_SECTION_OPTIONS] &&
-		(read_options(&sec[NN_SECTION_OPTIONS], m) != NN_OK ||
+		(read_options(&sec[NN_SECTION_OPTIONS], &m->options) != NN_OK ||
 		 check_consumed(&sec[NN_SECTION_OPTIONS], NN_SECTION_OPTIONS) != NN_OK))
 		return st->code;
 	if (read_counters(&sec[NN_SECTION_COUNTERS], m) != NN_OK ||
@@ -760,6 +912,10 @@ read_v2(rbuf *r, nn_model *m, const nn_allocator *a)
 					   m->net.nbuffers);
 	if (present[NN_SECTION_BUFFERS] &&
 		read_floats(&sec[NN_SECTION_BUFFERS], m->net.nbuffers, "buffers", &m->buffers, a) != NN_OK)
+		return st->code;
+	if (present[NN_SECTION_TUNING] && m->kind == NN_BLOB_MODEL &&
+		(read_tuning(&sec[NN_SECTION_TUNING], m, a) != NN_OK ||
+		 check_consumed(&sec[NN_SECTION_TUNING], NN_SECTION_TUNING) != NN_OK))
 		return st->code;
 	return NN_OK;
 }
@@ -883,6 +1039,10 @@ nn_model_free(nn_model *m, const nn_allocator *a)
 	nn_free(a, m->params);
 	nn_free(a, m->buffers);
 	nn_free(a, m->options_v1);
+	if (m->tuning)
+		nn_free(a, m->tuning->trials);
+	nn_free(a, m->tuning);
+	m->tuning = NULL;
 	m->history = NULL;
 	m->params = NULL;
 	m->buffers = NULL;

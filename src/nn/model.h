@@ -51,9 +51,12 @@ enum
 	NN_SECTION_HISTORY = 5,		/* u32 epochs, then f32 loss, train acc, val acc, seconds each */
 	NN_SECTION_PARAMS = 6,		/* u64 count, then that many f32 (PyTorch order and layout) */
 	NN_SECTION_BUFFERS = 7,		/* u64 count, then that many f32 (only when net.nbuffers > 0) */
-	NN_SECTION_INPUT = 8		/* i32 element type NN_DTYPE_* (only when not uint8; must not be skipped) */
+	NN_SECTION_INPUT = 8,		/* i32 element type NN_DTYPE_* (only when not uint8; must not be skipped) */
+	NN_SECTION_TUNING = 9		/* the search that chose the model (tune.h); written with NN_SECTION_OPTIONAL */
 };
 #define NN_SECTION_OPTIONAL 0x8000
+
+typedef struct nn_tuning nn_tuning; /* tune.h */
 
 typedef struct nn_model
 {
@@ -71,6 +74,7 @@ typedef struct nn_model
 	nn_epoch   *history;		/* nepochs entries */
 	float	   *params;			/* net.nparams floats */
 	float	   *buffers;		/* net.nbuffers floats (running statistics); NULL when 0 */
+	nn_tuning  *tuning;			/* the search that chose it (tune_conv2d), or NULL; owned */
 } nn_model;
 
 /* exact size in bytes of the serialised form */

@@ -5,7 +5,7 @@
  * cumulative and always on. The executor hooks here take a snapshot of them
  * when a query to be explained starts, and the EXPLAIN hook prints the
  * difference once the query has run: per function the calls, rows, (for
- * training) epochs, batches and images per second, the time split into
+ * training and tuning) epochs, batches and images per second, (for tuning) every trial, the time split into
  * forward, backward, weight update and loss, and the peak of mlcnn's own
  * memory; for the query the growth of the backend's peak resident memory
  * (VmHWM of /proc/self/status). Nothing is printed without ANALYZE or when
@@ -71,6 +71,7 @@ typedef struct QueryFrame
 	int64		hwm_kb;			/* VmHWM at the start, -1 if unknown */
 	MlcnnStat	before[MLCNN_NFN];
 	Size		saved_peak[MLCNN_NFN];
+	uint64		trials_before;	/* MlcnnTrialLogCount() at the start */
 } QueryFrame;
 
 static QueryFrame *frames = NULL;	/* indexed by nesting level */
@@ -194,6 +195,7 @@ FrameBegin(QueryDesc *queryDesc)
 	f->hwm_kb = hwm;
 	MlcnnStatsSnapshot(f->before);
 	MlcnnStatsPeakPush(f->saved_peak);
+	f->trials_before = MlcnnTrialLogCount();
 	f->active = true;
 }
 
@@ -229,7 +231,7 @@ ShowFunctionText(ExplainState *es, MlcnnFn fn, const MlcnnStat *d)
 	IndentText(es);
 	appendStringInfo(es->str, "%s: calls=" INT64_FORMAT " rows=" INT64_FORMAT,
 					 MlcnnFnName(fn), d->calls, d->rows);
-	if (fn == MLCNN_FN_TRAIN)
+	if (fn == MLCNN_FN_TRAIN || fn == MLCNN_FN_TUNE)
 	{
 		appendStringInfo(es->str, " epochs=" INT64_FORMAT " batches=" INT64_FORMAT,
 						 d->epochs, d->batches);
@@ -251,6 +253,47 @@ ShowFunctionText(ExplainState *es, MlcnnFn fn, const MlcnnStat *d)
 	es->indent--;
 }
 
+/* The trials of the searches the query ran (tune_conv2d), after the frame's start. */
+static void
+ShowTrials(ExplainState *es, uint64 since)
+{
+	MlcnnTrialEntry *e = palloc(sizeof(MlcnnTrialEntry) * MLCNN_TRIAL_LOG);
+	int			n = MlcnnTrialLogSince(since, e);
+
+	if (n == 0)
+		return;
+	if (es->format == EXPLAIN_FORMAT_TEXT)
+	{
+		es->indent++;
+		for (int i = 0; i < n; i++)
+		{
+			IndentText(es);
+			appendStringInfo(es->str, "Trial %d%s: %s epochs=%d", i + 1, e[i].winner ? " (best)" : "",
+							 e[i].text, e[i].epochs);
+			if (es->timing)
+				appendStringInfo(es->str, " time=%.3f ms", 1000.0 * e[i].seconds);
+			appendStringInfo(es->str, " validation_accuracy=%.4f validation_loss=%.4f\n",
+							 (double) e[i].val_acc, (double) e[i].val_loss);
+		}
+		es->indent--;
+		return;
+	}
+	ExplainOpenGroup("Trials", "Trials", false, es);
+	for (int i = 0; i < n; i++)
+	{
+		ExplainOpenGroup("Trial", NULL, true, es);
+		ExplainPropertyText("Options", e[i].text, es);
+		ExplainPropertyBool("Best", e[i].winner, es);
+		ExplainPropertyInteger("Epochs", NULL, e[i].epochs, es);
+		if (es->timing)
+			ExplainPropertyFloat("Time", "ms", 1000.0 * e[i].seconds, 3, es);
+		ExplainPropertyFloat("Validation Accuracy", NULL, e[i].val_acc, 4, es);
+		ExplainPropertyFloat("Validation Loss", NULL, e[i].val_loss, 4, es);
+		ExplainCloseGroup("Trial", NULL, true, es);
+	}
+	ExplainCloseGroup("Trials", "Trials", false, es);
+}
+
 /* Print one function's figures d as properties of a group (JSON, YAML, XML). */
 static void
 ShowFunctionStructured(ExplainState *es, MlcnnFn fn, const MlcnnStat *d)
@@ -259,7 +302,7 @@ ShowFunctionStructured(ExplainState *es, MlcnnFn fn, const MlcnnStat *d)
 	ExplainPropertyText("Function Name", MlcnnFnName(fn), es);
 	ExplainPropertyInteger("Calls", NULL, d->calls, es);
 	ExplainPropertyInteger("Rows", NULL, d->rows, es);
-	if (fn == MLCNN_FN_TRAIN)
+	if (fn == MLCNN_FN_TRAIN || fn == MLCNN_FN_TUNE)
 	{
 		ExplainPropertyInteger("Epochs", NULL, d->epochs, es);
 		ExplainPropertyInteger("Batches", NULL, d->batches, es);
@@ -328,7 +371,11 @@ FrameExplain(QueryFrame *f, ExplainState *es)
 		es->indent++;
 		for (int fn = 0; fn < MLCNN_NFN; fn++)
 			if (d[fn].calls > 0)
+			{
 				ShowFunctionText(es, (MlcnnFn) fn, &d[fn]);
+				if (fn == MLCNN_FN_TUNE)
+					ShowTrials(es, f->trials_before);
+			}
 		if (es->summary && f->hwm_kb >= 0 && hwm >= 0)
 		{
 			IndentText(es);
@@ -345,6 +392,8 @@ FrameExplain(QueryFrame *f, ExplainState *es)
 			if (d[fn].calls > 0)
 				ShowFunctionStructured(es, (MlcnnFn) fn, &d[fn]);
 		ExplainCloseGroup("Functions", "Functions", false, es);
+		if (d[MLCNN_FN_TUNE].calls > 0)
+			ShowTrials(es, f->trials_before);
 		if (es->summary && f->hwm_kb >= 0 && hwm >= 0)
 			ExplainPropertyInteger("Backend Peak Memory Growth", "kB", hwm - f->hwm_kb, es);
 		ExplainCloseGroup("mlcnn", "mlcnn", true, es);

@@ -163,8 +163,23 @@ void		MlcnnOptionsInit(void);
 int			MlcnnOptionsFromJsonb(nn_options *o, Jsonb *jb, nn_status *st);
 /* the options as a jsonb object under key */
 void		MlcnnJsonOptions(MlcnnJson *j, const char *key, const nn_options *o);
+/* option d of o under its name */
+void		MlcnnJsonOption(MlcnnJson *j, const nn_option_def *d, const nn_options *o);
+/* apply key = jv over *o through the core's table; *o unchanged on error */
+int			MlcnnOptionSetJsonb(nn_options *o, const char *key, JsonbValue *jv, nn_status *st);
 /* a format-1 model's JSON options text into m->options (XX001 when bad) */
 void		MlcnnModelOptionsV1(nn_model *m);
+
+/* ------------------------------------------------------------ tune.c */
+
+/* the search's fixed options (every key but the search's own; validation_fraction 0.1 by default) into *o */
+void		MlcnnTuneFixedOptions(nn_options *o, Jsonb *search);
+/* the search's trials over the fixed options base, checked (22023 naming the key or value) */
+void		MlcnnTuneSearch(nn_tuning *t, const nn_options *base, Jsonb *search);
+/* a trial's varied options as JSON text, for messages */
+char	   *MlcnnTrialText(const nn_tuning *t, int i);
+/* the record of a search under "tuning" */
+void		MlcnnJsonTuning(MlcnnJson *j, const nn_tuning *t);
 
 /* ------------------------------------------------------------ stats.c */
 
@@ -184,6 +199,7 @@ typedef enum MlcnnFn
 	MLCNN_FN_MODEL_TO_ONNX,
 	MLCNN_FN_MODEL_FROM_ONNX,
 	MLCNN_FN_DECODE_IMAGE,
+	MLCNN_FN_TUNE,
 	MLCNN_NFN
 } MlcnnFn;
 
@@ -210,6 +226,26 @@ typedef struct MlcnnStat
 	double		loss_s;
 	Size		peak_bytes;
 } MlcnnStat;
+
+/*
+ * The trials of the searches this backend ran, for EXPLAIN ANALYZE: a
+ * ring of the last MLCNN_TRIAL_LOG, numbered from 1 since the library was
+ * loaded.
+ */
+#define MLCNN_TRIAL_LOG 256
+typedef struct MlcnnTrialEntry
+{
+	char		text[160];		/* the trial's varied options */
+	int32		epochs;
+	double		seconds;
+	float		val_acc;
+	float		val_loss;
+	bool		winner;
+} MlcnnTrialEntry;
+void		MlcnnTrialLogAdd(const MlcnnTrialEntry *e);
+/* entries numbered after `since`, oldest first, at most MLCNN_TRIAL_LOG: how many, copied into out */
+int			MlcnnTrialLogSince(uint64 since, MlcnnTrialEntry *out);
+uint64		MlcnnTrialLogCount(void);
 
 /* the SQL name of fn */
 const char *MlcnnFnName(MlcnnFn fn);

@@ -182,49 +182,73 @@ MlcnnOptionsFromJsonb(nn_options *o, Jsonb *jb, nn_status *st)
 	return NN_OK;
 }
 
+/* Option d of o as a jsonb value under its name. */
+void
+MlcnnJsonOption(MlcnnJson *j, const nn_option_def *d, const nn_options *o)
+{
+	switch (d->type)
+	{
+		case NN_OPTION_INT:
+			MlcnnJsonInt(j, d->name, nn_option_int(o, d));
+			break;
+		case NN_OPTION_FLOAT:
+			MlcnnJsonFloat4(j, d->name, nn_option_float(o, d));
+			break;
+		case NN_OPTION_BOOL:
+			MlcnnJsonBool(j, d->name, nn_option_int(o, d) != 0);
+			break;
+		case NN_OPTION_TEXT:
+		case NN_OPTION_ENUM:
+			MlcnnJsonText(j, d->name, nn_option_text(o, d));
+			break;
+		case NN_OPTION_SHAPE:
+			{
+				nn_shape	s = nn_option_shape(o, d);
+
+				if (s.h == 0 && s.w == 0 && s.c == 0)
+					MlcnnJsonNull(j, d->name);
+				else
+				{
+					MlcnnJsonBeginArray(j, d->name);
+					MlcnnJsonInt(j, NULL, s.h);
+					MlcnnJsonInt(j, NULL, s.w);
+					MlcnnJsonInt(j, NULL, s.c);
+					MlcnnJsonEndArray(j);
+				}
+			}
+			break;
+	}
+}
+
 /* The options o as a jsonb object under key: every option of the table. */
 void
 MlcnnJsonOptions(MlcnnJson *j, const char *key, const nn_options *o)
 {
 	MlcnnJsonBeginObject(j, key);
 	for (int i = 0; i < nn_option_count; i++)
-	{
-		const nn_option_def *d = &nn_option_table[i];
-
-		switch (d->type)
-		{
-			case NN_OPTION_INT:
-				MlcnnJsonInt(j, d->name, nn_option_int(o, d));
-				break;
-			case NN_OPTION_FLOAT:
-				MlcnnJsonFloat4(j, d->name, nn_option_float(o, d));
-				break;
-			case NN_OPTION_BOOL:
-				MlcnnJsonBool(j, d->name, nn_option_int(o, d) != 0);
-				break;
-			case NN_OPTION_TEXT:
-			case NN_OPTION_ENUM:
-				MlcnnJsonText(j, d->name, nn_option_text(o, d));
-				break;
-			case NN_OPTION_SHAPE:
-				{
-					nn_shape	s = nn_option_shape(o, d);
-
-					if (s.h == 0 && s.w == 0 && s.c == 0)
-						MlcnnJsonNull(j, d->name);
-					else
-					{
-						MlcnnJsonBeginArray(j, d->name);
-						MlcnnJsonInt(j, NULL, s.h);
-						MlcnnJsonInt(j, NULL, s.w);
-						MlcnnJsonInt(j, NULL, s.c);
-						MlcnnJsonEndArray(j);
-					}
-				}
-				break;
-		}
-	}
+		MlcnnJsonOption(j, &nn_option_table[i], o);
 	MlcnnJsonEndObject(j);
+}
+
+/*
+ * Apply one option, key = jv (a jsonb value), over *o through the core's
+ * table, as if it were the only member of an options object.
+ */
+int
+MlcnnOptionSetJsonb(nn_options *o, const char *key, JsonbValue *jv, nn_status *st)
+{
+	JsonbParseState *ps = NULL;
+	JsonbValue	k;
+	JsonbValue *res;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = (int) strlen(key);
+	pushJsonbValue(&ps, WJB_BEGIN_OBJECT, NULL);
+	pushJsonbValue(&ps, WJB_KEY, &k);
+	pushJsonbValue(&ps, WJB_VALUE, jv);
+	res = pushJsonbValue(&ps, WJB_END_OBJECT, NULL);
+	return MlcnnOptionsFromJsonb(o, JsonbValueToJsonb(res), st);
 }
 
 /*

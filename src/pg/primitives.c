@@ -457,6 +457,8 @@ model_info_jsonb(const nn_model *m, Size blob_bytes)
 	}
 	MlcnnJsonEndArray(&j);
 	MlcnnJsonFloat8(&j, "training_seconds", timed ? m->train_seconds : NAN);
+	if (m->tuning)
+		MlcnnJsonTuning(&j, m->tuning);
 	MlcnnJsonEndObject(&j);
 	return MlcnnJsonFinish(&j);
 }

@@ -45,6 +45,7 @@ static const char *const fn_names[MLCNN_NFN] = {
 	[MLCNN_FN_MODEL_TO_ONNX] = "model_to_onnx",
 	[MLCNN_FN_MODEL_FROM_ONNX] = "model_from_onnx",
 	[MLCNN_FN_DECODE_IMAGE] = "decode_image",
+	[MLCNN_FN_TUNE] = "tune_conv2d",
 };
 
 /* Add one unit of work to one tally. */
@@ -153,4 +154,36 @@ mlcnn_stats_reset(PG_FUNCTION_ARGS)
 {
 	memset(session_stats, 0, sizeof(session_stats));
 	PG_RETURN_VOID();
+}
+
+static MlcnnTrialEntry trial_log[MLCNN_TRIAL_LOG];
+static uint64 trial_count;
+
+/* Remember one trial of a search. */
+void
+MlcnnTrialLogAdd(const MlcnnTrialEntry *e)
+{
+	trial_log[trial_count % MLCNN_TRIAL_LOG] = *e;
+	trial_count++;
+}
+
+/* The trials numbered after since (the oldest first), at most MLCNN_TRIAL_LOG of them. */
+int
+MlcnnTrialLogSince(uint64 since, MlcnnTrialEntry *out)
+{
+	uint64		from = since;
+	int			n = 0;
+
+	if (trial_count - from > MLCNN_TRIAL_LOG)
+		from = trial_count - MLCNN_TRIAL_LOG;
+	for (uint64 i = from; i < trial_count; i++)
+		out[n++] = trial_log[i % MLCNN_TRIAL_LOG];
+	return n;
+}
+
+/* Trials logged since the library was loaded. */
+uint64
+MlcnnTrialLogCount(void)
+{
+	return trial_count;
 }

@@ -26,6 +26,7 @@
 
 #include "compat.h"
 #include "mlcnn_pg.h"
+#include "tune.h"
 
 PG_FUNCTION_INFO_V1(mlcnn_train_transfn);
 PG_FUNCTION_INFO_V1(mlcnn_train_transfn_real);
@@ -33,6 +34,9 @@ PG_FUNCTION_INFO_V1(mlcnn_train_combinefn);
 PG_FUNCTION_INFO_V1(mlcnn_train_serialfn);
 PG_FUNCTION_INFO_V1(mlcnn_train_deserialfn);
 PG_FUNCTION_INFO_V1(mlcnn_train_finalfn);
+PG_FUNCTION_INFO_V1(mlcnn_tune_transfn);
+PG_FUNCTION_INFO_V1(mlcnn_tune_transfn_real);
+PG_FUNCTION_INFO_V1(mlcnn_tune_finalfn);
 
 typedef struct TrainState
 {
@@ -41,6 +45,7 @@ typedef struct TrainState
 	nn_rows		rows;
 	bool		sized;			/* rows.row_bytes is known */
 	bool		configured;		/* opt is set */
+	bool		tune;			/* tune_conv2d: the options argument is a search, opt its fixed options */
 	nn_options	opt;
 	char	   *opt_raw;		/* the options jsonb as given, for equality */
 	Size		opt_len;
@@ -65,17 +70,28 @@ state_create(MemoryContext aggcxt)
 	return s;
 }
 
-/* Apply an options jsonb (NULL = defaults) to s->opt through the core's table, and remember its bytes. */
+/*
+ * Apply an options jsonb (NULL = defaults) to s->opt through the core's
+ * table, or a search's fixed options, and remember its bytes.
+ */
 static void
 state_configure(TrainState *s, Jsonb *jb)
 {
 	nn_status	st;
 
 	nn_options_default(&s->opt);
+	if (s->tune)
+	{
+		if (jb == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("tune_conv2d needs a search, not NULL")));
+		MlcnnTuneFixedOptions(&s->opt, jb);
+	}
+	else if (jb != NULL && MlcnnOptionsFromJsonb(&s->opt, jb, &st) != NN_OK)
+		MlcnnReportStatus(&st);
 	if (jb != NULL)
 	{
-		if (MlcnnOptionsFromJsonb(&s->opt, jb, &st) != NN_OK)
-			MlcnnReportStatus(&st);
 		s->opt_len = VARSIZE(jb);
 		s->opt_raw = MemoryContextAlloc(s->cxt, s->opt_len);
 		memcpy(s->opt_raw, jb, s->opt_len);
@@ -83,14 +99,15 @@ state_configure(TrainState *s, Jsonb *jb)
 	s->configured = true;
 }
 
-/* Error unless two states were given the same options. */
+/* Error unless two states were given the same options (tune: the same search). */
 static void
-check_same_options(const char *raw1, Size len1, const char *raw2, Size len2)
+check_same_options(const char *raw1, Size len1, const char *raw2, Size len2, bool tune)
 {
 	if (len1 != len2 || (len1 > 0 && memcmp(raw1, raw2, len1) != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("train_conv2d options must be the same for every row")));
+				 errmsg(tune ? "tune_conv2d's search must be the same for every row" :
+						"train_conv2d options must be the same for every row")));
 }
 
 /*
@@ -105,7 +122,7 @@ check_row_options(const TrainState *s, Jsonb *jb)
 	check_same_options(s->opt_raw ? VARDATA(s->opt_raw) : NULL,
 					   s->opt_raw ? s->opt_len - VARHDRSZ : 0,
 					   jb ? VARDATA_ANY(jb) : NULL,
-					   jb ? VARSIZE_ANY_EXHDR(jb) : 0);
+					   jb ? VARSIZE_ANY_EXHDR(jb) : 0, s->tune);
 }
 
 /* Budget check: these rows plus extra bytes, beside every other aggregate state of the backend. */
@@ -195,7 +212,7 @@ differ:
 
 /* train_conv2d transition: buffer one row (pixels of dtype, label[, options[, init_model]]). */
 static TrainState *
-train_transition(FunctionCallInfo fcinfo, int32 dtype)
+train_transition(FunctionCallInfo fcinfo, int32 dtype, bool tune)
 {
 	MemoryContext aggcxt;
 	TrainState *s;
@@ -204,8 +221,14 @@ train_transition(FunctionCallInfo fcinfo, int32 dtype)
 	Size		len;
 	nn_status	st;
 
-	MlcnnAggContext(fcinfo, &aggcxt, "train_conv2d");
-	s = PG_ARGISNULL(0) ? state_create(aggcxt) : (TrainState *) PG_GETARG_POINTER(0);
+	MlcnnAggContext(fcinfo, &aggcxt, tune ? "tune_conv2d" : "train_conv2d");
+	if (PG_ARGISNULL(0))
+	{
+		s = state_create(aggcxt);
+		s->tune = tune;
+	}
+	else
+		s = (TrainState *) PG_GETARG_POINTER(0);
 
 	/* options: parsed at the first row, then only compared */
 	if (PG_NARGS() > 3)
@@ -278,14 +301,28 @@ train_transition(FunctionCallInfo fcinfo, int32 dtype)
 Datum
 mlcnn_train_transfn(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_POINTER(train_transition(fcinfo, NN_DTYPE_UINT8));
+	PG_RETURN_POINTER(train_transition(fcinfo, NN_DTYPE_UINT8, false));
 }
 
 /* train_conv2d transition for real[] pixels. */
 Datum
 mlcnn_train_transfn_real(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_POINTER(train_transition(fcinfo, NN_DTYPE_FLOAT32));
+	PG_RETURN_POINTER(train_transition(fcinfo, NN_DTYPE_FLOAT32, false));
+}
+
+/* tune_conv2d transition for bytea pixels: buffer the row, the search read at the first. */
+Datum
+mlcnn_tune_transfn(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(train_transition(fcinfo, NN_DTYPE_UINT8, true));
+}
+
+/* tune_conv2d transition for real[] pixels. */
+Datum
+mlcnn_tune_transfn_real(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_POINTER(train_transition(fcinfo, NN_DTYPE_FLOAT32, true));
 }
 
 /* Merge two partial states (parallel aggregation). */
@@ -308,8 +345,10 @@ mlcnn_train_combinefn(PG_FUNCTION_ARGS)
 		MemoryContextSetParent(s2->cxt, aggcxt);
 		PG_RETURN_POINTER(s2);
 	}
+	if (s1->tune != s2->tune)
+		elog(ERROR, "train_conv2d and tune_conv2d states cannot be combined");
 	if (s1->configured && s2->configured)
-		check_same_options(s1->opt_raw, s1->opt_len, s2->opt_raw, s2->opt_len);
+		check_same_options(s1->opt_raw, s1->opt_len, s2->opt_raw, s2->opt_len, s1->tune);
 	if (s1->sized && s2->sized && s1->rows.dtype != s2->rows.dtype)
 		elog(ERROR, "train_conv2d states of bytea and real[] rows cannot be combined");
 	if (s1->sized && s2->sized && s1->rows.row_bytes != s2->rows.row_bytes)
@@ -341,7 +380,7 @@ mlcnn_train_combinefn(PG_FUNCTION_ARGS)
 }
 
 /*
- * Serialised state: u8 flags (1 configured, 2 sized), u32 options length
+ * Serialised state: u8 flags (1 configured, 2 sized, 4 tune), u32 options length
  * and bytes (jsonb), u32 init length and bytes, then the nn_rows form.
  */
 Datum
@@ -366,7 +405,7 @@ mlcnn_train_serialfn(PG_FUNCTION_ARGS)
 	out = palloc(len + VARHDRSZ);
 	SET_VARSIZE(out, len + VARHDRSZ);
 	p = VARDATA(out);
-	*p++ = (char) ((s->configured ? 1 : 0) | (s->sized ? 2 : 0));
+	*p++ = (char) ((s->configured ? 1 : 0) | (s->sized ? 2 : 0) | (s->tune ? 4 : 0));
 	u = (uint32) s->opt_len;
 	memcpy(p, &u, 4);
 	p += 4;
@@ -407,6 +446,7 @@ mlcnn_train_deserialfn(PG_FUNCTION_ARGS)
 	if (optlen > left || left - optlen < 4)
 		elog(ERROR, "deserialized training state is truncated");
 	s = state_create(aggcxt);
+	s->tune = (flags & 4) != 0;
 	if (optlen)
 	{
 		Jsonb	   *jb = MemoryContextAlloc(s->cxt, optlen);
@@ -591,5 +631,127 @@ mlcnn_train_finalfn(PG_FUNCTION_ARGS)
 	MlcnnStatsAdd(MLCNN_FN_TRAIN, 1, s->rows.n + s->rows.skipped, nn_now() - t0, &t,
 				  s->opt.epochs, peak);
 	/* the state keeps the model for a repeated final call; the caller gets a copy */
+	PG_RETURN_BYTEA_P(copy_bytea(result));
+}
+
+/* Phase hook of a search's trials: remembered for the error context, no NOTICE (the trials report). */
+static void
+hook_phase_quiet(void *ctx, nn_train_phase phase)
+{
+	TrainProgress *p = (TrainProgress *) ctx;
+
+	p->phase = phase;
+	p->started = true;
+}
+
+/* After each trial (or each trial of a rung): a NOTICE when mlcnn.progress is on. */
+static void
+hook_trial(void *ctx, const nn_tuning *t, int32_t trial, int32_t rung, int32_t done, int32_t total, double eta_s)
+{
+	const nn_trial *tr = &t->trials[trial];
+	char		where[32] = "";
+
+	if (!mlcnn_progress)
+		return;
+	if (t->strategy == NN_TUNE_HALVING)
+		snprintf(where, sizeof(where), "rung %d, ", rung + 1);
+	ereport(NOTICE,
+			(errmsg("tune_conv2d %strial %d of %d (%d/%d trainings) %s: %s, %d epochs, validation accuracy %.4f, loss %.4f, about %.0f s left",
+					where, trial + 1, t->ntrials, done, total, MlcnnTrialText(t, trial),
+					tr->failed ? "diverged" : "trained", tr->epochs,
+					(double) tr->val_acc, (double) tr->val_loss, eta_s)));
+}
+
+/* Error context: which part of tune_conv2d failed. */
+static void
+tune_error_context(void *arg)
+{
+	TrainProgress *p = (TrainProgress *) arg;
+
+	if (p->started)
+		errcontext("tune_conv2d %s (%lld rows)", phase_words[p->phase], (long long) p->rows);
+}
+
+/* tune_conv2d final: run the search over the buffered rows; the best model, with every trial on record. */
+Datum
+mlcnn_tune_finalfn(PG_FUNCTION_ARGS)
+{
+	TrainState *s;
+	MemoryContext cxt,
+				old;
+	MlcnnAlloc	alloc;
+	nn_model	model;
+	nn_tuning	t;
+	TrainProgress progress = {0};
+	nn_train_hooks hooks = {.ctx = &progress, .on_phase = hook_phase_quiet, .on_batch = hook_batch,
+	.set_threads = hook_threads};
+	ErrorContextCallback errcb;
+	nn_timing	timing = {0};
+	nn_status	st;
+	double		t0 = nn_now();
+	bytea	   *result;
+	Size		peak;
+	int64		epochs = 0;
+
+	MlcnnAggContext(fcinfo, NULL, "tune_conv2d");
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	s = (TrainState *) PG_GETARG_POINTER(0);
+	if (s->result && s->result_rows == s->rows.n)
+		PG_RETURN_BYTEA_P(copy_bytea(s->result));
+	if (s->rows.n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no training rows: every row was NULL")));
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "mlcnn tuning", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	MlcnnAllocInitAccounted(&alloc, cxt);
+	/* every trial's options, checked before anything is trained or allocated for it */
+	MlcnnTuneSearch(&t, &s->opt, (Jsonb *) s->opt_raw);
+	{
+		nn_shape	in = s->opt.input;
+		size_t		need;
+
+		if (in.h == 0 && nn_infer_input(&in, s->rows.row_bytes / nn_dtype_size(s->rows.dtype), &st) != NN_OK)
+			MlcnnReportStatus(&st);
+		need = nn_tune_work_bytes(&t, in, s->rows.n, &st);
+		if (need == SIZE_MAX)
+			MlcnnReportStatus(&st);
+		check_budget(s, need);
+	}
+	progress.rows = s->rows.n;
+	errcb.callback = tune_error_context;
+	errcb.arg = &progress;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	if (nn_tune(&model, &s->rows, &t, &hooks, hook_trial, &timing, &alloc.a, &st) != NN_OK)
+		MlcnnReportStatus(&st);
+	error_context_stack = errcb.previous;
+
+	for (int i = 0; i < t.ntrials; i++)
+	{
+		MlcnnTrialEntry e;
+
+		snprintf(e.text, sizeof(e.text), "%s", MlcnnTrialText(&t, i));
+		e.epochs = t.trials[i].epochs;
+		e.seconds = t.trials[i].wall_s;
+		e.val_acc = t.trials[i].val_acc;
+		e.val_loss = t.trials[i].val_loss;
+		e.winner = i == t.best;
+		MlcnnTrialLogAdd(&e);
+		epochs += t.trials[i].epochs;
+	}
+	MemoryContextSwitchTo(MemoryContextGetParent(s->cxt));
+	result = MlcnnModelToBytea(&model);
+	MemoryContextSwitchTo(old);
+	peak = alloc.peak + s->alloc.peak;
+	MemoryContextDelete(cxt);
+
+	if (s->result)
+		pfree(s->result);
+	s->result = result;
+	s->result_rows = s->rows.n;
+	MlcnnStatsAdd(MLCNN_FN_TUNE, 1, s->rows.n + s->rows.skipped, nn_now() - t0, &timing, epochs, peak);
 	PG_RETURN_BYTEA_P(copy_bytea(result));
 }

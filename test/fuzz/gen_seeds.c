@@ -22,6 +22,7 @@
 
 #include "model.h"
 #include "train.h"
+#include "tune.h"
 
 static const char *outdir;
 
@@ -64,7 +65,7 @@ write_seed(const char *sub, const char *name, const void *data, size_t len)
 /* Build, serialise, re-read and keep one model blob. */
 static void
 model_seed(const char *name, int kind, const char *spec, nn_shape in, int classes,
-		   int nepochs, int norm, int dtype, uint64_t seed)
+		   int nepochs, int norm, int dtype, int tuned, uint64_t seed)
 {
 	nn_model	m,
 				back;
@@ -108,6 +109,32 @@ model_seed(const char *name, int kind, const char *spec, nn_shape in, int classe
 	}
 	nn_rng_seed(&rng, seed);
 	nn_net_init_params(&m.net, m.params, NULL, &rng);
+	if (tuned)
+	{
+		/* the record of a two-trial halving search over learning_rate */
+		static nn_trial trials[2];
+		static nn_tuning t;
+
+		memset(&t, 0, sizeof(t));
+		t.strategy = NN_TUNE_HALVING;
+		t.metric = NN_METRIC_VAL_LOSS;
+		t.eta = 2;
+		t.min_epochs = 1;
+		t.nkeys = 1;
+		snprintf(t.keys[0], sizeof(t.keys[0]), "learning_rate");
+		t.ntrials = 2;
+		t.best = 1;
+		t.trials = trials;
+		for (int i = 0; i < 2; i++)
+		{
+			trials[i].opt = m.options;
+			trials[i].opt.learning_rate = 0.001f * (i + 1);
+			trials[i].val_acc = 0.5f + 0.1f * i;
+			trials[i].val_loss = 1.0f - 0.2f * i;
+			trials[i].epochs = i + 1;
+		}
+		m.tuning = &t;
+	}
 
 	len = nn_model_size(&m);
 	buf = malloc(len);
@@ -279,14 +306,16 @@ main(int argc, char **argv)
 
 	model_seed("model-small.bin", NN_BLOB_MODEL,
 			   "conv(2,3) relu maxpool(2) flatten dense(3)", mnistish, 3, 2,
-			   NN_NORM_MINMAX, NN_DTYPE_UINT8, 7);
+			   NN_NORM_MINMAX, NN_DTYPE_UINT8, 0, 7);
 	model_seed("model-zscore-dropout.bin", NN_BLOB_MODEL,
 			   "conv(2,3,1,same) relu maxpool(2,2) dropout(0.25) dense(4) relu dense(2)",
-			   rgb, 2, 3, NN_NORM_ZSCORE, NN_DTYPE_UINT8, 11);
+			   rgb, 2, 3, NN_NORM_ZSCORE, NN_DTYPE_UINT8, 0, 11);
 	model_seed("model-float32.bin", NN_BLOB_MODEL,
-			   "conv(2,3) relu dense(3)", mnistish, 3, 1, NN_NORM_ZSCORE, NN_DTYPE_FLOAT32, 5);
+			   "conv(2,3) relu dense(3)", mnistish, 3, 1, NN_NORM_ZSCORE, NN_DTYPE_FLOAT32, 0, 5);
+	model_seed("model-tuned.bin", NN_BLOB_MODEL,
+			   "conv(2,3) relu dense(3)", mnistish, 3, 2, NN_NORM_MINMAX, NN_DTYPE_UINT8, 1, 13);
 	model_seed("gradients-small.bin", NN_BLOB_GRADIENTS,
-			   "conv(1,3,2) relu dense(2)", mnistish, 2, 0, NN_NORM_NONE, NN_DTYPE_UINT8, 3);
+			   "conv(1,3,2) relu dense(2)", mnistish, 2, 0, NN_NORM_NONE, NN_DTYPE_UINT8, 0, 3);
 	copy_seed("model-format1.bin", "test/fixtures/model_v1.bin");
 
 	rows_seed("rows-empty.bin", 16, NN_DTYPE_UINT8, 0, 0);

@@ -568,8 +568,10 @@ LATERAL (VALUES
 		'model is corrupt: bad normalisation statistics', false),
 	('options section marked optional (so a model without options)', pg_temp.reseal(set_byte(blob, opts + 1, 128)), 'XX001',
 		'model is corrupt: options are missing', false),
-	('options section retagged 9, unknown and not optional', pg_temp.reseal(set_byte(blob, opts, 9)), 'XX001',
-		'model has section 9, which this mlcnn does not know and may not skip (a later version wrote it?)', false),
+	('options section retagged 127, unknown and not optional', pg_temp.reseal(set_byte(blob, opts, 127)), 'XX001',
+		'model has section 127, which this mlcnn does not know and may not skip (a later version wrote it?)', false),
+	('options section retagged 9 (tuning) without the optional bit', pg_temp.reseal(set_byte(blob, opts, 9)), 'XX001',
+		'model is corrupt: the tuning section is not marked optional', false),
 	('stored option epochs 0', pg_temp.forge64(epochs_opt + 12, 0), 'XX001',
 		'model is corrupt: bad options: option "epochs" must be between 1 and 10000, not 0', false),
 	('stored option epochs typed as a number', pg_temp.reseal(set_byte(blob, epochs_opt + 7, 2)), 'XX001',
@@ -629,10 +631,10 @@ SELECT is(pg_temp.u64(blob, parp), 410::numeric, 'good model: 410 parameters aft
 FROM bi_layout WHERE parp + 8 + 4 * 410 + 4 = len AND get_byte(blob, par) = 6;
 -- an optional section this mlcnn does not know is skipped: the same predictions
 SELECT is(
-	(SELECT predict(pg_temp.reseal(substring(blob FROM 1 FOR len - 4) || '\x0980030000000000000061626300000000'::bytea), r.px)
+	(SELECT predict(pg_temp.reseal(substring(blob FROM 1 FOR len - 4) || '\x7f80030000000000000061626300000000'::bytea), r.px)
 	 FROM bi_layout, bi_rows r WHERE r.i = 3),
 	(SELECT p FROM bi_expect),
-	'an unknown section marked optional (tag 0x8009) is skipped: the model predicts as before');
+	'an unknown section marked optional (tag 0x807f) is skipped: the model predicts as before');
 
 SELECT * FROM pg_temp.run_cases();
 

@@ -801,10 +801,10 @@ T_CASE(test_model_sections)
 	norm = section_at(buf, len, NN_SECTION_NORM, &plen);
 	{
 		/* an optional section this mlcnn does not know: skipped, and not written again */
-		uint8_t		opt[13] = {0x09, 0x80, 3, 0, 0, 0, 0, 0, 0, 0, 'a', 'b', 'c'};
+		uint8_t		opt[13] = {0x7f, 0x80, 3, 0, 0, 0, 0, 0, 0, 0, 'a', 'b', 'c'};
 
 		x = spliced(buf, len, len - 4, opt, sizeof(opt), &len2);
-		if (T_OK(nn_model_read(&b, x, len2, &counting, &st) == NN_OK, "an unknown optional section (0x8009) is skipped: %s",
+		if (T_OK(nn_model_read(&b, x, len2, &counting, &st) == NN_OK, "an unknown optional section (0x807f) is skipped: %s",
 				 st.msg))
 		{
 			size_t		len3;
@@ -824,10 +824,10 @@ T_CASE(test_model_sections)
 	}
 	{
 		/* a required section this mlcnn does not know: refused, naming the tag */
-		uint8_t		req[13] = {0x09, 0x00, 3, 0, 0, 0, 0, 0, 0, 0, 'a', 'b', 'c'};
+		uint8_t		req[13] = {0x7f, 0x00, 3, 0, 0, 0, 0, 0, 0, 0, 'a', 'b', 'c'};
 
 		x = spliced(buf, len, len - 4, req, sizeof(req), &len2);
-		expect_refused(x, len2, "model has section 9, which this mlcnn does not know and may not skip", "section 9");
+		expect_refused(x, len2, "model has section 127, which this mlcnn does not know and may not skip", "section 127");
 		free(x);
 		req[0] = 0;
 		x = spliced(buf, len, len - 4, req, sizeof(req), &len2);

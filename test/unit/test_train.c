@@ -1104,3 +1104,132 @@ T_CASE(test_train_float_rows)
 	free(tpx);
 	free(tlab);
 }
+
+/* ---------------------------------------------------------------- tuning */
+
+#include "tune.h"
+
+/* a search over learning rates on the quadrant problem */
+static void
+quad_search(nn_tuning *t, nn_trial *trials, int strategy, const float *lrs, int n)
+{
+	memset(t, 0, sizeof(*t));
+	t->strategy = strategy;
+	t->metric = NN_METRIC_VAL_ACCURACY;
+	t->eta = 2;
+	t->min_epochs = 1;
+	t->nkeys = 1;
+	snprintf(t->keys[0], sizeof(t->keys[0]), "learning_rate");
+	t->ntrials = n;
+	t->trials = trials;
+	for (int i = 0; i < n; i++)
+	{
+		memset(&trials[i], 0, sizeof(trials[i]));
+		quad_options(&trials[i].opt);
+		trials[i].opt.validation_fraction = 0.25f;
+		trials[i].opt.learning_rate = lrs[i];
+	}
+}
+
+T_CASE(test_train_tune)
+{
+	uint8_t    *px;
+	int32_t    *lab;
+	nn_rows		rows;
+	nn_tuning	t;
+	nn_trial	trials[4];
+	nn_model	m,
+				ref;
+	nn_status	st = {0};
+	static const float lrs[4] = {0.0005f, 0.01f, 0.002f, 0.00002f};
+
+	quad_data(&px, &lab, QUAD_ROWS, 41);
+	if (!quad_rows(&rows, px, lab, QUAD_ROWS, NULL))
+		return;
+	for (int strategy = NN_TUNE_GRID; strategy <= NN_TUNE_HALVING; strategy += NN_TUNE_HALVING - NN_TUNE_GRID)
+	{
+		const char *name = nn_tune_strategy_name(strategy);
+
+		quad_search(&t, trials, strategy, lrs, 4);
+		if (!T_OK(nn_tune(&m, &rows, &t, NULL, NULL, NULL, &counting, &st) == NN_OK, "%s search: %s", name, st.msg))
+			continue;
+		T_OK(m.tuning != NULL && m.tuning->ntrials == 4 && m.tuning->best == t.best, "%s: the model carries the record", name);
+		for (int i = 0; i < 4; i++)
+			T_OK(trials[i].epochs == 4 || strategy == NN_TUNE_HALVING, "%s: trial %d trained %d epochs", name, i, trials[i].epochs);
+		for (int i = 0; i < 4; i++)
+			T_OK(t.best == i || !(trials[i].val_acc > trials[t.best].val_acc), "%s: the winner %d has the best accuracy (%g vs trial %d: %g)",
+				 name, t.best, trials[t.best].val_acc, i, trials[i].val_acc);
+		if (strategy == NN_TUNE_HALVING)
+		{
+			int			hist[5] = {0};
+
+			for (int i = 0; i < 4; i++)
+				hist[trials[i].epochs]++;
+			T_OK(hist[1] == 2 && hist[2] == 1 && hist[4] == 1 && trials[t.best].epochs == 4,
+				 "halving: two trials stop at 1 epoch, one at 2, the winner trains all 4 (%d %d %d %d)",
+				 trials[0].epochs, trials[1].epochs, trials[2].epochs, trials[3].epochs);
+		}
+		/* the winner is exactly nn_train of its options, resumed or not */
+		if (T_OK(nn_train(&ref, &rows, &trials[t.best].opt, NULL, NULL, NULL, &counting, &st) == NN_OK, "retrain: %s", st.msg))
+		{
+			T_OK(memcmp(ref.params, m.params, sizeof(float) * m.net.nparams) == 0,
+				 "%s: retraining the winning options gives the same weights", name);
+			model_free(&ref);
+		}
+		/* the record survives the model format */
+		{
+			size_t		len;
+			uint8_t    *buf = model_bytes(&m, &len);
+			nn_model	back;
+
+			if (T_OK(nn_model_read(&back, buf, len, &counting, &st) == NN_OK, "%s: a tuned model reads back: %s", name, st.msg))
+			{
+				int			same = back.tuning && back.tuning->ntrials == 4 && back.tuning->best == t.best &&
+					back.tuning->strategy == strategy && strcmp(back.tuning->keys[0], "learning_rate") == 0;
+
+				for (int i = 0; same && i < 4; i++)
+					same = back.tuning->trials[i].opt.learning_rate == lrs[i] &&
+						back.tuning->trials[i].epochs == trials[i].epochs &&
+						memcmp(&back.tuning->trials[i].val_acc, &trials[i].val_acc, 4) == 0 &&
+						memcmp(&back.tuning->trials[i].val_loss, &trials[i].val_loss, 4) == 0;
+				T_OK(same, "%s: every trial's options and figures survive", name);
+				nn_model_free(&back, &counting);
+			}
+			/* a reader that does not know section 9 skips it: the optional bit is set */
+			{
+				int			found = 0;
+
+				for (size_t k = 24; k + 10 <= len - 4;)
+				{
+					uint16_t	tag = (uint16_t) (buf[k] | buf[k + 1] << 8);
+					uint64_t	sl = 0;
+
+					for (int b = 7; b >= 0; b--)
+						sl = sl << 8 | buf[k + 2 + b];
+					found |= tag == (NN_SECTION_TUNING | NN_SECTION_OPTIONAL);
+					k += 10 + (size_t) sl;
+				}
+				T_OK(found, "%s: the tuning section is written as optional (0x8009)", name);
+			}
+			free(buf);
+		}
+		nn_model_free(&m, &counting);
+	}
+	/* searches refused before any training */
+	quad_search(&t, trials, NN_TUNE_GRID, lrs, 2);
+	trials[1].opt.validation_fraction = 0;
+	T_OK(nn_tune(&m, &rows, &t, NULL, NULL, NULL, &counting, &st) == NN_ERR_INVALID && strstr(st.msg, "trial 2"),
+		 "no hold-out: %s", st.msg);
+	quad_search(&t, trials, NN_TUNE_HALVING, lrs, 2);
+	t.min_epochs = 4;
+	T_OK(nn_tune(&m, &rows, &t, NULL, NULL, NULL, &counting, &st) == NN_ERR_INVALID && strstr(st.msg, "min_epochs"),
+		 "halving without enough epochs: %s", st.msg);
+	quad_search(&t, trials, NN_TUNE_GRID, lrs, 2);
+	snprintf(trials[0].opt.layers, sizeof(trials[0].opt.layers), "conv(8,3) relu dense(4) nonsense");
+	T_OK(nn_tune(&m, &rows, &t, NULL, NULL, NULL, &counting, &st) == NN_ERR_INVALID && strstr(st.msg, "trial 1"),
+		 "a layer spec that does not parse: %s", st.msg);
+	nn_rows_free(&rows, &counting);
+	T_OK(counts.live == 0, "everything freed (%ld live)", counts.live);
+	free(px);
+	free(lab);
+}
