@@ -1,7 +1,9 @@
 -- mlcnn 0.3.0 -> 0.4.0: ALTER EXTENSION mlcnn UPDATE.
 -- Adds the real[] forms of train_conv2d, predict, predict_proba,
 -- forward_pass, calculate_loss, compute_gradients and evaluate, and
--- tune_conv2d (model selection: grid, random, successive halving). Models of
+-- tune_conv2d (model selection: grid, random, successive halving); gives
+-- compute_gradients and evaluate a bytea state with a combine function, so
+-- that parallel plans and Citus split them; adds average_models. Models of
 -- bytea pixels are unchanged (format 2); a model trained on real[] rows has
 -- one more section, which 0.3.0 refuses to read.
 -- Afterwards the objects are those of a fresh CREATE EXTENSION mlcnn (the
@@ -81,29 +83,91 @@ RETURNS double precision AS 'MODULE_PATHNAME', 'calculate_loss_real'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION @extschema@.calculate_loss(bytea, real[], integer) IS 'the cross-entropy loss of the model on one labelled real[] input';
 
-CREATE FUNCTION @extschema@.mlcnn_gradients_transfn(internal, bytea, real[], integer)
-RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_gradients_transfn_real'
+-- compute_gradients and evaluate get a bytea state with a combine function:
+-- the old aggregates and their support functions go first (a view that
+-- uses one of them stops the update; drop it and make it again after).
+DROP AGGREGATE @extschema@.compute_gradients(bytea, bytea, integer);
+DROP AGGREGATE @extschema@.evaluate(bytea, bytea, integer);
+DROP FUNCTION @extschema@.mlcnn_gradients_transfn(internal, bytea, bytea, integer);
+DROP FUNCTION @extschema@.mlcnn_gradients_finalfn(internal);
+DROP FUNCTION @extschema@.mlcnn_evaluate_transfn(internal, bytea, bytea, integer);
+DROP FUNCTION @extschema@.mlcnn_evaluate_finalfn(internal);
+
+-- compute_gradients and evaluate: aggregates over (model, pixels, label).
+-- Their state is a bytea (a partial result: summed gradients, or counts),
+-- with a combine function, so that PostgreSQL's parallel workers and Citus's
+-- workers each run the forward and backward passes over their own rows and
+-- only the partials travel. While a query adds rows the state is an expanded
+-- object (the decoded model and a batch of queued rows), flattened only when
+-- it leaves the process. The transition functions are not STRICT: rows with
+-- NULLs are skipped and counted; the combine functions are not STRICT either
+-- (they turn a partial from elsewhere into a state of their own).
+CREATE FUNCTION @extschema@.mlcnn_gradients_transfn(bytea, bytea, bytea, integer)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_gradients_transfn'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@.mlcnn_gradients_transfn(internal, bytea, real[], integer) IS 'compute_gradients transition: queues one row of real[] pixels, runs full batches';
+CREATE FUNCTION @extschema@.mlcnn_gradients_transfn(bytea, bytea, real[], integer)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_gradients_transfn_real'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_gradients_combinefn(bytea, bytea)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_gradients_combinefn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_gradients_finalfn(bytea)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_gradients_finalfn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mlcnn_gradients_transfn(bytea, bytea, bytea, integer) IS 'compute_gradients transition: queues one row, runs full batches';
+COMMENT ON FUNCTION @extschema@.mlcnn_gradients_transfn(bytea, bytea, real[], integer) IS 'compute_gradients transition: queues one row of real[] pixels, runs full batches';
+COMMENT ON FUNCTION @extschema@.mlcnn_gradients_combinefn(bytea, bytea) IS 'compute_gradients combine: adds two partial gradient sums';
+COMMENT ON FUNCTION @extschema@.mlcnn_gradients_finalfn(bytea) IS 'compute_gradients final: the mean gradient';
+CREATE AGGREGATE @extschema@.compute_gradients(model bytea, pixels bytea, label integer) (
+    SFUNC = @extschema@.mlcnn_gradients_transfn,
+    STYPE = bytea,
+    FINALFUNC = @extschema@.mlcnn_gradients_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_gradients_combinefn,
+    PARALLEL = SAFE
+);
 CREATE AGGREGATE @extschema@.compute_gradients(model bytea, pixels real[], label integer) (
     SFUNC = @extschema@.mlcnn_gradients_transfn,
-    STYPE = internal,
+    STYPE = bytea,
     FINALFUNC = @extschema@.mlcnn_gradients_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_gradients_combinefn,
     PARALLEL = SAFE
 );
+COMMENT ON AGGREGATE @extschema@.compute_gradients(bytea, bytea, integer) IS 'the mean cross-entropy gradient over the rows, in the model''s parameter layout';
 COMMENT ON AGGREGATE @extschema@.compute_gradients(bytea, real[], integer) IS 'the mean cross-entropy gradient over (real[] pixels, label) rows, in the model''s parameter layout';
 
-CREATE FUNCTION @extschema@.mlcnn_evaluate_transfn(internal, bytea, real[], integer)
-RETURNS internal AS 'MODULE_PATHNAME', 'mlcnn_evaluate_transfn_real'
+CREATE FUNCTION @extschema@.mlcnn_evaluate_transfn(bytea, bytea, bytea, integer)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_evaluate_transfn'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION @extschema@.mlcnn_evaluate_transfn(internal, bytea, real[], integer) IS 'evaluate transition: queues one row of real[] pixels, runs full batches';
-CREATE AGGREGATE @extschema@.evaluate(model bytea, pixels real[], label integer) (
+CREATE FUNCTION @extschema@.mlcnn_evaluate_transfn(bytea, bytea, real[], integer)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_evaluate_transfn_real'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_evaluate_combinefn(bytea, bytea)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_evaluate_combinefn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_evaluate_finalfn(bytea)
+RETURNS jsonb AS 'MODULE_PATHNAME', 'mlcnn_evaluate_finalfn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mlcnn_evaluate_transfn(bytea, bytea, bytea, integer) IS 'evaluate transition: queues one row, runs full batches';
+COMMENT ON FUNCTION @extschema@.mlcnn_evaluate_transfn(bytea, bytea, real[], integer) IS 'evaluate transition: queues one row of real[] pixels, runs full batches';
+COMMENT ON FUNCTION @extschema@.mlcnn_evaluate_combinefn(bytea, bytea) IS 'evaluate combine: adds two partial counts';
+COMMENT ON FUNCTION @extschema@.mlcnn_evaluate_finalfn(bytea) IS 'evaluate final: accuracy, loss, confusion matrix, precision and recall';
+CREATE AGGREGATE @extschema@.evaluate(model bytea, pixels bytea, label integer) (
     SFUNC = @extschema@.mlcnn_evaluate_transfn,
-    STYPE = internal,
+    STYPE = bytea,
     FINALFUNC = @extschema@.mlcnn_evaluate_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_evaluate_combinefn,
     PARALLEL = SAFE
 );
+CREATE AGGREGATE @extschema@.evaluate(model bytea, pixels real[], label integer) (
+    SFUNC = @extschema@.mlcnn_evaluate_transfn,
+    STYPE = bytea,
+    FINALFUNC = @extschema@.mlcnn_evaluate_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_evaluate_combinefn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.evaluate(bytea, bytea, integer) IS 'rows, accuracy, mean loss, confusion matrix and per-class precision and recall of a model';
 COMMENT ON AGGREGATE @extschema@.evaluate(bytea, real[], integer) IS 'rows, accuracy, mean loss, confusion matrix and per-class precision and recall of a model over real[] inputs';
+
 
 -- ======================================================== model selection
 -- (section: tune_conv2d)
@@ -144,4 +208,31 @@ CREATE AGGREGATE @extschema@.tune_conv2d(pixels real[], label integer, search js
 );
 COMMENT ON AGGREGATE @extschema@.tune_conv2d(bytea, integer, jsonb) IS 'searches a space of training options (grid, random or successive halving) over one buffered copy of the rows; returns the best model, every trial in model_info';
 COMMENT ON AGGREGATE @extschema@.tune_conv2d(real[], integer, jsonb) IS 'tune_conv2d over real[] rows';
+
+-- ======================================================== model averaging
+-- (section: average_models)
+-- average_models(model, weight): the weighted mean of models of one
+-- architecture. Its state is a bytea with a combine function, so Citus and
+-- parallel plans split it; the transition function is not STRICT (NULL
+-- models and weights are skipped).
+CREATE FUNCTION @extschema@.mlcnn_average_transfn(bytea, bytea, double precision)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_average_transfn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_average_combinefn(bytea, bytea)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_average_combinefn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION @extschema@.mlcnn_average_finalfn(bytea)
+RETURNS bytea AS 'MODULE_PATHNAME', 'mlcnn_average_finalfn'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.mlcnn_average_transfn(bytea, bytea, double precision) IS 'average_models transition: adds weight x model to the sums';
+COMMENT ON FUNCTION @extschema@.mlcnn_average_combinefn(bytea, bytea) IS 'average_models combine: adds two partial sums';
+COMMENT ON FUNCTION @extschema@.mlcnn_average_finalfn(bytea) IS 'average_models final: the first model with the weighted mean parameters and buffers';
+CREATE AGGREGATE @extschema@.average_models(model bytea, weight double precision) (
+    SFUNC = @extschema@.mlcnn_average_transfn,
+    STYPE = bytea,
+    FINALFUNC = @extschema@.mlcnn_average_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_average_combinefn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.average_models(bytea, double precision) IS 'the weighted mean of models of one architecture and normalisation (model averaging); NULL models and weights are skipped';
 

@@ -102,3 +102,102 @@ nn_metrics_free(nn_metrics *m, const nn_allocator *a)
 	m->confusion = NULL;
 	m->hits = m->predicted = m->present = NULL;
 }
+
+/* Serialised size: i32 classes, i64 rows, i64 correct, f64 loss, then the counts. */
+size_t
+nn_metrics_serial_size(const nn_metrics *m)
+{
+	size_t		K = m->classes > 0 ? (size_t) m->classes : 1;
+
+	return 4 + 8 + 8 + 8 + (m->confusion ? K * K * 8 : 0) + 3 * K * 8;
+}
+
+/* The metrics into buf (nn_metrics_serial_size bytes), host order: partial results of one query. */
+void
+nn_metrics_serialize(const nn_metrics *m, uint8_t *buf)
+{
+	size_t		K = m->classes > 0 ? (size_t) m->classes : 1;
+	int32_t		classes = m->classes;
+
+	memcpy(buf, &classes, 4);
+	memcpy(buf + 4, &m->rows, 8);
+	memcpy(buf + 12, &m->correct, 8);
+	memcpy(buf + 20, &m->loss, 8);
+	buf += 28;
+	if (m->confusion)
+	{
+		memcpy(buf, m->confusion, K * K * 8);
+		buf += K * K * 8;
+	}
+	memcpy(buf, m->hits, 3 * K * 8);
+}
+
+/* Metrics from nn_metrics_serialize's bytes, every length and count checked. */
+int
+nn_metrics_deserialize(nn_metrics *m, const uint8_t *buf, size_t len, const nn_allocator *a, nn_status *st)
+{
+	int32_t		classes;
+	size_t		K;
+
+	if (len < 28)
+		return nn_fail(st, NN_ERR_CORRUPT, "partial metrics are truncated");
+	memcpy(&classes, buf, 4);
+	if (classes < 1 || classes > NN_MAX_CLASSES_METRICS)
+		return nn_fail(st, NN_ERR_CORRUPT, "partial metrics have %d classes", classes);
+	if (nn_metrics_init(m, classes, a, st) != NN_OK)
+		return st->code;
+	K = (size_t) classes;
+	if (len != nn_metrics_serial_size(m))
+	{
+		size_t		want = nn_metrics_serial_size(m);
+
+		nn_metrics_free(m, a);
+		return nn_fail(st, NN_ERR_CORRUPT, "partial metrics of %d classes take %zu bytes, not %zu",
+					   classes, want, len);
+	}
+	memcpy(&m->rows, buf + 4, 8);
+	memcpy(&m->correct, buf + 12, 8);
+	memcpy(&m->loss, buf + 20, 8);
+	buf += 28;
+	if (m->confusion)
+	{
+		memcpy(m->confusion, buf, K * K * 8);
+		buf += K * K * 8;
+	}
+	memcpy(m->hits, buf, 3 * K * 8);
+	/* the counts must agree: every row is of one class and predicted as one */
+	{
+		int64_t		hits = 0,
+					predicted = 0,
+					present = 0,
+					matrix = 0,
+					diagonal = 0;
+		int			bad = 0;
+
+		for (size_t k = 0; k < K; k++)
+		{
+			bad |= m->hits[k] < 0 || m->predicted[k] < m->hits[k] || m->present[k] < m->hits[k];
+			hits += m->hits[k];
+			predicted += m->predicted[k];
+			present += m->present[k];
+		}
+		for (size_t i = 0; m->confusion && i < K * K; i++)
+		{
+			bad |= m->confusion[i] < 0;
+			matrix += m->confusion[i];
+			diagonal += i % (K + 1) == 0 ? m->confusion[i] : 0;
+		}
+		if (bad || hits != m->correct || predicted != m->rows || present != m->rows ||
+			(m->confusion && (matrix != m->rows || diagonal != m->correct)))
+		{
+			nn_metrics_free(m, a);
+			return nn_fail(st, NN_ERR_CORRUPT, "partial metrics have counts that do not agree");
+		}
+	}
+	if (m->rows < 0 || m->correct < 0 || m->correct > m->rows || !(m->loss >= 0))
+	{
+		nn_metrics_free(m, a);
+		return nn_fail(st, NN_ERR_CORRUPT, "partial metrics have impossible counts");
+	}
+	return NN_OK;
+}

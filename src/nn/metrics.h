@@ -39,6 +39,13 @@ double		nn_metrics_mean_loss(const nn_metrics *m);
 double		nn_metrics_precision(const nn_metrics *m, int k);
 /* of the rows of class k, the share predicted k; NAN when there were none */
 double		nn_metrics_recall(const nn_metrics *m, int k);
+/* the most classes partial metrics may have (NN_MAX_CLASSES of the options) */
+#define NN_MAX_CLASSES_METRICS 4096
+/* partial metrics as bytes (for aggregate states that cross processes or servers) and back */
+size_t		nn_metrics_serial_size(const nn_metrics *m);
+void		nn_metrics_serialize(const nn_metrics *m, uint8_t *buf);
+int			nn_metrics_deserialize(nn_metrics *m, const uint8_t *buf, size_t len, const nn_allocator *a,
+								   nn_status *st);
 /* release what init allocated */
 void		nn_metrics_free(nn_metrics *m, const nn_allocator *a);
 

@@ -17,6 +17,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/expandeddatum.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 
@@ -26,9 +27,11 @@
 
 PG_FUNCTION_INFO_V1(mlcnn_gradients_transfn);
 PG_FUNCTION_INFO_V1(mlcnn_gradients_transfn_real);
+PG_FUNCTION_INFO_V1(mlcnn_gradients_combinefn);
 PG_FUNCTION_INFO_V1(mlcnn_gradients_finalfn);
 PG_FUNCTION_INFO_V1(mlcnn_evaluate_transfn);
 PG_FUNCTION_INFO_V1(mlcnn_evaluate_transfn_real);
+PG_FUNCTION_INFO_V1(mlcnn_evaluate_combinefn);
 PG_FUNCTION_INFO_V1(mlcnn_evaluate_finalfn);
 PG_FUNCTION_INFO_V1(update_weights);
 PG_FUNCTION_INFO_V1(model_info);
@@ -36,11 +39,52 @@ PG_FUNCTION_INFO_V1(model_weights);
 
 #define AGG_BATCH 32
 
-/* State shared by compute_gradients and evaluate. */
+/*
+ * The aggregates' state is a bytea, so that other processes and servers can
+ * hold partial results: PostgreSQL's parallel workers, Citus's workers (it
+ * splits an aggregate only when its state type is not internal), and
+ * average_models' callers. While a query adds rows it is an expanded object
+ * (utils/expandeddatum.h) holding the decoded model and a batch of queued
+ * rows; flattened, it is a partial result:
+ *
+ *   8  magic "MLCNNAGG"
+ *   1  u8 kind: 1 compute_gradients, 2 evaluate
+ *   1  u8 1 when a model was seen (else only skipped rows)
+ *   2  u16 0
+ *   4  u32 the model's stored checksum   8  u64 its length (its identity)
+ *   8  i64 rows skipped (NULL model, pixels or label)
+ *   then compute_gradients: a gradient blob of the model format whose
+ *   parameters are the sums (not yet the mean) over its grad_rows rows;
+ *   evaluate: the metrics' counts (nn_metrics_serialize).
+ *
+ * Flattening first runs the queued rows, so a partial counts every row it
+ * has seen. The combine function merges partials exactly (counts) or in
+ * float arithmetic (gradient sums); the final function gives the same
+ * result as one state that saw every row, the gradients within float
+ * rounding.
+ */
+#define PARTIAL_HEADER 32
+#define KIND_GRADIENTS 1
+#define KIND_EVALUATE 2
+
 typedef struct BatchState
 {
-	MemoryContext cxt;
+	ExpandedObjectHeader hdr;	/* first: the state is an expanded object */
+	MemoryContext cxt;			/* the object's context: everything below */
 	MlcnnAlloc	alloc;
+	int			kind;			/* KIND_* */
+	/* the result so far */
+	bool		have_model;		/* a model (or a partial of one) was seen */
+	uint32		model_crc;		/* its identity: stored checksum and length */
+	uint64		model_len;
+	nn_net		net;			/* gradients: the architecture, for the blob */
+	nn_norm		norm;
+	float	   *grads;			/* gradients: summed */
+	int64		n;				/* rows counted */
+	int64		skipped;		/* NULL model, pixels or label */
+	nn_metrics	metrics;		/* evaluate */
+	bool		have_metrics;
+	/* the rows of this process */
 	MlcnnModel *mm;				/* the model, decoded once */
 	uint64		generation;		/* mm->generation when first seen */
 	int			nb;				/* rows waiting in the batch */
@@ -48,80 +92,234 @@ typedef struct BatchState
 	uint8	   *pix;			/* cap rows of the model's values */
 	const uint8_t *rows[AGG_BATCH];
 	int32		labels[AGG_BATCH];
-	int64		n;				/* rows processed */
-	int64		skipped;		/* NULL pixels or label */
 	nn_timing	t;
 	double		seconds;
-	/* compute_gradients */
-	nn_work		work;			/* training buffers */
-	float	   *grads;			/* summed gradients */
-	/* evaluate */
-	nn_metrics	metrics;
+	nn_work		work;			/* gradients: training buffers */
 } BatchState;
 
-/* Get or create the state, decode the model (arg 1), and check it is the same. */
-static BatchState *
-batch_state(FunctionCallInfo fcinfo, bool gradients)
+static Size batch_flat_size(ExpandedObjectHeader *eohptr);
+static void batch_flatten(ExpandedObjectHeader *eohptr, void *result, Size allocated_size);
+static void flush(BatchState *s);
+
+static const ExpandedObjectMethods batch_methods = {batch_flat_size, batch_flatten};
+
+/* The name of the aggregate of a kind. */
+static const char *
+kind_name(int kind)
 {
-	MemoryContext aggcxt;
-	BatchState *s;
-	MlcnnModel *mm;
-	int			K;
+	return kind == KIND_GRADIENTS ? "compute_gradients" : "evaluate";
+}
 
-	MlcnnAggContext(fcinfo, &aggcxt, gradients ? "compute_gradients" : "evaluate");
-	if (!PG_ARGISNULL(0))
-		s = (BatchState *) PG_GETARG_POINTER(0);
-	else
-	{
-		s = MemoryContextAllocZero(aggcxt, sizeof(BatchState));
-		s->cxt = AllocSetContextCreate(aggcxt, "mlcnn batch state", ALLOCSET_DEFAULT_SIZES);
-		MlcnnAllocInitAccounted(&s->alloc, s->cxt);
-	}
-	if (PG_ARGISNULL(1))
-		return s;
-	/* gradients run in s->work; only evaluate uses the cache's inference buffers */
-	mm = MlcnnModelGet(&s->mm, s->cxt, PG_GETARG_DATUM(1), gradients ? 0 : AGG_BATCH, true);
-	if (s->pix == NULL)
-	{
-		nn_status	st;
-		const nn_net *net = &mm->model.net;
-		Size		grad_bytes = sizeof(float) * net->nparams;
+/* A new, empty state of kind in a context under parent. */
+static BatchState *
+state_new(MemoryContext parent, int kind)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "mlcnn batch state", ALLOCSET_DEFAULT_SIZES);
+	BatchState *s = MemoryContextAllocZero(cxt, sizeof(BatchState));
 
-		s->generation = mm->generation;
-		K = net->classes;
-		if (gradients)
-		{
-			/* the gradient sums and training buffers, within the inference budget */
-			s->cap = MlcnnFitBatch(net, AGG_BATCH, true, mm->alloc.cur + grad_bytes, "compute_gradients");
-			s->grads = nn_calloc(&s->alloc.a, net->nparams, sizeof(float));
-			if (s->grads == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_OUT_OF_MEMORY),
-						 errmsg("out of memory for the gradients of %zu parameters", net->nparams)));
-			if (nn_work_alloc(&s->work, net, s->cap, 1, &s->alloc.a, &st) != NN_OK)
-				MlcnnReportStatus(&st);
-		}
-		else
-		{
-			s->cap = mm->batch;
-			if (nn_metrics_init(&s->metrics, K, &s->alloc.a, &st) != NN_OK)
-				MlcnnReportStatus(&st);
-		}
-		s->pix = nn_alloc(&s->alloc.a, (Size) s->cap * net->input.h * net->input.w * net->input.c *
-						  nn_dtype_size(mm->model.norm.dtype));
-		if (s->pix == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory for a batch of %d rows", s->cap)));
-	}
-	else if (mm->generation != s->generation)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the model must be the same for every row of one aggregate call")));
+	EOH_init_header(&s->hdr, &batch_methods, cxt);
+	s->cxt = cxt;
+	s->kind = kind;
+	MlcnnAllocInitAccounted(&s->alloc, cxt);
 	return s;
 }
 
-/* Queue one row (pixels arg 2 of dtype, label arg 3); returns true when the batch is full. */
+/* The stored checksum (last four bytes) of a detoasted model. */
+static uint32
+model_crc_of(const bytea *b)
+{
+	const uint8 *p = (const uint8 *) VARDATA_ANY(b) + VARSIZE_ANY_EXHDR(b) - 4;
+
+	if (VARSIZE_ANY_EXHDR(b) < 4)
+		return 0;
+	return (uint32) p[0] | (uint32) p[1] << 8 | (uint32) p[2] << 16 | (uint32) p[3] << 24;
+}
+
+/* Error unless a model of this identity is the state's (or the state has none yet, which adopts it). */
+static void
+same_model(BatchState *s, uint32 crc, uint64 len)
+{
+	if (!s->have_model)
+	{
+		s->have_model = true;
+		s->model_crc = crc;
+		s->model_len = len;
+	}
+	else if (s->model_crc != crc || s->model_len != len)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the model must be the same for every row of one aggregate call")));
+}
+
+/* Gradients: the architecture and sums of a first model or partial, allocated in the state. */
+static void
+adopt_net(BatchState *s, const nn_net *net, const nn_norm *norm)
+{
+	s->net = *net;
+	s->norm = *norm;
+	s->grads = nn_calloc(&s->alloc.a, net->nparams ? net->nparams : 1, sizeof(float));
+	if (s->grads == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory for the gradients of %zu parameters", net->nparams)));
+}
+
+/* Merge the flat partial p (len bytes) into s. */
+static void
+merge_partial(BatchState *s, const uint8 *p, Size len)
+{
+	uint32		crc;
+	uint64		mlen;
+	int64		skipped;
+	nn_status	st;
+
+	if (len < PARTIAL_HEADER || memcmp(p, "MLCNNAGG", 8) != 0 || p[8] != s->kind)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("%s: not a partial result of %s", kind_name(s->kind), kind_name(s->kind))));
+	memcpy(&crc, p + 12, 4);
+	memcpy(&mlen, p + 16, 8);
+	memcpy(&skipped, p + 24, 8);
+	if (skipped < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("%s: a corrupt partial result", kind_name(s->kind))));
+	s->skipped += skipped;
+	if (p[9] == 0)
+	{
+		if (len != PARTIAL_HEADER)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("%s: a corrupt partial result", kind_name(s->kind))));
+		return;
+	}
+	same_model(s, crc, mlen);
+	p += PARTIAL_HEADER;
+	len -= PARTIAL_HEADER;
+	if (s->kind == KIND_GRADIENTS)
+	{
+		nn_model	g;
+		MlcnnAlloc	tmp;
+
+		MlcnnAllocInit(&tmp, CurrentMemoryContext);
+		if (nn_model_read(&g, p, len, &tmp.a, &st) != NN_OK)
+			MlcnnReportStatus(&st);
+		if (g.kind != NN_BLOB_GRADIENTS || g.grad_rows < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("compute_gradients: a corrupt partial result")));
+		if (s->grads == NULL)
+			adopt_net(s, &g.net, &g.norm);
+		else if (!nn_net_same(&s->net, &g.net, NULL, 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the model must be the same for every row of one aggregate call")));
+		for (Size i = 0; i < g.net.nparams; i++)
+			s->grads[i] += g.params[i];
+		s->n += g.grad_rows;
+		nn_model_free(&g, &tmp.a);
+	}
+	else
+	{
+		nn_metrics	m;
+
+		if (nn_metrics_deserialize(&m, p, len, &s->alloc.a, &st) != NN_OK)
+			MlcnnReportStatus(&st);
+		if (!s->have_metrics)
+		{
+			s->metrics = m;
+			s->have_metrics = true;
+		}
+		else
+		{
+			if (m.classes != s->metrics.classes)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("evaluate: partial results of %d and %d classes", m.classes, s->metrics.classes)));
+			nn_metrics_merge(&s->metrics, &m);
+			nn_metrics_free(&m, &s->alloc.a);
+		}
+		s->n = s->metrics.rows;
+	}
+}
+
+/* The state in datum d: our expanded object, or a flat partial made into one (in parent). */
+static BatchState *
+state_of(Datum d, MemoryContext parent, int kind)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(d);
+	BatchState *s;
+	bytea	   *flat;
+
+	if (VARATT_IS_EXTERNAL_EXPANDED(v))
+	{
+		ExpandedObjectHeader *eoh = DatumGetEOHP(d);
+
+		if (eoh->eoh_methods == &batch_methods && ((BatchState *) eoh)->kind == kind)
+			return (BatchState *) eoh;
+	}
+	/* a partial from another process (or a spilled hash table): a state of its own */
+	flat = DatumGetByteaPP(d);
+	s = state_new(parent, kind);
+	merge_partial(s, (const uint8 *) VARDATA_ANY(flat), VARSIZE_ANY_EXHDR(flat));
+	return s;
+}
+
+/* The decoded model of argument 1 for s; its buffers on first sight. */
+static void
+state_model(FunctionCallInfo fcinfo, BatchState *s)
+{
+	bool		gradients = s->kind == KIND_GRADIENTS;
+	MlcnnModel *mm = MlcnnModelGet(&s->mm, s->cxt, PG_GETARG_DATUM(1), gradients ? 0 : AGG_BATCH, true);
+	const nn_net *net = &mm->model.net;
+	nn_status	st;
+
+	if (s->pix != NULL)
+	{
+		if (mm->generation != s->generation)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the model must be the same for every row of one aggregate call")));
+		return;
+	}
+	if (mm->model.kind != NN_BLOB_MODEL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s needs a model, not a gradient blob", kind_name(s->kind))));
+	{
+		bytea	   *b = DatumGetByteaPP(PG_GETARG_DATUM(1));
+
+		same_model(s, model_crc_of(b), VARSIZE_ANY_EXHDR(b));
+	}
+	s->generation = mm->generation;
+	if (gradients)
+	{
+		if (s->grads == NULL)
+			adopt_net(s, net, &mm->model.norm);
+		/* the gradient sums and training buffers, within the inference budget */
+		s->cap = MlcnnFitBatch(net, AGG_BATCH, true, mm->alloc.cur + sizeof(float) * net->nparams, "compute_gradients");
+		if (nn_work_alloc(&s->work, net, s->cap, 1, &s->alloc.a, &st) != NN_OK)
+			MlcnnReportStatus(&st);
+	}
+	else
+	{
+		s->cap = mm->batch;
+		if (!s->have_metrics)
+		{
+			if (nn_metrics_init(&s->metrics, net->classes, &s->alloc.a, &st) != NN_OK)
+				MlcnnReportStatus(&st);
+			s->have_metrics = true;
+		}
+	}
+	s->pix = nn_alloc(&s->alloc.a, (Size) s->cap * net->input.h * net->input.w * net->input.c *
+					  nn_dtype_size(mm->model.norm.dtype));
+	if (s->pix == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory for a batch of %d rows", s->cap)));
+}
+
+/* Queue one row (model arg 1, pixels arg 2 of dtype, label arg 3); returns true when the batch is full. */
 static bool
 queue_row(FunctionCallInfo fcinfo, BatchState *s, int32 dtype)
 {
@@ -129,7 +327,13 @@ queue_row(FunctionCallInfo fcinfo, BatchState *s, int32 dtype)
 	int32		label;
 	const nn_net *net;
 
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+	if (PG_ARGISNULL(1))
+	{
+		s->skipped++;
+		return false;
+	}
+	state_model(fcinfo, s);
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
 	{
 		s->skipped++;
 		return false;
@@ -151,17 +355,19 @@ queue_row(FunctionCallInfo fcinfo, BatchState *s, int32 dtype)
 
 /* Run the queued rows: gradients accumulate, or evaluation counts. */
 static void
-flush(BatchState *s, bool gradients)
+flush(BatchState *s)
 {
 	MlcnnModel *mm = s->mm;
 	const nn_net *net;
 	int			B = s->nb;
+	double		t0;
 
 	if (B == 0)
 		return;
+	t0 = nn_now();
 	net = &mm->model.net;
 	MlcnnSetThreads(0);
-	if (gradients)
+	if (s->kind == KIND_GRADIENTS)
 	{
 		nn_load_pixels(s->work.act[0], s->rows, B, net->input, &mm->model.norm);
 		if (nn_net_forward(net, mm->model.params, mm->model.buffers, &s->work, B, 0, NULL, &s->t) != NN_OK)
@@ -169,6 +375,7 @@ flush(BatchState *s, bool gradients)
 		nn_net_loss(net, &s->work, s->labels, B, NULL, &s->t);
 		if (nn_net_backward(net, mm->model.params, s->grads, &s->work, B, 1.0f, &s->t) != NN_OK)
 			MlcnnReportCancel("compute_gradients was cancelled");
+		s->n += B;
 	}
 	else
 	{
@@ -177,42 +384,139 @@ flush(BatchState *s, bool gradients)
 		MlcnnModelForward(mm, s->rows, B, &s->t);
 		loss = nn_net_loss(net, &mm->work, s->labels, B, NULL, &s->t);
 		nn_metrics_add(&s->metrics, mm->work.act[net->nlayers], s->labels, B, loss);
+		s->n = s->metrics.rows;
 	}
-	s->n += B;
 	s->nb = 0;
 	s->t.batches++;
 	s->t.images += B;
+	s->seconds += nn_now() - t0;
 }
 
-/* Shared transition: queue the row, run a full batch, count the time. */
-static BatchState *
-batch_transition(FunctionCallInfo fcinfo, bool gradients, int32 dtype)
+/* The gradient blob of s: sums, or (mean) divided by the rows. */
+static nn_model
+gradient_blob(const BatchState *s, bool mean, float *params)
 {
-	double		t0 = nn_now();
-	BatchState *s = batch_state(fcinfo, gradients);
+	nn_model	g;
 
-	if (queue_row(fcinfo, s, dtype))
-		flush(s, gradients);
-	s->seconds += nn_now() - t0;
-	return s;
+	memset(&g, 0, sizeof(g));
+	g.kind = NN_BLOB_GRADIENTS;
+	g.net = s->net;
+	g.norm = s->norm;
+	nn_options_default(&g.options);
+	g.grad_rows = s->n;
+	g.rows_skipped = s->skipped;
+	g.params = params;
+	for (Size i = 0; i < g.net.nparams; i++)
+		params[i] = mean ? s->grads[i] / (float) s->n : s->grads[i];
+	return g;
+}
+
+/* Bytes of the flat partial (the queued rows run first). */
+static Size
+batch_flat_size(ExpandedObjectHeader *eohptr)
+{
+	BatchState *s = (BatchState *) eohptr;
+	Size		n = VARHDRSZ + PARTIAL_HEADER;
+
+	flush(s);
+	if (!s->have_model)
+		return n;
+	if (s->kind == KIND_GRADIENTS)
+	{
+		nn_model	g = gradient_blob(s, false, s->grads);	/* sizing reads no parameter */
+
+		return n + nn_model_size(&g);
+	}
+	return n + nn_metrics_serial_size(&s->metrics);
+}
+
+/* Write the flat partial into result (batch_flat_size bytes). */
+static void
+batch_flatten(ExpandedObjectHeader *eohptr, void *result, Size allocated_size)
+{
+	BatchState *s = (BatchState *) eohptr;
+	uint8	   *p = (uint8 *) VARDATA(result);
+	uint16		zero = 0;
+
+	memset(result, 0, allocated_size);
+	SET_VARSIZE(result, allocated_size);
+	memcpy(p, "MLCNNAGG", 8);
+	p[8] = (uint8) s->kind;
+	p[9] = s->have_model ? 1 : 0;
+	memcpy(p + 10, &zero, 2);
+	memcpy(p + 12, &s->model_crc, 4);
+	memcpy(p + 16, &s->model_len, 8);
+	memcpy(p + 24, &s->skipped, 8);
+	p += PARTIAL_HEADER;
+	if (!s->have_model)
+		return;
+	if (s->kind == KIND_GRADIENTS)
+	{
+		nn_model	g = gradient_blob(s, false, palloc(sizeof(float) * Max(s->net.nparams, 1)));
+
+		nn_model_write(&g, p);
+		pfree(g.params);
+	}
+	else
+		nn_metrics_serialize(&s->metrics, p);
+}
+
+/* Shared transition: the state, the row queued, a full batch run. */
+static Datum
+batch_transition(FunctionCallInfo fcinfo, int kind, int32 dtype)
+{
+	MemoryContext aggcxt;
+	BatchState *s;
+	double		t0 = nn_now();
+	bool		full;
+
+	MlcnnAggContext(fcinfo, &aggcxt, kind_name(kind));
+
+	s = PG_ARGISNULL(0) ? state_new(aggcxt, kind) : state_of(PG_GETARG_DATUM(0), aggcxt, kind);
+	full = queue_row(fcinfo, s, dtype);
+	s->seconds += nn_now() - t0;	/* the queueing; flush counts its own */
+	if (full)
+		flush(s);
+	PG_RETURN_DATUM(EOHPGetRWDatum(&s->hdr));
+}
+
+/* Shared combine: two states or partials into one. */
+static Datum
+batch_combine(FunctionCallInfo fcinfo, int kind)
+{
+	MemoryContext aggcxt;
+	BatchState *s;
+
+	MlcnnAggContext(fcinfo, &aggcxt, kind_name(kind));
+	if (PG_ARGISNULL(0) && PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(1))
+		s = state_of(PG_GETARG_DATUM(0), aggcxt, kind);
+	else
+	{
+		Datum		other = PG_GETARG_DATUM(1);
+		bytea	   *flat;
+
+		s = PG_ARGISNULL(0) ? state_new(aggcxt, kind) : state_of(PG_GETARG_DATUM(0), aggcxt, kind);
+		/* the other side as a flat partial (an expanded one is flattened: its queued rows run) */
+		flat = DatumGetByteaPP(other);
+		merge_partial(s, (const uint8 *) VARDATA_ANY(flat), VARSIZE_ANY_EXHDR(flat));
+	}
+	PG_RETURN_DATUM(EOHPGetRWDatum(&s->hdr));
 }
 
 /* Shared start of a final call: the state with its last rows run, or NULL. */
 static BatchState *
-batch_final(FunctionCallInfo fcinfo, bool gradients)
+batch_final(FunctionCallInfo fcinfo, int kind)
 {
+	MemoryContext aggcxt;
 	BatchState *s;
-	double		t0;
 
-	MlcnnAggContext(fcinfo, NULL, gradients ? "compute_gradients" : "evaluate");
+	MlcnnAggContext(fcinfo, &aggcxt, kind_name(kind));
 	if (PG_ARGISNULL(0))
 		return NULL;
-	s = (BatchState *) PG_GETARG_POINTER(0);
-	if (s->mm == NULL)
-		return NULL;
-	t0 = nn_now();
-	flush(s, gradients);
-	s->seconds += nn_now() - t0;
+	s = state_of(PG_GETARG_DATUM(0), aggcxt, kind);
+	flush(s);
 	return s;
 }
 
@@ -220,41 +524,38 @@ batch_final(FunctionCallInfo fcinfo, bool gradients)
 Datum
 mlcnn_gradients_transfn(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_POINTER(batch_transition(fcinfo, true, NN_DTYPE_UINT8));
+	return batch_transition(fcinfo, KIND_GRADIENTS, NN_DTYPE_UINT8);
 }
 
 /* compute_gradients transition for real[] pixels. */
 Datum
 mlcnn_gradients_transfn_real(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_POINTER(batch_transition(fcinfo, true, NN_DTYPE_FLOAT32));
+	return batch_transition(fcinfo, KIND_GRADIENTS, NN_DTYPE_FLOAT32);
+}
+
+/* compute_gradients combine: partial sums added. */
+Datum
+mlcnn_gradients_combinefn(PG_FUNCTION_ARGS)
+{
+	return batch_combine(fcinfo, KIND_GRADIENTS);
 }
 
 /* compute_gradients final: the mean gradient as a gradient blob. */
 Datum
 mlcnn_gradients_finalfn(PG_FUNCTION_ARGS)
 {
-	BatchState *s = batch_final(fcinfo, true);
+	BatchState *s = batch_final(fcinfo, KIND_GRADIENTS);
 	nn_model	g;
 	bytea	   *out;
 
 	if (s == NULL || s->n == 0)
 		PG_RETURN_NULL();
-
-	memset(&g, 0, sizeof(g));
-	g.kind = NN_BLOB_GRADIENTS;
-	g.net = s->mm->model.net;
-	g.norm = s->mm->model.norm;
-	nn_options_default(&g.options);
-	g.grad_rows = s->n;
-	g.rows_skipped = s->skipped;
-	g.params = palloc(sizeof(float) * g.net.nparams);
-	for (Size i = 0; i < g.net.nparams; i++)
-		g.params[i] = s->grads[i] / (float) s->n;
+	g = gradient_blob(s, true, palloc(sizeof(float) * Max(s->net.nparams, 1)));
 	out = MlcnnModelToBytea(&g);
 	pfree(g.params);
 	MlcnnStatsAdd(MLCNN_FN_COMPUTE_GRADIENTS, 1, s->n + s->skipped, s->seconds, &s->t, 0,
-				  s->alloc.peak + s->mm->alloc.peak);
+				  s->alloc.peak + (s->mm ? s->mm->alloc.peak : 0));
 	/* the sums stay in the state, so a second final call gives the same */
 	PG_RETURN_BYTEA_P(out);
 }
@@ -263,30 +564,36 @@ mlcnn_gradients_finalfn(PG_FUNCTION_ARGS)
 Datum
 mlcnn_evaluate_transfn(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_POINTER(batch_transition(fcinfo, false, NN_DTYPE_UINT8));
+	return batch_transition(fcinfo, KIND_EVALUATE, NN_DTYPE_UINT8);
 }
 
 /* evaluate transition for real[] pixels. */
 Datum
 mlcnn_evaluate_transfn_real(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_POINTER(batch_transition(fcinfo, false, NN_DTYPE_FLOAT32));
+	return batch_transition(fcinfo, KIND_EVALUATE, NN_DTYPE_FLOAT32);
+}
+
+/* evaluate combine: partial counts added. */
+Datum
+mlcnn_evaluate_combinefn(PG_FUNCTION_ARGS)
+{
+	return batch_combine(fcinfo, KIND_EVALUATE);
 }
 
 /* evaluate final: rows, accuracy, loss, confusion matrix, precision, recall. */
 Datum
 mlcnn_evaluate_finalfn(PG_FUNCTION_ARGS)
 {
-	BatchState *s = batch_final(fcinfo, false);
+	BatchState *s = batch_final(fcinfo, KIND_EVALUATE);
 	const nn_metrics *m;
 	MlcnnJson	j;
 	int			K;
 
-	if (s == NULL)
+	if (s == NULL || !s->have_metrics)
 		PG_RETURN_NULL();
-	K = s->mm->model.net.classes;
-
 	m = &s->metrics;
+	K = m->classes;
 	MlcnnJsonInit(&j);
 	MlcnnJsonBeginObject(&j, NULL);
 	MlcnnJsonInt(&j, "rows", m->rows);
@@ -325,7 +632,7 @@ mlcnn_evaluate_finalfn(PG_FUNCTION_ARGS)
 	MlcnnJsonEndArray(&j);
 	MlcnnJsonEndObject(&j);
 	MlcnnStatsAdd(MLCNN_FN_EVALUATE, 1, s->n + s->skipped, s->seconds, &s->t, 0,
-				  s->alloc.peak + s->mm->alloc.peak);
+				  s->alloc.peak + (s->mm ? s->mm->alloc.peak : 0));
 	PG_RETURN_JSONB_P(MlcnnJsonFinish(&j));
 }
 

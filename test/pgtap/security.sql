@@ -70,11 +70,13 @@ SELECT set_eq(
 	('model_from_onnx', 'bytea, jsonb', 'f', true, 'i', 's', 'c'),
 	('decode_image', 'bytea, integer, integer, integer', 'f', true, 'i', 's', 'c'),
 	('load_images', 'text', 'f', true, 'v', 's', 'c'),
-	('mlcnn_gradients_transfn', 'internal, bytea, bytea, integer', 'f', false, 'i', 's', 'c'),
-	('mlcnn_gradients_finalfn', 'internal', 'f', false, 'i', 's', 'c'),
+	('mlcnn_gradients_transfn', 'bytea, bytea, bytea, integer', 'f', false, 'i', 's', 'c'),
+	('mlcnn_gradients_combinefn', 'bytea, bytea', 'f', false, 'i', 's', 'c'),
+	('mlcnn_gradients_finalfn', 'bytea', 'f', false, 'i', 's', 'c'),
 	('compute_gradients', 'bytea, bytea, integer', 'a', false, 'i', 's', 'internal'),
-	('mlcnn_evaluate_transfn', 'internal, bytea, bytea, integer', 'f', false, 'i', 's', 'c'),
-	('mlcnn_evaluate_finalfn', 'internal', 'f', false, 'i', 's', 'c'),
+	('mlcnn_evaluate_transfn', 'bytea, bytea, bytea, integer', 'f', false, 'i', 's', 'c'),
+	('mlcnn_evaluate_combinefn', 'bytea, bytea', 'f', false, 'i', 's', 'c'),
+	('mlcnn_evaluate_finalfn', 'bytea', 'f', false, 'i', 's', 'c'),
 	('evaluate', 'bytea, bytea, integer', 'a', false, 'i', 's', 'internal'),
 	('mlcnn_train_transfn', 'internal, real[], integer', 'f', false, 'i', 's', 'c'),
 	('mlcnn_train_transfn', 'internal, real[], integer, jsonb', 'f', false, 'i', 's', 'c'),
@@ -86,15 +88,19 @@ SELECT set_eq(
 	('predict_proba', 'bytea, real[]', 'f', true, 'i', 's', 'c'),
 	('forward_pass', 'bytea, real[]', 'f', true, 'i', 's', 'c'),
 	('calculate_loss', 'bytea, real[], integer', 'f', true, 'i', 's', 'c'),
-	('mlcnn_gradients_transfn', 'internal, bytea, real[], integer', 'f', false, 'i', 's', 'c'),
+	('mlcnn_gradients_transfn', 'bytea, bytea, real[], integer', 'f', false, 'i', 's', 'c'),
 	('compute_gradients', 'bytea, real[], integer', 'a', false, 'i', 's', 'internal'),
-	('mlcnn_evaluate_transfn', 'internal, bytea, real[], integer', 'f', false, 'i', 's', 'c'),
+	('mlcnn_evaluate_transfn', 'bytea, bytea, real[], integer', 'f', false, 'i', 's', 'c'),
 	('evaluate', 'bytea, real[], integer', 'a', false, 'i', 's', 'internal'),
 	('mlcnn_tune_transfn', 'internal, bytea, integer, jsonb', 'f', false, 'i', 's', 'c'),
 	('mlcnn_tune_transfn', 'internal, real[], integer, jsonb', 'f', false, 'i', 's', 'c'),
 	('mlcnn_tune_finalfn', 'internal', 'f', false, 'v', 's', 'c'),
 	('tune_conv2d', 'bytea, integer, jsonb', 'a', false, 'i', 's', 'internal'),
 	('tune_conv2d', 'real[], integer, jsonb', 'a', false, 'i', 's', 'internal'),
+	('mlcnn_average_transfn', 'bytea, bytea, double precision', 'f', false, 'i', 's', 'c'),
+	('mlcnn_average_combinefn', 'bytea, bytea', 'f', false, 'i', 's', 'c'),
+	('mlcnn_average_finalfn', 'bytea', 'f', false, 'i', 's', 'c'),
+	('average_models', 'bytea, double precision', 'a', false, 'i', 's', 'internal'),
 	('mlcnn_stats', '', 'f', false, 'v', 'r', 'c'),
 	('mlcnn_stats_reset', '', 'f', false, 'v', 'r', 'c')
 	$$,
@@ -262,7 +268,7 @@ SET LOCAL search_path = public, pg_catalog;
 
 SELECT is((SELECT count(*)::int FROM sec_fn WHERE pronamespace <> '"Mlcnn Fresh-1"'::regnamespace), 0,
 	'every function of the extension is in the new schema');
-SELECT is((SELECT count(*)::int FROM sec_fn), 49, 'all 49 functions and aggregates are there');
+SELECT is((SELECT count(*)::int FROM sec_fn), 55, 'all 55 functions and aggregates are there');
 SELECT is(
 	(SELECT string_agg(DISTINCT f.name || ': ' || t.oid::regtype::text, ', ')
 	 FROM sec_fn f
@@ -279,8 +285,8 @@ SELECT is(
 	 WHERE s.fn <> 0 AND s.fn NOT IN (SELECT oid FROM sec_fn)),
 	NULL, 'every aggregate support function is the extension''s own');
 SELECT is(
-	(SELECT count(*)::int FROM pg_aggregate a JOIN sec_fn f ON f.oid = a.aggfnoid), 12,
-	'the twelve aggregates (six of bytea pixels, six of real[]) are there');
+	(SELECT count(*)::int FROM pg_aggregate a JOIN sec_fn f ON f.oid = a.aggfnoid), 13,
+	'the thirteen aggregates (six of bytea pixels, six of real[], average_models) are there');
 SELECT is(
 	(SELECT string_agg(d.refobjid::regprocedure::text, ', ')
 	 FROM pg_depend d
@@ -319,8 +325,8 @@ DROP EXTENSION mlcnn;
 SET LOCAL search_path = mlcnn_evil, public;
 SELECT lives_ok($$CREATE EXTENSION mlcnn$$, 'CREATE EXTENSION into the schema of traps (first on the search_path) works');
 SET LOCAL search_path = public, pg_catalog;
-SELECT is((SELECT count(*)::int FROM sec_fn WHERE pronamespace = 'mlcnn_evil'::regnamespace), 49,
-	'all 49 functions went into that schema');
+SELECT is((SELECT count(*)::int FROM sec_fn WHERE pronamespace = 'mlcnn_evil'::regnamespace), 55,
+	'all 55 functions went into that schema');
 SELECT is(
 	(SELECT string_agg(DISTINCT f.name || ': ' || t.oid::regtype::text, ', ')
 	 FROM sec_fn f
