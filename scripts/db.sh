@@ -6,6 +6,10 @@
 #   bash scripts/db.sh status    is it running?
 #   bash scripts/db.sh env       export lines for clients: eval "$(bash scripts/db.sh env)"
 #   bash scripts/db.sh psql ...  psql connected to it
+#   bash scripts/db.sh shards-start  two more throwaway clusters, the "shards"
+#                                of the distributed tests (.pgdata/shard1 and
+#                                shard2, ports +1 and +2, the same socket
+#                                folder); shards-stop stops them
 #
 # The cluster lives in .pgdata/ of the checkout (git-ignored): data in
 # .pgdata/data, the Unix socket in .pgdata/ itself, no TCP (listen_addresses
@@ -66,7 +70,12 @@ current_port() {
 }
 
 running() {
-	[ -f "$DATA/PG_VERSION" ] && as_server "$BINDIR/pg_ctl" status -D "$DATA" >/dev/null 2>&1
+	running_at "$DATA"
+}
+
+# is the cluster of data folder $1 running?
+running_at() {
+	[ -f "$1/PG_VERSION" ] && as_server "$BINDIR/pg_ctl" status -D "$1" >/dev/null 2>&1
 }
 
 # as root, for a checkout below a folder other users cannot enter (such as
@@ -109,11 +118,41 @@ prepare_user() {
 	fi
 }
 
-start() {
-	if external; then
-		echo "db.sh: PGHOST/PGPORT/PGDATABASE name an existing server; not starting the embedded cluster"
+# initdb (if needed) and start the cluster of data folder $1 on port $2, logging to $3
+start_one() {
+	local data=$1 port=$2 log=$3
+	if [ ! -f "$data/PG_VERSION" ]; then
+		as_server "$BINDIR/initdb" -D "$data" -U postgres -A trust -E UTF8 \
+			--locale=C --no-sync >"$data.initdb.log" 2>&1 || {
+			cat "$data.initdb.log" >&2
+			exit 1
+		}
+		echo "include_if_exists = 'mlcnn.conf'" >>"$data/postgresql.conf"
+	fi
+	if running_at "$data"; then
 		return 0
 	fi
+	# settings that depend on this checkout and MLCNN_PGPORT, rewritten each start
+	as_server tee "$data/mlcnn.conf" >/dev/null <<EOF
+# written by scripts/db.sh start; edits are lost
+listen_addresses = ''
+port = $port
+unix_socket_directories = '$SOCK'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+	# test data for the SQL tests, by a path relative to the data directory
+	ln -sfn "$ROOT/build/testdata" "$data/mlcnn_test_data"
+	if ! as_server "$BINDIR/pg_ctl" start -w -t 60 -D "$data" -l "$log" >/dev/null; then
+		echo "db.sh: the server of $data did not start; the end of $log:" >&2
+		tail -n 20 "$log" >&2 || true
+		exit 1
+	fi
+}
+
+# the base folder (and, when the checkout's path is too long, the socket's)
+prepare_base() {
 	mkdir -p "$BASE"
 	prepare_user
 	if [ "$SOCK" != "$BASE" ]; then
@@ -121,36 +160,42 @@ start() {
 		[ "$(id -u)" -ne 0 ] || chown "$SERVER_USER:$SERVER_USER" "$SOCK"
 		echo "db.sh: the checkout's path is too long for a Unix socket; the socket goes in $SOCK"
 	fi
-	if [ ! -f "$DATA/PG_VERSION" ]; then
-		as_server "$BINDIR/initdb" -D "$DATA" -U postgres -A trust -E UTF8 \
-			--locale=C --no-sync >"$BASE/initdb.log" 2>&1 || {
-			cat "$BASE/initdb.log" >&2
-			exit 1
-		}
-		echo "include_if_exists = 'mlcnn.conf'" >>"$DATA/postgresql.conf"
+}
+
+start() {
+	if external; then
+		echo "db.sh: PGHOST/PGPORT/PGDATABASE name an existing server; not starting the embedded cluster"
+		return 0
 	fi
+	prepare_base
 	if running; then
 		echo "db.sh: the embedded cluster is already running (port $(current_port))"
 		return 0
 	fi
-	# settings that depend on this checkout and MLCNN_PGPORT, rewritten each start
-	as_server tee "$DATA/mlcnn.conf" >/dev/null <<EOF
-# written by scripts/db.sh start; edits are lost
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$SOCK'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-EOF
-	# test data for the SQL tests, by a path relative to the data directory
-	ln -sfn "$ROOT/build/testdata" "$DATA/mlcnn_test_data"
-	if ! as_server "$BINDIR/pg_ctl" start -w -t 60 -D "$DATA" -l "$LOG" >/dev/null; then
-		echo "db.sh: the server did not start; the end of $LOG:" >&2
-		tail -n 20 "$LOG" >&2 || true
-		exit 1
-	fi
+	start_one "$DATA" "$PORT" "$LOG"
 	echo "db.sh: the embedded cluster is running (socket folder $SOCK, port $PORT)"
+}
+
+# the two shard clusters of the distributed tests
+shards_start() {
+	if external; then
+		echo "db.sh: PGHOST/PGPORT/PGDATABASE name an existing server; no shard clusters are started"
+		return 1
+	fi
+	prepare_base
+	for n in 1 2; do
+		start_one "$BASE/shard$n" $((PORT + n)) "$BASE/shard$n.log"
+	done
+	echo "db.sh: the shard clusters are running (socket folder $SOCK, ports $((PORT + 1)) and $((PORT + 2)))"
+}
+
+shards_stop() {
+	for n in 1 2; do
+		if running_at "$BASE/shard$n"; then
+			as_server "$BINDIR/pg_ctl" stop -w -t 60 -m fast -D "$BASE/shard$n" >/dev/null
+		fi
+	done
+	echo "db.sh: the shard clusters are stopped"
 }
 
 stop() {
@@ -197,13 +242,15 @@ case "${1:-}" in
 	stop) stop ;;
 	status) status ;;
 	env) env_lines ;;
+	shards-start) shards_start ;;
+	shards-stop) shards_stop ;;
 	psql)
 		shift
 		eval "$(env_lines)"
 		exec psql "$@"
 		;;
 	*)
-		echo "usage: bash scripts/db.sh start|stop|status|env|psql [psql arguments]" >&2
+		echo "usage: bash scripts/db.sh start|stop|status|env|psql [psql arguments]|shards-start|shards-stop" >&2
 		exit 2
 		;;
 esac

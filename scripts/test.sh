@@ -8,9 +8,11 @@
 #   4. the embedded cluster (scripts/db.sh), or the server PGHOST/PGPORT name
 #   5. pg_regress (make installcheck: sql/*.sql against expected/*.out)
 #   6. pgTAP (pg_prove over test/pgtap/*.sql in the database mlcnn_test)
-#   7. test/onnx/export.py (model_to_onnx through onnx's checker and OpenCV)
-#   8. test/images/decode.py (decode_image against Pillow's and OpenCV's files)
-#   9. test/preload.sh (a second cluster with shared_preload_libraries = 'mlcnn')
+#   7. test/distributed/fdw.sh (train_distributed, evaluate and compute_gradients
+#      across two shard clusters through postgres_fdw)
+#   8. test/onnx/export.py (model_to_onnx through onnx's checker and OpenCV)
+#   9. test/images/decode.py (decode_image against Pillow's and OpenCV's files)
+#  10. test/preload.sh (a second cluster with shared_preload_libraries = 'mlcnn')
 # Each suite's output is shown; the last line is "N passed, N failed" summing
 # unit assertions, pg_regress tests, pgTAP assertions and preload checks. A suite that cannot
 # run at all counts as one failure. Exit status 1 when anything failed.
@@ -220,6 +222,15 @@ if [ "$db_ok" -eq 1 ] && [ "$built" -eq 1 ] &&
 	fi
 else
 	echo "test.sh: skipped: no server, no installed extension, or mlcnn_test could not be made"
+	count 0 1
+fi
+
+# --------------------------------------------------------------- distributed
+banner "Across servers (test/distributed/fdw.sh: two shard clusters, postgres_fdw foreign partitions)"
+if [ "$db_ok" -eq 1 ] && [ "$built" -eq 1 ]; then
+	MLCNN_TEST_DB=mlcnn_test run_counted distributed bash test/distributed/fdw.sh
+else
+	echo "test.sh: skipped: no server or no installed extension"
 	count 0 1
 fi
 

@@ -3,7 +3,8 @@
 -- forward_pass, calculate_loss, compute_gradients and evaluate, and
 -- tune_conv2d (model selection: grid, random, successive halving); gives
 -- compute_gradients and evaluate a bytea state with a combine function, so
--- that parallel plans and Citus split them; adds average_models. Models of
+-- that parallel plans and Citus split them; adds average_models and
+-- train_distributed. Models of
 -- bytea pixels are unchanged (format 2); a model trained on real[] rows has
 -- one more section, which 0.3.0 refuses to read.
 -- Afterwards the objects are those of a fresh CREATE EXTENSION mlcnn (the
@@ -168,6 +169,56 @@ CREATE AGGREGATE @extschema@.evaluate(model bytea, pixels real[], label integer)
 COMMENT ON AGGREGATE @extschema@.evaluate(bytea, bytea, integer) IS 'rows, accuracy, mean loss, confusion matrix and per-class precision and recall of a model';
 COMMENT ON AGGREGATE @extschema@.evaluate(bytea, real[], integer) IS 'rows, accuracy, mean loss, confusion matrix and per-class precision and recall of a model over real[] inputs';
 
+-- The two halves of compute_gradients and evaluate as aggregates of their
+-- own, for shards that are not Citus's: a *_partial over each shard's rows
+-- (postgres_fdw pushes it down to the shard's server like any aggregate of
+-- a listed extension) and a *_combine over the partials.
+CREATE AGGREGATE @extschema@.evaluate_partial(model bytea, pixels bytea, label integer) (
+    SFUNC = @extschema@.mlcnn_evaluate_transfn,
+    STYPE = bytea,
+    COMBINEFUNC = @extschema@.mlcnn_evaluate_combinefn,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.evaluate_partial(model bytea, pixels real[], label integer) (
+    SFUNC = @extschema@.mlcnn_evaluate_transfn,
+    STYPE = bytea,
+    COMBINEFUNC = @extschema@.mlcnn_evaluate_combinefn,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.evaluate_combine(partial bytea) (
+    SFUNC = @extschema@.mlcnn_evaluate_combinefn,
+    STYPE = bytea,
+    FINALFUNC = @extschema@.mlcnn_evaluate_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_evaluate_combinefn,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.compute_gradients_partial(model bytea, pixels bytea, label integer) (
+    SFUNC = @extschema@.mlcnn_gradients_transfn,
+    STYPE = bytea,
+    COMBINEFUNC = @extschema@.mlcnn_gradients_combinefn,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.compute_gradients_partial(model bytea, pixels real[], label integer) (
+    SFUNC = @extschema@.mlcnn_gradients_transfn,
+    STYPE = bytea,
+    COMBINEFUNC = @extschema@.mlcnn_gradients_combinefn,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.compute_gradients_combine(partial bytea) (
+    SFUNC = @extschema@.mlcnn_gradients_combinefn,
+    STYPE = bytea,
+    FINALFUNC = @extschema@.mlcnn_gradients_finalfn,
+    COMBINEFUNC = @extschema@.mlcnn_gradients_combinefn,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.evaluate_partial(bytea, bytea, integer) IS 'evaluate''s partial result (counts) over these rows, for evaluate_combine';
+COMMENT ON AGGREGATE @extschema@.evaluate_partial(bytea, real[], integer) IS 'evaluate''s partial result (counts) over these real[] rows, for evaluate_combine';
+COMMENT ON AGGREGATE @extschema@.evaluate_combine(bytea) IS 'evaluate''s result from the partial results of evaluate_partial (for example one per shard)';
+COMMENT ON AGGREGATE @extschema@.compute_gradients_partial(bytea, bytea, integer) IS 'compute_gradients'' partial result (summed gradients) over these rows, for compute_gradients_combine';
+COMMENT ON AGGREGATE @extschema@.compute_gradients_partial(bytea, real[], integer) IS 'compute_gradients'' partial result (summed gradients) over these real[] rows, for compute_gradients_combine';
+COMMENT ON AGGREGATE @extschema@.compute_gradients_combine(bytea) IS 'the mean gradient from the partial results of compute_gradients_partial';
+
+
 
 -- ======================================================== model selection
 -- (section: tune_conv2d)
@@ -235,4 +286,13 @@ CREATE AGGREGATE @extschema@.average_models(model bytea, weight double precision
     PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE @extschema@.average_models(bytea, double precision) IS 'the weighted mean of models of one architecture and normalisation (model averaging); NULL models and weights are skipped';
+
+-- ======================================================== training across servers
+-- (section: train_distributed)
+-- VOLATILE: it trains (and records times); PARALLEL UNSAFE: it runs queries
+-- of its own (SPI), one per round, on the relation's shards.
+CREATE FUNCTION @extschema@.train_distributed(relation regclass, options jsonb DEFAULT '{}')
+RETURNS bytea AS 'MODULE_PATHNAME', 'train_distributed'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.train_distributed(regclass, jsonb) IS 'data-parallel training: every shard (leaf partition, e.g. a postgres_fdw foreign table) trains local_epochs on its own rows from the global model, then the models are averaged by rows, for rounds rounds; only models cross the network';
 

@@ -51,6 +51,10 @@
  *                   u8 failed, u32 length and the trial's options in the
  *                   options section's form. A reader that predates it
  *                   skips it.
+ *  10 rounds        written with NN_SECTION_OPTIONAL (0x800a), only for a
+ *                   model train_distributed trained: u32 shards, u32 local
+ *                   epochs, u32 rounds, then per round i64 rows, u32 shards
+ *                   that trained, f32 validation accuracy, f32 seconds.
  *
  * Format 1's body was the same fields in one fixed sequence: architecture,
  * normalisation, u32 options length and the options as canonical JSON
@@ -80,15 +84,17 @@ static const uint8_t MAGIC[8] = {'M', 'L', 'C', 'N', 'N', 'M', 'D', 'L'};
 #define HEADER_BYTES 24
 #define SECTION_HEADER_BYTES 10	/* u16 tag, u64 length */
 #define EPOCH_BYTES 16
-#define NSECTIONS 10			/* known tags are 1..NSECTIONS-1 */
+#define NSECTIONS 11			/* known tags are 1..NSECTIONS-1 */
 
 static const char *const section_names[NSECTIONS] = {
 	"", "architecture", "normalisation", "options", "counters", "history", "parameters", "buffers",
-	"input", "tuning"
+	"input", "tuning", "rounds"
 };
 
 /* sections written with NN_SECTION_OPTIONAL: older readers may skip them */
-static const int section_optional[NSECTIONS] = {[NN_SECTION_TUNING] = 1};
+static const int section_optional[NSECTIONS] = {[NN_SECTION_TUNING] = 1, [NN_SECTION_ROUNDS] = 1};
+
+#define ROUND_BYTES 20			/* i64 rows, u32 shards, f32 accuracy, f32 seconds */
 
 #define TRIAL_BYTES 21			/* f32 acc, f32 loss, u32 epochs, f32 seconds, u8 failed, u32 options length */
 
@@ -211,6 +217,8 @@ section_bytes(const nn_model *m, size_t bytes[NSECTIONS])
 			n += TRIAL_BYTES + options_bytes(&t->trials[i].opt);
 		bytes[NN_SECTION_TUNING] = n;
 	}
+	if (m->rounds != NULL && m->kind == NN_BLOB_MODEL)
+		bytes[NN_SECTION_ROUNDS] = 12 + (size_t) m->rounds->nrounds * ROUND_BYTES;
 }
 
 /* Exact serialised size of m. */
@@ -352,6 +360,18 @@ put_section(wbuf *w, const nn_model *m, int t)
 			break;
 		case NN_SECTION_TUNING:
 			put_tuning(w, m->tuning);
+			break;
+		case NN_SECTION_ROUNDS:
+			put_le(w, (uint64_t) m->rounds->shards, 4);
+			put_le(w, (uint64_t) m->rounds->local_epochs, 4);
+			put_le(w, (uint64_t) m->rounds->nrounds, 4);
+			for (int i = 0; i < m->rounds->nrounds; i++)
+			{
+				put_le(w, (uint64_t) m->rounds->round[i].rows, 8);
+				put_le(w, (uint64_t) m->rounds->round[i].shards, 4);
+				put_f32(w, m->rounds->round[i].val_acc);
+				put_f32(w, m->rounds->round[i].seconds);
+			}
 			break;
 	}
 }
@@ -823,6 +843,41 @@ read_tuning(rbuf *r, nn_model *m, const nn_allocator *a)
 	return NN_OK;
 }
 
+/* The record of train_distributed's rounds. */
+static int
+read_rounds(rbuf *r, nn_model *m, const nn_allocator *a)
+{
+	nn_status  *st = r->st;
+	nn_rounds  *x = nn_calloc(a, 1, sizeof(nn_rounds));
+
+	if (x == NULL)
+		return nn_fail(st, NN_ERR_NOMEM, "out of memory reading a model");
+	m->rounds = x;
+	if (!get_i32(r, &x->shards, 1, INT32_MAX, "rounds: shards") ||
+		!get_i32(r, &x->local_epochs, 1, NN_MAX_EPOCHS, "rounds: local epochs") ||
+		!get_i32(r, &x->nrounds, 1, NN_MAX_ROUNDS, "rounds: count"))
+		return st->code;
+	if ((size_t) x->nrounds * ROUND_BYTES != r->left)
+		return nn_fail(st, NN_ERR_CORRUPT, "model is corrupt: %d rounds in %zu bytes", x->nrounds, r->left);
+	x->round = nn_calloc(a, (size_t) x->nrounds, sizeof(nn_round));
+	if (x->round == NULL)
+		return nn_fail(st, NN_ERR_NOMEM, "out of memory reading a model");
+	for (int i = 0; i < x->nrounds; i++)
+	{
+		uint64_t	v;
+
+		if (!get_le(r, 8, &v, "round rows"))
+			return st->code;
+		if (v > (uint64_t) INT64_MAX)
+			return nn_fail(st, NN_ERR_CORRUPT, "model is corrupt: round %d has %llu rows", i + 1, (unsigned long long) v);
+		if (!get_i32(r, &x->round[i].shards, 0, x->shards, "round shards") ||
+			!get_f32(r, &x->round[i].val_acc, "round accuracy") || !get_f32(r, &x->round[i].seconds, "round seconds"))
+			return st->code;
+		x->round[i].rows = (int64_t) v;
+	}
+	return NN_OK;
+}
+
 /* Find the sections of a format-2 body r: each known one's payload in sec[tag]. */
 static int
 find_sections(rbuf *r, rbuf sec[NSECTIONS], int present[NSECTIONS])
@@ -912,6 +967,10 @@ read_v2(rbuf *r, nn_model *m, const nn_allocator *a)
 					   m->net.nbuffers);
 	if (present[NN_SECTION_BUFFERS] &&
 		read_floats(&sec[NN_SECTION_BUFFERS], m->net.nbuffers, "buffers", &m->buffers, a) != NN_OK)
+		return st->code;
+	if (present[NN_SECTION_ROUNDS] && m->kind == NN_BLOB_MODEL &&
+		(read_rounds(&sec[NN_SECTION_ROUNDS], m, a) != NN_OK ||
+		 check_consumed(&sec[NN_SECTION_ROUNDS], NN_SECTION_ROUNDS) != NN_OK))
 		return st->code;
 	if (present[NN_SECTION_TUNING] && m->kind == NN_BLOB_MODEL &&
 		(read_tuning(&sec[NN_SECTION_TUNING], m, a) != NN_OK ||
@@ -1043,6 +1102,10 @@ nn_model_free(nn_model *m, const nn_allocator *a)
 		nn_free(a, m->tuning->trials);
 	nn_free(a, m->tuning);
 	m->tuning = NULL;
+	if (m->rounds)
+		nn_free(a, m->rounds->round);
+	nn_free(a, m->rounds);
+	m->rounds = NULL;
 	m->history = NULL;
 	m->params = NULL;
 	m->buffers = NULL;

@@ -52,8 +52,28 @@ enum
 	NN_SECTION_PARAMS = 6,		/* u64 count, then that many f32 (PyTorch order and layout) */
 	NN_SECTION_BUFFERS = 7,		/* u64 count, then that many f32 (only when net.nbuffers > 0) */
 	NN_SECTION_INPUT = 8,		/* i32 element type NN_DTYPE_* (only when not uint8; must not be skipped) */
-	NN_SECTION_TUNING = 9		/* the search that chose the model (tune.h); written with NN_SECTION_OPTIONAL */
+	NN_SECTION_TUNING = 9,		/* the search that chose the model (tune.h); written with NN_SECTION_OPTIONAL */
+	NN_SECTION_ROUNDS = 10		/* the rounds of train_distributed; written with NN_SECTION_OPTIONAL */
 };
+
+#define NN_MAX_ROUNDS 10000
+
+/* one round of data-parallel training across shards (train_distributed) */
+typedef struct nn_round
+{
+	int64_t		rows;			/* rows the shards trained on */
+	int32_t		shards;			/* shards that returned a model */
+	float		val_acc;		/* the shards' last-epoch validation accuracy, weighted by rows; NaN without */
+	float		seconds;		/* wall-clock (0 without record_times) */
+} nn_round;
+
+typedef struct nn_rounds
+{
+	int32_t		shards;			/* shards of the relation */
+	int32_t		local_epochs;
+	int32_t		nrounds;
+	nn_round   *round;
+} nn_rounds;
 #define NN_SECTION_OPTIONAL 0x8000
 
 typedef struct nn_tuning nn_tuning; /* tune.h */
@@ -75,6 +95,7 @@ typedef struct nn_model
 	float	   *params;			/* net.nparams floats */
 	float	   *buffers;		/* net.nbuffers floats (running statistics); NULL when 0 */
 	nn_tuning  *tuning;			/* the search that chose it (tune_conv2d), or NULL; owned */
+	nn_rounds  *rounds;			/* the rounds that trained it (train_distributed), or NULL; owned */
 } nn_model;
 
 /* exact size in bytes of the serialised form */

@@ -301,6 +301,7 @@ mlcnn_average_finalfn(PG_FUNCTION_ARGS)
 	out.params = palloc(sizeof(float) * Max(out.net.nparams, 1));
 	out.buffers = out.net.nbuffers ? palloc(sizeof(float) * out.net.nbuffers) : NULL;
 	out.tuning = NULL;
+	out.rounds = NULL;
 	out.rows_trained = s->rows;
 	for (Size i = 0; i < out.net.nparams; i++)
 		out.params[i] = (float) (s->psum[i] / s->weight);

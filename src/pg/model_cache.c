@@ -169,7 +169,8 @@ static bool
 copy_model(nn_model *dst, const nn_model *src, const nn_allocator *a)
 {
 	*dst = *src;
-	dst->tuning = NULL;			/* predictions need no record of the search */
+	dst->tuning = NULL;			/* predictions need no record of the search or the rounds */
+	dst->rounds = NULL;
 	dst->history = NULL;
 	dst->buffers = NULL;
 	dst->options_v1 = NULL;

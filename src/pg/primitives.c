@@ -766,6 +766,27 @@ model_info_jsonb(const nn_model *m, Size blob_bytes)
 	MlcnnJsonFloat8(&j, "training_seconds", timed ? m->train_seconds : NAN);
 	if (m->tuning)
 		MlcnnJsonTuning(&j, m->tuning);
+	if (m->rounds)
+	{
+		MlcnnJsonBeginObject(&j, "distributed");
+		MlcnnJsonInt(&j, "shards", m->rounds->shards);
+		MlcnnJsonInt(&j, "local_epochs", m->rounds->local_epochs);
+		MlcnnJsonBeginArray(&j, "rounds");
+		for (int i = 0; i < m->rounds->nrounds; i++)
+		{
+			const nn_round *x = &m->rounds->round[i];
+
+			MlcnnJsonBeginObject(&j, NULL);
+			MlcnnJsonInt(&j, "round", i + 1);
+			MlcnnJsonInt(&j, "shards_trained", x->shards);
+			MlcnnJsonInt(&j, "rows", x->rows);
+			MlcnnJsonFloat4(&j, "validation_accuracy", x->val_acc);
+			MlcnnJsonFloat4(&j, "seconds", timed ? x->seconds : NAN);
+			MlcnnJsonEndObject(&j);
+		}
+		MlcnnJsonEndArray(&j);
+		MlcnnJsonEndObject(&j);
+	}
 	MlcnnJsonEndObject(&j);
 	return MlcnnJsonFinish(&j);
 }

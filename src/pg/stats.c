@@ -46,6 +46,7 @@ static const char *const fn_names[MLCNN_NFN] = {
 	[MLCNN_FN_MODEL_FROM_ONNX] = "model_from_onnx",
 	[MLCNN_FN_DECODE_IMAGE] = "decode_image",
 	[MLCNN_FN_TUNE] = "tune_conv2d",
+	[MLCNN_FN_TRAIN_DISTRIBUTED] = "train_distributed",
 };
 
 /* Add one unit of work to one tally. */

@@ -101,6 +101,13 @@ SELECT set_eq(
 	('mlcnn_average_combinefn', 'bytea, bytea', 'f', false, 'i', 's', 'c'),
 	('mlcnn_average_finalfn', 'bytea', 'f', false, 'i', 's', 'c'),
 	('average_models', 'bytea, double precision', 'a', false, 'i', 's', 'internal'),
+	('train_distributed', 'regclass, jsonb', 'f', true, 'v', 'u', 'c'),
+	('evaluate_partial', 'bytea, bytea, integer', 'a', false, 'i', 's', 'internal'),
+	('evaluate_partial', 'bytea, real[], integer', 'a', false, 'i', 's', 'internal'),
+	('evaluate_combine', 'bytea', 'a', false, 'i', 's', 'internal'),
+	('compute_gradients_partial', 'bytea, bytea, integer', 'a', false, 'i', 's', 'internal'),
+	('compute_gradients_partial', 'bytea, real[], integer', 'a', false, 'i', 's', 'internal'),
+	('compute_gradients_combine', 'bytea', 'a', false, 'i', 's', 'internal'),
 	('mlcnn_stats', '', 'f', false, 'v', 'r', 'c'),
 	('mlcnn_stats_reset', '', 'f', false, 'v', 'r', 'c')
 	$$,
@@ -268,7 +275,7 @@ SET LOCAL search_path = public, pg_catalog;
 
 SELECT is((SELECT count(*)::int FROM sec_fn WHERE pronamespace <> '"Mlcnn Fresh-1"'::regnamespace), 0,
 	'every function of the extension is in the new schema');
-SELECT is((SELECT count(*)::int FROM sec_fn), 55, 'all 55 functions and aggregates are there');
+SELECT is((SELECT count(*)::int FROM sec_fn), 62, 'all 62 functions and aggregates are there');
 SELECT is(
 	(SELECT string_agg(DISTINCT f.name || ': ' || t.oid::regtype::text, ', ')
 	 FROM sec_fn f
@@ -285,8 +292,8 @@ SELECT is(
 	 WHERE s.fn <> 0 AND s.fn NOT IN (SELECT oid FROM sec_fn)),
 	NULL, 'every aggregate support function is the extension''s own');
 SELECT is(
-	(SELECT count(*)::int FROM pg_aggregate a JOIN sec_fn f ON f.oid = a.aggfnoid), 13,
-	'the thirteen aggregates (six of bytea pixels, six of real[], average_models) are there');
+	(SELECT count(*)::int FROM pg_aggregate a JOIN sec_fn f ON f.oid = a.aggfnoid), 19,
+	'the nineteen aggregates (eight of bytea pixels, eight of real[], average_models and the two combines) are there');
 SELECT is(
 	(SELECT string_agg(d.refobjid::regprocedure::text, ', ')
 	 FROM pg_depend d
@@ -325,8 +332,8 @@ DROP EXTENSION mlcnn;
 SET LOCAL search_path = mlcnn_evil, public;
 SELECT lives_ok($$CREATE EXTENSION mlcnn$$, 'CREATE EXTENSION into the schema of traps (first on the search_path) works');
 SET LOCAL search_path = public, pg_catalog;
-SELECT is((SELECT count(*)::int FROM sec_fn WHERE pronamespace = 'mlcnn_evil'::regnamespace), 55,
-	'all 55 functions went into that schema');
+SELECT is((SELECT count(*)::int FROM sec_fn WHERE pronamespace = 'mlcnn_evil'::regnamespace), 62,
+	'all 62 functions went into that schema');
 SELECT is(
 	(SELECT string_agg(DISTINCT f.name || ': ' || t.oid::regtype::text, ', ')
 	 FROM sec_fn f
