@@ -43,6 +43,13 @@
 #                            rows when it is missing)
 #   BENCH_TUNE_EPOCHS=4      the epochs of a grid trial (halving's most)
 #   BENCH_TUNE_DATA=mnist    its data set (fashion-mnist for the other one)
+#   BENCH_DIST=1             0 skips the distributed runs: train_distributed over
+#                            two shard clusters (scripts/db.sh shards-start) of
+#                            30,000 Fashion-MNIST rows each, through postgres_fdw,
+#                            against train_conv2d over the 60,000 on one server;
+#                            each shard trains on 1 thread, the one server on
+#                            BENCH_THREADS (the same cores in all)
+#   BENCH_DIST_ROUNDS=3      its rounds of 1 epoch (the single server's epochs)
 #   BENCH_REPEATS=5          timed runs of each prediction measurement (median)
 #   BENCH_BUILD=1            0 skips make && make install
 #   BENCH_OUT=bench/results  where the results go
@@ -63,6 +70,8 @@ RESNET_EPOCHS=${BENCH_RESNET_EPOCHS:-3}
 TUNE=${BENCH_TUNE:-1}
 TUNE_EPOCHS=${BENCH_TUNE_EPOCHS:-4}
 TUNE_DATA=${BENCH_TUNE_DATA:-mnist}
+DIST=${BENCH_DIST:-1}
+DIST_ROUNDS=${BENCH_DIST_ROUNDS:-3}
 SCALING_ROWS=${BENCH_SCALING_ROWS:-15000 30000 60000 120000}
 REPEATS=${BENCH_REPEATS:-5}
 PREDICT_THREADS=${BENCH_PREDICT_THREADS:-$THREADS}
@@ -407,6 +416,70 @@ SQL
 		fi
 	fi
 
+	did_dist=0
+	if [ "$DIST" = 1 ]; then
+		step "distributed: train_distributed on two shard clusters (postgres_fdw) against train_conv2d on one server, Fashion-MNIST"
+		if [ -z "$fashion_dir" ] && ! fashion_dir=$(bash data/dataset.sh fashion-mnist 2>"$RAW/dist.err"); then
+			echo "bench: SKIPPING the distributed runs: Fashion-MNIST is not available"
+		elif ! bash scripts/db.sh shards-start; then
+			echo "bench: SKIPPING the distributed runs: no shard clusters (an external server?)"
+		else
+			rm -f "$RAW/dist.err" "$RAW"/dist-*.json
+			for n in 1 2; do
+				"${PSQL[@]}" -p $((PGPORT + n)) -d postgres -c 'SET client_min_messages = warning' \
+					-c 'DROP DATABASE IF EXISTS mlcnn_shard' -c 'CREATE DATABASE mlcnn_shard' >/dev/null
+				"${PSQL[@]}" -p $((PGPORT + n)) -d mlcnn_shard -v dir="$fashion_dir" -v k=$((n - 1)) >/dev/null <<'SQL'
+CREATE EXTENSION mlcnn;
+CREATE TABLE rows AS SELECT id, label, pixels, :k AS shard
+  FROM load_idx(:'dir' || '/train-images-idx3-ubyte.gz', :'dir' || '/train-labels-idx1-ubyte.gz') WHERE id % 2 = :k;
+VACUUM ANALYZE rows;
+SQL
+			done
+			"${PSQL[@]}" -v dir="$fashion_dir" -v host="$PGHOST" -v p1=$((PGPORT + 1)) -v p2=$((PGPORT + 2)) -v user="$PGUSER" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS dist, dist_local, dist_test CASCADE;
+DROP SERVER IF EXISTS bench_shard1, bench_shard2 CASCADE;
+CREATE EXTENSION IF NOT EXISTS postgres_fdw;
+CREATE SERVER bench_shard1 FOREIGN DATA WRAPPER postgres_fdw
+  OPTIONS (host :'host', port :'p1', dbname 'mlcnn_shard', extensions 'mlcnn', async_capable 'true');
+CREATE SERVER bench_shard2 FOREIGN DATA WRAPPER postgres_fdw
+  OPTIONS (host :'host', port :'p2', dbname 'mlcnn_shard', extensions 'mlcnn', async_capable 'true');
+CREATE USER MAPPING FOR CURRENT_USER SERVER bench_shard1 OPTIONS (user :'user');
+CREATE USER MAPPING FOR CURRENT_USER SERVER bench_shard2 OPTIONS (user :'user');
+CREATE TABLE dist (id integer, label integer, pixels bytea, shard integer) PARTITION BY LIST (shard);
+CREATE FOREIGN TABLE dist_1 PARTITION OF dist FOR VALUES IN (0) SERVER bench_shard1 OPTIONS (table_name 'rows');
+CREATE FOREIGN TABLE dist_2 PARTITION OF dist FOR VALUES IN (1) SERVER bench_shard2 OPTIONS (table_name 'rows');
+CREATE TABLE dist_local AS
+  SELECT * FROM load_idx(:'dir' || '/train-images-idx3-ubyte.gz', :'dir' || '/train-labels-idx1-ubyte.gz');
+CREATE TABLE dist_test AS
+  SELECT * FROM load_idx(:'dir' || '/t10k-images-idx3-ubyte.gz', :'dir' || '/t10k-labels-idx1-ubyte.gz');
+SQL
+			dopts=$(printf '{"layers": "%s", "batch_size": 64, "optimizer": "adam", "learning_rate": 0.001, "lr_schedule": "constant", "normalize": "minmax", "threads": 1}' "$SPEC")
+			echo "mlcnn: train_distributed, 2 shards (1 thread each), $DIST_ROUNDS rounds of 1 epoch"
+			"${PSQL[@]}" -v opts="$dopts" -v rounds="$DIST_ROUNDS" >"$RAW/dist-shards.json" <<'SQL'
+SELECT clock_timestamp() AS t0 \gset
+CREATE TEMP TABLE dm AS SELECT train_distributed('dist', :'opts'::jsonb || jsonb_build_object('rounds', :rounds, 'local_epochs', 1)) AS model;
+SELECT jsonb_build_object('seconds', extract(epoch FROM clock_timestamp() - :'t0'::timestamptz),
+         'model_bytes', length(model), 'distributed', model_info(model)->'distributed',
+         'test', (SELECT evaluate(d.model, t.pixels, t.label) - 'confusion_matrix' - 'precision' - 'recall' FROM dm d, dist_test t))
+FROM dm;
+SQL
+			echo "mlcnn: train_conv2d on one server ($THREADS threads: the machine's), $DIST_ROUNDS epochs"
+			"${PSQL[@]}" -v opts="$dopts" -v rounds="$DIST_ROUNDS" -v threads="$THREADS" >"$RAW/dist-one.json" <<'SQL'
+SET max_parallel_workers_per_gather = 0;
+SELECT clock_timestamp() AS t0 \gset
+CREATE TEMP TABLE lm AS SELECT train_conv2d(pixels, label, :'opts'::jsonb || jsonb_build_object('epochs', :rounds, 'threads', :threads)) AS model FROM dist_local;
+SELECT jsonb_build_object('seconds', extract(epoch FROM clock_timestamp() - :'t0'::timestamptz),
+         'test', (SELECT evaluate(l.model, t.pixels, t.label) - 'confusion_matrix' - 'precision' - 'recall' FROM lm l, dist_test t))
+FROM lm;
+SQL
+			"${PSQL[@]}" -c 'SET client_min_messages = warning' -c 'DROP TABLE IF EXISTS dist, dist_local, dist_test CASCADE' \
+				-c 'DROP SERVER IF EXISTS bench_shard1, bench_shard2 CASCADE' >/dev/null
+			bash scripts/db.sh shards-stop >/dev/null
+			did_dist=1
+		fi
+	fi
+
 	did_scaling=0
 	if [ "$SCALING" = 1 ]; then
 		step "scaling: mlcnn, 1 epoch on $SCALING_ROWS rows of Fashion-MNIST"
@@ -453,7 +526,8 @@ SQL
 	[ "$did_scaling" = 1 ] && args+=(--scaling)
 	[ "$did_resnet" = 1 ] && args+=(--resnet)
 	[ "$did_tune" = 1 ] && args+=(--tune)
-	[ ${#ran[@]} -gt 0 ] || [ "$did_scaling" = 1 ] || [ "$did_resnet" = 1 ] || [ "$did_tune" = 1 ] ||
+	[ "$did_dist" = 1 ] && args+=(--dist)
+	[ ${#ran[@]} -gt 0 ] || [ "$did_scaling" = 1 ] || [ "$did_resnet" = 1 ] || [ "$did_tune" = 1 ] || [ "$did_dist" = 1 ] ||
 		die "no data set was available; nothing was measured"
 	"$PY" bench/report.py "${args[@]}"
 }

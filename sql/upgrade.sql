@@ -48,7 +48,7 @@ DROP EXTENSION mlcnn;
 CREATE EXTENSION mlcnn VERSION '0.1.0';
 SELECT extversion FROM pg_extension WHERE extname = 'mlcnn';
 CREATE TEMP TABLE old AS SELECT * FROM pg_temp.mlcnn_objects();
--- 0.1.0 has the same objects but the five functions of 0.3.0 and the real[] forms, tune_conv2d and average_models of 0.4.0,
+-- 0.1.0 has the same objects but the five functions of 0.3.0 and the real[] forms, tune_conv2d, average_models, train_distributed and the partial aggregates of 0.4.0,
 -- and its compute_gradients and evaluate had internal states (0.4.0 replaced them); three comments differ
 SELECT (SELECT count(*) FROM (SELECT kind, object, definition FROM old
                               EXCEPT SELECT kind, object, definition FROM fresh) x) AS only_in_0_1_0,
