@@ -12,9 +12,13 @@
  * lists mlcnn in its "extensions" option, postgres_fdw pushes the whole
  * aggregate down: the remote server trains on its rows and returns one
  * model; with async_capable the shards' servers train at the same time (an
- * Append of foreign scans). local_epochs per round, rounds rounds: model
- * averaging (MADlib's, federated averaging's). The shards are taken in the
- * order of their names, so a fixed layout gives the same model.
+ * Append of foreign scans). On a Citus distributed table the shards are
+ * Citus's: each round runs train_conv2d on every shard on its worker through
+ * run_command_on_shards (the global model goes out as a literal in the
+ * command, each shard's model comes back as hex text). local_epochs per
+ * round, rounds rounds: model averaging (MADlib's, federated averaging's).
+ * The shards are taken in the order of their names (Citus: shard ids), so a
+ * fixed layout gives the same model.
  */
 #include "postgres.h"
 
@@ -119,14 +123,15 @@ train_distributed(PG_FUNCTION_ARGS)
 	const char *schema = quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)));
 	MemoryContext outer = CurrentMemoryContext;
 	StringInfoData q;
-	int			nshards;
-	char	  **shards;
+	int			nshards = 0;
+	char	  **shards = NULL;
 	bytea	   *model = NULL;
 	nn_rounds	rec;
 	nn_model	m;
 	MlcnnAlloc	alloc;
 	bytea	   *result;
 	double		t0 = nn_now();
+	bool		citus = false;
 
 	if (!JB_ROOT_IS_OBJECT(opts))
 		dist_error("options must be a JSON object");
@@ -154,7 +159,19 @@ train_distributed(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* a Citus distributed table: its shards are Citus's, trained through run_command_on_shards */
+	{
+		Oid			argt[1] = {REGCLASSOID};
+		Datum		argv[1] = {ObjectIdGetDatum(rel)};
+
+		if (SPI_execute("SELECT 1 WHERE pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
+						true, 0) == SPI_OK_SELECT && SPI_processed == 1 &&
+			SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1",
+								  1, argt, argv, NULL, true, 0) == SPI_OK_SELECT && SPI_processed == 1)
+			citus = true;
+	}
 	/* the shards: the leaf partitions, by name (a plain table is its own) */
+	if (!citus)
 	{
 		Oid			argt[1] = {REGCLASSOID};
 		Datum		argv[1] = {ObjectIdGetDatum(rel)};
@@ -176,13 +193,29 @@ train_distributed(PG_FUNCTION_ARGS)
 	/* one round's query: a train_conv2d per shard, averaged by the rows each trained on */
 	initStringInfo(&q);
 	appendStringInfo(&q, "SELECT %s.average_models(m, w ORDER BY k), count(m), sum(w)::int8, "
-					 "sum(w * a) / nullif(sum(w) FILTER (WHERE a IS NOT NULL), 0) FROM ("
-					 "SELECT k, m, (%s.model_info(m)->>'rows_trained')::float8 AS w, "
+					 "sum(w * a) / nullif(sum(w) FILTER (WHERE a IS NOT NULL), 0), count(*), "
+					 "min(err) FILTER (WHERE err IS NOT NULL) FROM ("
+					 "SELECT k, m, err, (%s.model_info(m)->>'rows_trained')::float8 AS w, "
 					 "(%s.model_info(m)->'history'->-1->>'validation_accuracy')::float8 AS a FROM (",
 					 schema, schema, schema);
-	for (int i = 0; i < nshards; i++)
-		appendStringInfo(&q, "%sSELECT %d AS k, %s.train_conv2d(%s, %s, $1, $2) AS m FROM %s",
-						 i ? " UNION ALL " : "", i, schema, quote_identifier(pix), quote_identifier(lab), shards[i]);
+	if (citus)
+	{
+		/*
+		 * Citus runs the command on every shard, in parallel, on its worker;
+		 * the global model goes in the command as a literal, each shard's
+		 * model comes back as hex text
+		 */
+		appendStringInfo(&q, "SELECT shardid AS k, CASE WHEN success AND result <> '' THEN decode(result, 'hex') END AS m, "
+						 "CASE WHEN NOT success THEN result END AS err "
+						 "FROM run_command_on_shards($3, format('SELECT encode(%%1$s.train_conv2d(%%2$I, %%3$I, %%4$L::jsonb, %%5$s), ''hex'') FROM %%%%s', "
+						 "%s, %s, %s, $1::text, CASE WHEN $2 IS NULL THEN 'NULL::bytea' ELSE format('decode(%%L, ''hex'')', encode($2, 'hex')) END))",
+						 quote_literal_cstr(schema), quote_literal_cstr(pix), quote_literal_cstr(lab));
+		nshards = 0;
+	}
+	else
+		for (int i = 0; i < nshards; i++)
+			appendStringInfo(&q, "%sSELECT %d AS k, %s.train_conv2d(%s, %s, $1, $2) AS m, NULL::text AS err FROM %s",
+							 i ? " UNION ALL " : "", i, schema, quote_identifier(pix), quote_identifier(lab), shards[i]);
 	appendStringInfoString(&q, ") u) s");
 
 	memset(&rec, 0, sizeof(rec));
@@ -192,17 +225,27 @@ train_distributed(PG_FUNCTION_ARGS)
 	rec.round = MemoryContextAllocZero(outer, sizeof(nn_round) * rounds);
 	for (int r = 0; r < rounds; r++)
 	{
-		Oid			argt[2] = {JSONBOID, BYTEAOID};
-		Datum		argv[2] = {JsonbPGetDatum(train), PointerGetDatum(model)};
-		char		nulls[2] = {' ', model ? ' ' : 'n'};
+		Oid			argt[3] = {JSONBOID, BYTEAOID, REGCLASSOID};
+		Datum		argv[3] = {JsonbPGetDatum(train), PointerGetDatum(model), ObjectIdGetDatum(rel)};
+		char		nulls[3] = {' ', model ? ' ' : 'n', ' '};
 		double		tr = nn_now();
 		bool		isnull;
 		Datum		d;
 		nn_round   *x = &rec.round[r];
 
 		CHECK_FOR_INTERRUPTS();
-		if (SPI_execute_with_args(q.data, 2, argt, argv, nulls, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		if (SPI_execute_with_args(q.data, citus ? 3 : 2, argt, argv, nulls, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "train_distributed: round %d failed", r + 1);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isnull);
+		if (!isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("train_distributed: round %d: a shard failed: %s", r + 1, TextDatumGetCString(d))));
+		if (citus)
+		{
+			nshards = (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5, &isnull));
+			rec.shards = nshards;
+		}
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (isnull)
 			dist_error(psprintf("round %d: no shard had rows to train on", r + 1));
