@@ -17,8 +17,9 @@
  * run_command_on_shards (the global model goes out as a literal in the
  * command, each shard's model comes back as hex text). local_epochs per
  * round, rounds rounds: model averaging (MADlib's, federated averaging's).
- * The shards are taken in the order of their names (Citus: shard ids), so a
- * fixed layout gives the same model.
+ * The shards' models are averaged in the order of their bytes (Citus: of
+ * their shard ids), whatever order they arrive in, so a fixed layout gives
+ * the same model.
  */
 #include "postgres.h"
 
@@ -195,9 +196,9 @@ train_distributed(PG_FUNCTION_ARGS)
 	appendStringInfo(&q, "SELECT %s.average_models(m, w ORDER BY k), count(m), sum(w)::int8, "
 					 "sum(w * a) / nullif(sum(w) FILTER (WHERE a IS NOT NULL), 0), count(*), "
 					 "min(err) FILTER (WHERE err IS NOT NULL) FROM ("
-					 "SELECT k, m, err, (%s.model_info(m)->>'rows_trained')::float8 AS w, "
+					 "SELECT %s, (%s.model_info(m)->>'rows_trained')::float8 AS w, "
 					 "(%s.model_info(m)->'history'->-1->>'validation_accuracy')::float8 AS a FROM (",
-					 schema, schema, schema);
+					 schema, citus ? "k, m, err" : "m AS k, m, NULL::text AS err", schema, schema);
 	if (citus)
 	{
 		/*
@@ -213,10 +214,17 @@ train_distributed(PG_FUNCTION_ARGS)
 		nshards = 0;
 	}
 	else
+	{
+		/*
+		 * Each branch only the aggregate, so that it is a bare (async) foreign
+		 * scan of a pushed-down aggregate; the models arrive in any order and
+		 * are averaged in the order of their bytes
+		 */
 		for (int i = 0; i < nshards; i++)
-			appendStringInfo(&q, "%sSELECT %d AS k, %s.train_conv2d(%s, %s, $1, $2) AS m, NULL::text AS err FROM %s",
-							 i ? " UNION ALL " : "", i, schema, quote_identifier(pix), quote_identifier(lab), shards[i]);
-	appendStringInfoString(&q, ") u) s");
+			appendStringInfo(&q, "%sSELECT %s.train_conv2d(%s, %s, $1, $2) AS m FROM %s",
+							 i ? " UNION ALL " : "", schema, quote_identifier(pix), quote_identifier(lab), shards[i]);
+	}
+	appendStringInfoString(&q, citus ? ") u) s" : ") u(m)) s");
 
 	memset(&rec, 0, sizeof(rec));
 	rec.shards = nshards;
