@@ -120,6 +120,17 @@ SELECT train_conv2d(x, label, :'small') FROM train;
 \echo :LAST_ERROR_SQLSTATE
 RESET mlcnn.max_train_memory;
 
+-- the entry points of tuning and of training across servers take real[] rows too
+SELECT model_info(tune_conv2d(x, label, :'small'::jsonb || '{"validation_fraction": 0.2, "space": {"learning_rate": [0.003, 0.01]}}'))->'tuning'->'trials' @> '[{"trial": 2}]'
+         AS tuned
+FROM train WHERE id < 300;
+CREATE TABLE real_dist AS SELECT x, label FROM train WHERE id < 300;
+SELECT model_info(m)->>'input_type' AS input_type, model_info(m)->'distributed'->>'shards' AS shards
+FROM (SELECT train_distributed('real_dist', :'small'::jsonb - 'epochs' || '{"pixels_column": "x", "rounds": 2}') AS m) d;
+SELECT evaluate_combine(p) = (SELECT evaluate(model, x, label) FROM test, models WHERE name = 'real') AS partial_real_evaluate
+FROM (SELECT evaluate_partial(model, x, label) AS p FROM test, models WHERE name = 'real' GROUP BY test.id % 2) s;
+DROP TABLE real_dist;
+
 -- ---------------------------------------------------------------- ONNX
 -- the export of a real[] model takes the floats as they are; its import is a
 -- real[] model again (the file's input_type), or, asked for, a bytea model

@@ -52,46 +52,17 @@ dist_error(const char *msg)
 			 errmsg("train_distributed: %s", msg)));
 }
 
-/* The member key of jb, or NULL. */
-static JsonbValue *
-member(Jsonb *jb, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = (int) strlen(key);
-	return findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
-}
-
 /* A text member, or dflt. */
 static char *
 text_member(Jsonb *jb, const char *key, const char *dflt)
 {
-	JsonbValue *v = member(jb, key);
+	JsonbValue *v = MlcnnJsonbMember(jb, key);
 
 	if (v == NULL)
 		return pstrdup(dflt);
 	if (v->type != jbvString || v->val.string.len == 0)
 		dist_error(psprintf("\"%s\" must be a column name", key));
 	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
-/* A whole-number member in [lo, hi], or dflt. */
-static int32
-int_member(Jsonb *jb, const char *key, int32 lo, int32 hi, int32 dflt)
-{
-	JsonbValue *v = member(jb, key);
-	double		d;
-
-	if (v == NULL)
-		return dflt;
-	if (v->type != jbvNumeric)
-		dist_error(psprintf("\"%s\" must be a number", key));
-	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
-	if (d != floor(d) || d < lo || d > hi)
-		dist_error(psprintf("\"%s\" must be a whole number from %d to %d, not %g", key, lo, hi, d));
-	return (int32) d;
 }
 
 /* The type of column col of rel, or an error naming it. */
@@ -138,9 +109,9 @@ train_distributed(PG_FUNCTION_ARGS)
 		dist_error("options must be a JSON object");
 	pix = text_member(opts, "pixels_column", "pixels");
 	lab = text_member(opts, "label_column", "label");
-	rounds = int_member(opts, "rounds", 1, NN_MAX_ROUNDS, 5);
-	local_epochs = int_member(opts, "local_epochs", 1, NN_MAX_EPOCHS, 1);
-	if (member(opts, "epochs"))
+	rounds = MlcnnJsonbInt(opts, "rounds", 1, NN_MAX_ROUNDS, 5, "train_distributed: ");
+	local_epochs = MlcnnJsonbInt(opts, "local_epochs", 1, NN_MAX_EPOCHS, 1, "train_distributed: ");
+	if (MlcnnJsonbMember(opts, "epochs"))
 		dist_error("\"epochs\" is local_epochs per round (rounds x local_epochs in all)");
 	for (int i = 0; i < (int) lengthof(own_keys); i++)
 		train = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(train),

@@ -194,3 +194,48 @@ MlcnnJsonFinish(MlcnnJson *j)
 		elog(ERROR, "mlcnn jsonb document is not closed. Please report a bug.");
 	return JsonbValueToJsonb(j->result);
 }
+
+/* ------------------------------------------------------------ reading */
+
+/* The member key of the object jb, or NULL. */
+JsonbValue *
+MlcnnJsonbMember(Jsonb *jb, const char *key)
+{
+	JsonbValue	k;
+
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = (int) strlen(key);
+	return findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
+}
+
+/* The number under key (an ERROR 22023 naming who and key when it is not one), or NULL. */
+bool
+MlcnnJsonbNumber(Jsonb *jb, const char *key, const char *who, double *v)
+{
+	JsonbValue *jv = MlcnnJsonbMember(jb, key);
+
+	if (jv == NULL)
+		return false;
+	if (jv->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s\"%s\" must be a number", who, key)));
+	*v = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(jv->val.numeric)));
+	return true;
+}
+
+/* The whole number under key in [lo, hi] (22023 otherwise, naming who and key), or dflt when absent. */
+int32
+MlcnnJsonbInt(Jsonb *jb, const char *key, int32 lo, int32 hi, int32 dflt, const char *who)
+{
+	double		d;
+
+	if (!MlcnnJsonbNumber(jb, key, who, &d))
+		return dflt;
+	if (d != floor(d) || d < lo || d > hi)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s\"%s\" must be a whole number from %d to %d, not %g", who, key, lo, hi, d)));
+	return (int32) d;
+}

@@ -155,6 +155,13 @@ void		MlcnnJsonNull(MlcnnJson *j, const char *key);
 /* the closed document as a Jsonb */
 Jsonb	   *MlcnnJsonFinish(MlcnnJson *j);
 
+/* reading: the member key of an object, or NULL */
+JsonbValue *MlcnnJsonbMember(Jsonb *jb, const char *key);
+/* the number under key into *v (false when absent; 22023 "<who>"key" must be a number") */
+bool		MlcnnJsonbNumber(Jsonb *jb, const char *key, const char *who, double *v);
+/* the whole number under key in [lo, hi], or dflt when absent (22023 naming who and key) */
+int32		MlcnnJsonbInt(Jsonb *jb, const char *key, int32 lo, int32 hi, int32 dflt, const char *who);
+
 /* ------------------------------------------------------------ options.c */
 
 /* point the core's "did you mean" at varstr_levenshtein */

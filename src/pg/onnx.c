@@ -50,51 +50,14 @@ model_to_onnx(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(out);
 }
 
-/* the number under key of jb into *v; false when absent */
-static bool
-json_number(Jsonb *jb, const char *key, float *v)
-{
-	JsonbValue	k,
-			   *jv;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	jv = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
-	if (jv == NULL)
-		return false;
-	if (jv->type != jbvNumeric)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a number", key)));
-	*v = (float) DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(jv->val.numeric)));
-	return true;
-}
-
-/* true when jb has key */
-static bool
-json_has(Jsonb *jb, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	return findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k) != NULL;
-}
-
 /* the "input_type" of jb: -1 when absent (the file's mlcnn metadata decides), else bytea or real[] */
 static int32
 json_input_type(Jsonb *jb)
 {
-	JsonbValue	k,
-			   *jv;
+	JsonbValue *jv;
 	char	   *v;
 
-	k.type = jbvString;
-	k.val.string.val = "input_type";
-	k.val.string.len = strlen("input_type");
-	jv = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
+	jv = MlcnnJsonbMember(jb, "input_type");
 	if (jv == NULL)
 		return -1;
 	v = jv->type == jbvString ? pnstrdup(jv->val.string.val, jv->val.string.len) : NULL;
@@ -129,13 +92,19 @@ model_from_onnx(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("options must be a JSON object")));
-	if (json_has(jb, "layers"))
+	if ((MlcnnJsonbMember(jb, "layers") != NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model_from_onnx takes the layers from the file, not from option \"layers\"")));
 	/* mean, std and input_type are the import's own; the rest is the option table's */
-	json_number(jb, "mean", &o.mean);
-	json_number(jb, "std", &o.std);
+	{
+		double		d;
+
+		if (MlcnnJsonbNumber(jb, "mean", "option ", &d))
+			o.mean = (float) d;
+		if (MlcnnJsonbNumber(jb, "std", "option ", &d))
+			o.std = (float) d;
+	}
 	o.dtype = json_input_type(jb);
 	rest = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(jb), CStringGetTextDatum("mean")));
 	rest = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(rest), CStringGetTextDatum("std")));
@@ -144,9 +113,9 @@ model_from_onnx(PG_FUNCTION_ARGS)
 	if (MlcnnOptionsFromJsonb(&opt, rest, &st) != NN_OK)
 		MlcnnReportStatus(&st);
 	/* without "normalize" (or with "auto") the network gets the pixels as they are, as the file's input does */
-	o.normalize_given = json_has(jb, "normalize") && opt.normalize != NN_NORM_AUTO;
+	o.normalize_given = (MlcnnJsonbMember(jb, "normalize") != NULL) && opt.normalize != NN_NORM_AUTO;
 	o.normalize = o.normalize_given ? opt.normalize : NN_NORM_NONE;
-	if (o.normalize_given && opt.normalize == NN_NORM_ZSCORE && !(json_has(jb, "mean") && json_has(jb, "std") && o.std > 0))
+	if (o.normalize_given && opt.normalize == NN_NORM_ZSCORE && !((MlcnnJsonbMember(jb, "mean") != NULL) && (MlcnnJsonbMember(jb, "std") != NULL) && o.std > 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"normalize\": \"zscore\" needs \"mean\" and a positive \"std\" (of pixel / 255, or of the value for real[])")));
@@ -154,7 +123,7 @@ model_from_onnx(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"normalize\": \"minmax\" of real[] inputs needs the training rows' range: give \"zscore\" with \"mean\" and \"std\" instead")));
-	o.classes = json_has(jb, "classes") ? opt.classes : 0;
+	o.classes = (MlcnnJsonbMember(jb, "classes") != NULL) ? opt.classes : 0;
 	o.input = opt.input;
 
 	MlcnnAllocInit(&alloc, CurrentMemoryContext);

@@ -30,18 +30,6 @@ static const char *const search_keys[] = {"space", "strategy", "metric", "trials
 /* options a space may not vary: they decide the hold-out or the rows' meaning */
 static const char *const fixed_only[] = {"seed", "validation_fraction", "input", "classes", "threads"};
 
-/* The member key of object jb, or NULL. */
-static JsonbValue *
-member(Jsonb *jb, const char *key)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = (int) strlen(key);
-	return findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &k);
-}
-
 /* Error 22023 about the search. */
 static void
 search_error(const char *msg, const char *hint) pg_attribute_noreturn();
@@ -55,28 +43,11 @@ search_error(const char *msg, const char *hint)
 			 hint ? errhint("%s", hint) : 0));
 }
 
-/* A search key holding a whole number in [lo, hi], or dflt when absent. */
-static int32
-int_member(Jsonb *jb, const char *key, int32 lo, int32 hi, int32 dflt)
-{
-	JsonbValue *v = member(jb, key);
-	double		d;
-
-	if (v == NULL)
-		return dflt;
-	if (v->type != jbvNumeric)
-		search_error(psprintf("\"%s\" must be a number", key), NULL);
-	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
-	if (d != floor(d) || d < lo || d > hi)
-		search_error(psprintf("\"%s\" must be a whole number from %d to %d, not %g", key, lo, hi, d), NULL);
-	return (int32) d;
-}
-
 /* A search key holding one of names (its index), or dflt when absent. */
 static int32
 name_member(Jsonb *jb, const char *key, const char *(*name_of) (int32_t), int32 dflt)
 {
-	JsonbValue *v = member(jb, key);
+	JsonbValue *v = MlcnnJsonbMember(jb, key);
 	char	   *s;
 	StringInfoData allowed;
 
@@ -117,7 +88,7 @@ MlcnnTuneFixedOptions(nn_options *o, Jsonb *search)
 void
 MlcnnTuneSearch(nn_tuning *t, const nn_options *base, Jsonb *search)
 {
-	JsonbValue *space = member(search, "space");
+	JsonbValue *space = MlcnnJsonbMember(search, "space");
 	JsonbContainer *sc;
 	JsonbIterator *it;
 	JsonbIteratorToken r;
@@ -133,8 +104,8 @@ MlcnnTuneSearch(nn_tuning *t, const nn_options *base, Jsonb *search)
 	memset(t, 0, sizeof(*t));
 	t->strategy = name_member(search, "strategy", nn_tune_strategy_name, NN_TUNE_GRID);
 	t->metric = name_member(search, "metric", nn_tune_metric_name, NN_METRIC_VAL_ACCURACY);
-	t->eta = int_member(search, "eta", 2, 16, 3);
-	t->min_epochs = int_member(search, "min_epochs", 1, NN_MAX_EPOCHS, 1);
+	t->eta = MlcnnJsonbInt(search, "eta", 2, 16, 3, "tune_conv2d search: ");
+	t->min_epochs = MlcnnJsonbInt(search, "min_epochs", 1, NN_MAX_EPOCHS, 1, "tune_conv2d search: ");
 	if (space == NULL || space->type != jbvBinary || !JsonContainerIsObject(space->val.binary.data) ||
 		JsonContainerSize(space->val.binary.data) == 0)
 		search_error("\"space\" must be an object of option names to lists of values",
@@ -179,23 +150,23 @@ MlcnnTuneSearch(nn_tuning *t, const nn_options *base, Jsonb *search)
 	}
 	if (t->strategy == NN_TUNE_RANDOM)
 	{
-		if (member(search, "trials") == NULL)
+		if (MlcnnJsonbMember(search, "trials") == NULL)
 			search_error("random search needs \"trials\": how many to draw", NULL);
-		n = int_member(search, "trials", 1, NN_MAX_TRIALS, 0);
+		n = MlcnnJsonbInt(search, "trials", 1, NN_MAX_TRIALS, 0, "tune_conv2d search: ");
 		if (n > grid)
 			search_error(psprintf("\"trials\": %d is more than the %.0f combinations of the space", n, grid),
 						 "Use \"strategy\": \"grid\" to train them all.");
 	}
 	else
 	{
-		if (member(search, "trials") != NULL)
+		if (MlcnnJsonbMember(search, "trials") != NULL)
 			search_error("\"trials\" is for random search", NULL);
 		if (grid > NN_MAX_TRIALS)
 			search_error(psprintf("the grid has %.0f combinations, more than the %d one search trains", grid, NN_MAX_TRIALS),
 						 "Use \"strategy\": \"random\" with \"trials\", or fewer values.");
 		n = (int) grid;
 	}
-	if (t->strategy != NN_TUNE_HALVING && (member(search, "eta") || member(search, "min_epochs")))
+	if (t->strategy != NN_TUNE_HALVING && (MlcnnJsonbMember(search, "eta") || MlcnnJsonbMember(search, "min_epochs")))
 		search_error("\"eta\" and \"min_epochs\" are for halving", NULL);
 	if (t->strategy == NN_TUNE_HALVING && t->min_epochs >= base->epochs)
 		search_error(psprintf("halving needs more epochs than min_epochs: epochs %d, min_epochs %d",

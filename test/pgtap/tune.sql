@@ -16,7 +16,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(33);
+SELECT plan(34);
 
 CREATE FUNCTION pg_temp.rows(part text, n int) RETURNS TABLE (id int, label int, pixels bytea) LANGUAGE plpgsql AS $$
 DECLARE
@@ -99,6 +99,19 @@ SELECT cmp_ok((SELECT (evaluate(m.model, t.pixels, t.label)->>'accuracy')::float
 SELECT is((SELECT model_info(tune_conv2d(array(SELECT get_byte(pixels, i)::real / 255::real FROM generate_series(0, 783) i), label,
                                           :'base'::jsonb || '{"space": {"learning_rate": [0.003]}}'))->>'input_type'
            FROM tu_train WHERE id < 400), 'real[]', 'the real[] form tunes a real[] model');
+
+-- a parallel plan: the workers buffer their rows, the leader combines and searches
+CREATE TABLE tu_par_rows AS SELECT * FROM tu_train;
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+SELECT is((SELECT tune_conv2d(pixels, label, (SELECT search FROM tu_searches WHERE name = 'random')) FROM tu_par_rows),
+          (SELECT model FROM tu_models WHERE name = 'random'), 'a parallel plan gives the model bytes of the serial one');
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
 
 -- ------------------------------------------------------------- EXPLAIN ANALYZE
 CREATE FUNCTION pg_temp.explained(q text) RETURNS text LANGUAGE plpgsql AS $$
