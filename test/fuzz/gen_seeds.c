@@ -135,6 +135,14 @@ model_seed(const char *name, int kind, const char *spec, nn_shape in, int classe
 		}
 		m.tuning = &t;
 	}
+	if (tuned > 1)
+	{
+		/* and the record of two rounds of train_distributed over three shards */
+		static nn_round round[2] = {{100, 3, 0.5f, 1.0f}, {100, 2, NAN, 0.0f}};
+		static nn_rounds rounds = {3, 1, 2, round};
+
+		m.rounds = &rounds;
+	}
 
 	len = nn_model_size(&m);
 	buf = malloc(len);
@@ -314,6 +322,8 @@ main(int argc, char **argv)
 			   "conv(2,3) relu dense(3)", mnistish, 3, 1, NN_NORM_ZSCORE, NN_DTYPE_FLOAT32, 0, 5);
 	model_seed("model-tuned.bin", NN_BLOB_MODEL,
 			   "conv(2,3) relu dense(3)", mnistish, 3, 2, NN_NORM_MINMAX, NN_DTYPE_UINT8, 1, 13);
+	model_seed("model-distributed.bin", NN_BLOB_MODEL,
+			   "conv(2,3) relu dense(3)", mnistish, 3, 2, NN_NORM_MINMAX, NN_DTYPE_UINT8, 2, 17);
 	model_seed("gradients-small.bin", NN_BLOB_GRADIENTS,
 			   "conv(1,3,2) relu dense(2)", mnistish, 2, 0, NN_NORM_NONE, NN_DTYPE_UINT8, 0, 3);
 	copy_seed("model-format1.bin", "test/fixtures/model_v1.bin");
