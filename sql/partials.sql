@@ -103,6 +103,21 @@ SELECT pg_temp.evaluate_combine(substring(ev::bytea FROM 1 FOR 100)) FROM partia
 \echo :LAST_ERROR_SQLSTATE
 SELECT pg_temp.gradients_combine('\x00'::bytea);
 \echo :LAST_ERROR_SQLSTATE
+-- the named halves: evaluate_partial / evaluate_combine and compute_gradients_partial /
+-- compute_gradients_combine are the same split as SQL aggregates of their own
+SELECT (SELECT evaluate_combine(p) FROM (SELECT evaluate_partial(m.model, r.pixels, r.label) AS p
+                                         FROM partial_rows r, partial_model m GROUP BY shard) s) =
+       (SELECT evaluate(m.model, r.pixels, r.label) FROM partial_rows r, partial_model m) AS named_evaluate,
+       (SELECT model_info(compute_gradients_combine(p))->'gradient_rows'
+        FROM (SELECT compute_gradients_partial(m.model, r.pixels, r.label) AS p
+              FROM partial_rows r, partial_model m GROUP BY shard) s) AS named_gradient_rows;
+SELECT evaluate_combine('\x00'::bytea);
+\echo :LAST_ERROR_SQLSTATE
+SELECT compute_gradients_combine(p) FROM (SELECT evaluate_partial(m.model, r.pixels, r.label) AS p
+                                          FROM partial_rows r, partial_model m) s;
+\echo :LAST_ERROR_SQLSTATE
+SELECT evaluate_combine(p) IS NULL AS no_partials FROM (SELECT NULL::bytea AS p) s;
+
 -- ---------------------------------------------------------------- average_models
 -- two models trained on from the one model, on two halves of the rows; their
 -- average weighted by rows, against the mean computed here from model_weights
