@@ -103,13 +103,20 @@ nn_metrics_free(nn_metrics *m, const nn_allocator *a)
 	m->hits = m->predicted = m->present = NULL;
 }
 
+/* Serialised bytes of metrics of classes classes (a matrix up to NN_METRICS_MATRIX_CLASSES). */
+static size_t
+serial_bytes(int classes)
+{
+	size_t		K = classes > 0 ? (size_t) classes : 1;
+
+	return 4 + 8 + 8 + 8 + (classes <= NN_METRICS_MATRIX_CLASSES ? K * K * 8 : 0) + 3 * K * 8;
+}
+
 /* Serialised size: i32 classes, i64 rows, i64 correct, f64 loss, then the counts. */
 size_t
 nn_metrics_serial_size(const nn_metrics *m)
 {
-	size_t		K = m->classes > 0 ? (size_t) m->classes : 1;
-
-	return 4 + 8 + 8 + 8 + (m->confusion ? K * K * 8 : 0) + 3 * K * 8;
+	return serial_bytes(m->classes);
 }
 
 /* The metrics into buf (nn_metrics_serial_size bytes), host order: partial results of one query. */
@@ -144,17 +151,13 @@ nn_metrics_deserialize(nn_metrics *m, const uint8_t *buf, size_t len, const nn_a
 	memcpy(&classes, buf, 4);
 	if (classes < 1 || classes > NN_MAX_CLASSES_METRICS)
 		return nn_fail(st, NN_ERR_CORRUPT, "partial metrics have %d classes", classes);
+	/* the length first, so a forged class count allocates nothing */
+	if (len != serial_bytes(classes))
+		return nn_fail(st, NN_ERR_CORRUPT, "partial metrics of %d classes take %zu bytes, not %zu",
+					   classes, serial_bytes(classes), len);
 	if (nn_metrics_init(m, classes, a, st) != NN_OK)
 		return st->code;
 	K = (size_t) classes;
-	if (len != nn_metrics_serial_size(m))
-	{
-		size_t		want = nn_metrics_serial_size(m);
-
-		nn_metrics_free(m, a);
-		return nn_fail(st, NN_ERR_CORRUPT, "partial metrics of %d classes take %zu bytes, not %zu",
-					   classes, want, len);
-	}
 	memcpy(&m->rows, buf + 4, 8);
 	memcpy(&m->correct, buf + 12, 8);
 	memcpy(&m->loss, buf + 20, 8);

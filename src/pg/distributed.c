@@ -167,9 +167,10 @@ train_distributed(PG_FUNCTION_ARGS)
 	appendStringInfo(&q, "SELECT %s.average_models(m, w ORDER BY k), count(m), sum(w)::int8, "
 					 "sum(w * a) / nullif(sum(w) FILTER (WHERE a IS NOT NULL), 0), count(*), "
 					 "min(err) FILTER (WHERE err IS NOT NULL) FROM ("
-					 "SELECT %s, (%s.model_info(m)->>'rows_trained')::float8 AS w, "
-					 "(%s.model_info(m)->'history'->-1->>'validation_accuracy')::float8 AS a FROM (",
-					 schema, citus ? "k, m, err" : "m AS k, m, NULL::text AS err", schema, schema);
+					 "SELECT k, m, err, (i->>'rows_trained')::float8 AS w, "
+					 "(i->'history'->-1->>'validation_accuracy')::float8 AS a FROM ("
+					 "SELECT %s, %s.model_info(m) AS i FROM (",
+					 schema, citus ? "k, m, err" : "m AS k, m, NULL::text AS err", schema);
 	if (citus)
 	{
 		/*
@@ -195,7 +196,7 @@ train_distributed(PG_FUNCTION_ARGS)
 			appendStringInfo(&q, "%sSELECT %s.train_conv2d(%s, %s, $1, $2) AS m FROM %s",
 							 i ? " UNION ALL " : "", schema, quote_identifier(pix), quote_identifier(lab), shards[i]);
 	}
-	appendStringInfoString(&q, citus ? ") u) s" : ") u(m)) s");
+	appendStringInfoString(&q, citus ? ") u) v) s" : ") u(m)) v) s");
 
 	memset(&rec, 0, sizeof(rec));
 	rec.shards = nshards;

@@ -87,6 +87,7 @@ typedef struct MlcnnModel
 	Size		key_len;
 	char	   *key;			/* toast pointer or raw varlena bytes */
 	Size		blob_bytes;		/* detoasted size of the model */
+	uint32		crc;			/* its stored checksum: with blob_bytes, its identity */
 	nn_model	model;
 	nn_work		work;			/* inference buffers for `batch` images */
 	int			batch;			/* images the buffers hold (within the budget) */

@@ -321,6 +321,7 @@ MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch, bool 
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("out of memory copying a model of %zu parameters", e->model.net.nparams)));
 		mm->blob_bytes = e->blob_bytes;
+		mm->crc = crc;
 		blob = NULL;
 		elog(DEBUG1, "mlcnn: model of %zu bytes found in the session's cache", mm->blob_bytes);
 	}
@@ -329,6 +330,12 @@ MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch, bool 
 		blob = (bytea *) PG_DETOAST_DATUM(d);
 		mm->blob_bytes = VARSIZE_ANY_EXHDR(blob);
 		MlcnnModelDecode(&mm->model, blob, &mm->alloc.a);
+		{
+			/* the decode checked the checksum in the last four bytes */
+			const uint8 *t = (const uint8 *) VARDATA_ANY(blob) + mm->blob_bytes - 4;
+
+			mm->crc = (uint32) t[0] | (uint32) t[1] << 8 | (uint32) t[2] << 16 | (uint32) t[3] << 24;
+		}
 		elog(DEBUG1, "mlcnn: model of %zu bytes decoded", mm->blob_bytes);
 		if (have_crc)
 			session_put(raw, crc, &mm->model, mm->blob_bytes);

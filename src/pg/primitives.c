@@ -124,17 +124,6 @@ state_new(MemoryContext parent, int kind)
 	return s;
 }
 
-/* The stored checksum (last four bytes) of a detoasted model. */
-static uint32
-model_crc_of(const bytea *b)
-{
-	const uint8 *p = (const uint8 *) VARDATA_ANY(b) + VARSIZE_ANY_EXHDR(b) - 4;
-
-	if (VARSIZE_ANY_EXHDR(b) < 4)
-		return 0;
-	return (uint32) p[0] | (uint32) p[1] << 8 | (uint32) p[2] << 16 | (uint32) p[3] << 24;
-}
-
 /* Error unless a model of this identity is the state's (or the state has none yet, which adopts it). */
 static void
 same_model(BatchState *s, uint32 crc, uint64 len)
@@ -286,11 +275,7 @@ state_model(FunctionCallInfo fcinfo, BatchState *s)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s needs a model, not a gradient blob", kind_name(s->kind))));
-	{
-		bytea	   *b = DatumGetByteaPP(PG_GETARG_DATUM(1));
-
-		same_model(s, model_crc_of(b), VARSIZE_ANY_EXHDR(b));
-	}
+	same_model(s, mm->crc, mm->blob_bytes);
 	s->generation = mm->generation;
 	if (gradients)
 	{
@@ -392,7 +377,7 @@ flush(BatchState *s)
 	s->seconds += nn_now() - t0;
 }
 
-/* The gradient blob of s: sums, or (mean) divided by the rows. */
+/* The gradient blob of s: sums, or (mean) divided by the rows, into params (NULL: for its size only). */
 static nn_model
 gradient_blob(const BatchState *s, bool mean, float *params)
 {
@@ -406,7 +391,7 @@ gradient_blob(const BatchState *s, bool mean, float *params)
 	g.grad_rows = s->n;
 	g.rows_skipped = s->skipped;
 	g.params = params;
-	for (Size i = 0; i < g.net.nparams; i++)
+	for (Size i = 0; params && i < g.net.nparams; i++)
 		params[i] = mean ? s->grads[i] / (float) s->n : s->grads[i];
 	return g;
 }
@@ -423,7 +408,7 @@ batch_flat_size(ExpandedObjectHeader *eohptr)
 		return n;
 	if (s->kind == KIND_GRADIENTS)
 	{
-		nn_model	g = gradient_blob(s, false, s->grads);	/* sizing reads no parameter */
+		nn_model	g = gradient_blob(s, false, NULL);	/* sizing reads no parameter */
 
 		return n + nn_model_size(&g);
 	}
@@ -452,10 +437,10 @@ batch_flatten(ExpandedObjectHeader *eohptr, void *result, Size allocated_size)
 		return;
 	if (s->kind == KIND_GRADIENTS)
 	{
-		nn_model	g = gradient_blob(s, false, palloc(sizeof(float) * Max(s->net.nparams, 1)));
+		nn_model	g = gradient_blob(s, false, NULL);
 
+		g.params = s->grads;	/* the sums as they are */
 		nn_model_write(&g, p);
-		pfree(g.params);
 	}
 	else
 		nn_metrics_serialize(&s->metrics, p);
