@@ -24,6 +24,7 @@
 #include <cblas.h>
 
 #include "conv_direct.h"
+#include "conv_winograd.h"
 #include "idx.h"
 #include "ops.h"
 #include "train.h"
@@ -103,7 +104,7 @@ on_epoch(void *ctx, int32_t epoch, int32_t epochs, const nn_epoch *e,
 	fflush(stdout);
 }
 
-#define USAGE "usage: %s [--images F --labels F] [--rows N] [--epochs E] [--threads T] [--batch B] [--layers SPEC] [--set KEY=VALUE ...] [--conv auto|im2col|direct] [--test-images F --test-labels F] | --list-options\n"
+#define USAGE "usage: %s [--images F --labels F] [--rows N] [--epochs E] [--threads T] [--batch B] [--layers SPEC] [--set KEY=VALUE ...] [--conv auto|im2col|direct|winograd] [--test-images F --test-labels F] | --list-options\n"
 #define MAX_SETS 64
 
 /* Print the option table: name, type, default, what is allowed. */
@@ -175,11 +176,13 @@ main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--set") && nsets < MAX_SETS)
 			sets[nsets++] = argv[i + 1];
 		else if (!strcmp(argv[i], "--conv") && !strcmp(argv[i + 1], "auto"))
-			nn_conv_direct_mode = NN_CONV_DIRECT_AUTO;
+			nn_conv_direct_mode = NN_CONV_DIRECT_AUTO, nn_conv_winograd_mode = NN_CONV_WINOGRAD_AUTO;
 		else if (!strcmp(argv[i], "--conv") && !strcmp(argv[i + 1], "im2col"))
-			nn_conv_direct_mode = NN_CONV_DIRECT_NEVER;
+			nn_conv_direct_mode = NN_CONV_DIRECT_NEVER, nn_conv_winograd_mode = NN_CONV_WINOGRAD_NEVER;
 		else if (!strcmp(argv[i], "--conv") && !strcmp(argv[i + 1], "direct"))
-			nn_conv_direct_mode = NN_CONV_DIRECT_ALWAYS;
+			nn_conv_direct_mode = NN_CONV_DIRECT_ALWAYS, nn_conv_winograd_mode = NN_CONV_WINOGRAD_NEVER;
+		else if (!strcmp(argv[i], "--conv") && !strcmp(argv[i + 1], "winograd"))
+			nn_conv_winograd_mode = NN_CONV_WINOGRAD_ALWAYS;
 		else if (!strcmp(argv[i], "--test-images"))
 			test_images = argv[i + 1];
 		else if (!strcmp(argv[i], "--test-labels"))
@@ -253,25 +256,27 @@ main(int argc, char **argv)
 	printf("\n%s on %ld images of %dx%dx%d, batch %d, %d thread(s), %d epoch(s)\n",
 		   model.net.spec, (long) rows.n, model.net.input.h, model.net.input.w,
 		   model.net.input.c, batch, threads, epochs);
-	printf("convolutions: %s (direct kernels: %s)\n",
+	printf("convolutions: %s (direct and Winograd kernels: %s)\n",
+		   nn_conv_winograd_mode == NN_CONV_WINOGRAD_ALWAYS ? "Winograd wherever it fits" :
 		   nn_conv_direct_mode == NN_CONV_DIRECT_NEVER ? "im2col + sgemm" :
 		   nn_conv_direct_mode == NN_CONV_DIRECT_ALWAYS ? "direct wherever it fits" : "auto",
 		   nn_conv_direct_isa());
 	printf("seconds per epoch: %.2f\n", secs / epochs);
 	printf("images per second: %.0f\n", (double) rows.n * epochs / secs);
-	printf("GFLOPS achieved:   %.1f (%.2f M multiply-adds per image forward)\n",
+	printf("GFLOPS achieved:   %.1f (%.2f M multiply-adds per image forward, counted as a direct convolution)\n",
 		   2.0 * macs_train * rows.n * epochs / secs / 1e9, macs_fwd / 1e6);
 	printf("phases (s): forward %.2f, backward %.2f, update %.2f, loss %.2f, other %.2f\n",
 		   t.forward_s, t.backward_s, t.update_s, t.loss_s,
 		   secs - t.forward_s - t.backward_s - t.update_s - t.loss_s);
-	printf("%-4s %-14s %12s %12s\n", "#", "layer", "forward s", "backward s");
+	printf("%-4s %-18s %12s %12s  %s\n", "#", "layer", "forward s", "backward s", "kernels");
 	for (int i = 0; i < model.net.nlayers; i++)
 	{
 		const nn_layer *L = &model.net.layers[i];
 		char		desc[48];
 
 		snprintf(desc, sizeof(desc), "%s %dx%dx%d", nn_op_of(L->kind)->name, L->out.h, L->out.w, L->out.c);
-		printf("%-4d %-14s %12.3f %12.3f\n", i, desc, t.layer_fwd_s[i], t.layer_bwd_s[i]);
+		printf("%-4d %-18s %12.3f %12.3f  %s\n", i, desc, t.layer_fwd_s[i], t.layer_bwd_s[i],
+			   L->kind == NN_CONV ? nn_conv_path(L) : "");
 	}
 	if (test_images && test_labels)
 	{

@@ -24,6 +24,7 @@
 #undef I
 
 #include "nn.h"
+#include "conv_direct.h"
 
 /*
  * Multiply-adds one sgemm call may take at most (some tens of ms; a
@@ -513,6 +514,69 @@ maxpool_row_2x2(float *restrict o, int32_t *restrict am, const float *restrict r
 	}
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+/*
+ * maxpool_row_2x2 in AVX-512, 16 outputs a step: the even and odd columns
+ * of both input rows deinterleaved by permutes, then the same four-way
+ * better-of-two in the same window order, so the same values and argmax.
+ */
+__attribute__((target("avx512f")))
+static void
+maxpool_row_2x2_avx512(float *restrict o, int32_t *restrict am, const float *restrict r0,
+					   const float *restrict r1, int OW, int32_t i0, int32_t W)
+{
+	const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+	const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+	const __m512i step = _mm512_add_epi32(even, _mm512_set1_epi32(i0));
+
+	for (int ox = 0; ox < OW; ox += 16)
+	{
+		int			n = OW - ox < 16 ? OW - ox : 16;
+		__mmask16	lo = (__mmask16) (n >= 8 ? 0xFFFF : (1u << (2 * n)) - 1),
+					hi = (__mmask16) (n > 8 ? (1u << (2 * (n - 8))) - 1 : 0),
+					out = (__mmask16) ((1u << n) - 1);
+		__m512		a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ox),
+					a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16),
+					b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ox),
+					b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ox + 16);
+		__m512		cand[3] = {_mm512_permutex2var_ps(a0, odd, a1),
+			_mm512_permutex2var_ps(b0, even, b1),
+		_mm512_permutex2var_ps(b0, odd, b1)};
+		__m512i		base = _mm512_add_epi32(step, _mm512_set1_epi32(2 * ox));
+		__m512i		off[3] = {_mm512_set1_epi32(1), _mm512_set1_epi32(W), _mm512_set1_epi32(W + 1)};
+		__m512		m = _mm512_permutex2var_ps(a0, even, a1);
+		__m512i		at = base;
+
+		for (int k = 0; k < 3; k++)
+		{
+			__m512		v = cand[k];
+			__mmask16	gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) |
+				(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q));
+
+			m = _mm512_mask_blend_ps(gt, m, v);
+			at = _mm512_mask_blend_epi32(gt, at, _mm512_add_epi32(base, off[k]));
+		}
+		_mm512_mask_storeu_ps(o + ox, out, m);
+		_mm512_mask_storeu_epi32(am + ox, out, at);
+	}
+}
+#endif
+
+/* the 2x2 stride-2 row loop this CPU runs best (the direct kernels' level) */
+static void (*
+			 maxpool_row_2x2_pick(void)) (float *restrict, int32_t *restrict, const float *restrict,
+										  const float *restrict, int, int32_t, int32_t)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_cpu_init();
+	if (nn_conv_direct_level >= NN_CONV_DIRECT_AVX512 && __builtin_cpu_supports("avx512f"))
+		return maxpool_row_2x2_avx512;
+#endif
+	return maxpool_row_2x2;
+}
+
 /*
  * Compares one output row of a pooling window may cost before the row
  * loop checks for interrupts row by row (a plane of a large, overlapping
@@ -542,6 +606,8 @@ nn_maxpool_forward(float *out, int32_t *argmax, const float *inp,
 	size_t		OHW = (size_t) OH * OW;
 	size_t		planes = (size_t) C * B;
 	int			check_rows = (uint64_t) K * K * OW > POOL_ROW_CHECK;
+	void		(*row_2x2) (float *restrict, int32_t *restrict, const float *restrict,
+							const float *restrict, int, int32_t, int32_t) = maxpool_row_2x2_pick();
 
 	for (size_t p = 0; p < planes && !nn_interrupted(); p++)
 	{
@@ -553,9 +619,9 @@ nn_maxpool_forward(float *out, int32_t *argmax, const float *inp,
 		{
 			if (K == 2 && S == 2)
 			{
-				maxpool_row_2x2(o + (size_t) oy * OW, am + (size_t) oy * OW,
-								in + (size_t) (2 * oy) * W, in + (size_t) (2 * oy + 1) * W,
-								OW, 2 * oy * W, W);
+				row_2x2(o + (size_t) oy * OW, am + (size_t) oy * OW,
+						in + (size_t) (2 * oy) * W, in + (size_t) (2 * oy + 1) * W,
+						OW, 2 * oy * W, W);
 				continue;
 			}
 			if (check_rows && nn_interrupted())

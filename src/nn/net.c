@@ -214,12 +214,14 @@ work_plan(plan *p, nn_work *w, const nn_net *net, int B, int train)
 	plan_req   *dact[NN_MAX_LAYERS + 1] = {0};
 
 	int			keep_all = train & NN_WORK_KEEP_ALL;
+	int			frozen = !(train & 1) && (train & NN_WORK_FROZEN);
 
-	train &= ~NN_WORK_KEEP_ALL;
+	train &= ~(NN_WORK_KEEP_ALL | NN_WORK_FROZEN);
 	memset(p, 0, sizeof(*p));
 	memset(w, 0, sizeof(*w));
 	w->B = B;
 	w->train = train;
+	w->frozen = frozen;
 	graph_study(net, &g);
 
 	/* activations: from their producer to their last reader */
@@ -290,6 +292,7 @@ work_plan(plan *p, nn_work *w, const nn_net *net, int B, int train)
 		plan_take(p, m.aux, sizeof(float), i, kept, (void **) &w->aux[i]);
 		plan_take(p, m.stat, sizeof(double), i, kept, (void **) &w->stat[i]);
 		plan_take(p, m.dcol, sizeof(float), 2 * n - 1 - i, 2 * n - 1 - i, (void **) &w->dcol[i]);
+		plan_take(p, m.prep, sizeof(float), frozen ? 0 : i, frozen ? last : kept, (void **) &w->prep[i]);
 	}
 	plan_take(p, sat_mul((size_t) B, (size_t) net->classes), sizeof(float), 0, last, (void **) &w->probs);
 	plan_take(p, (size_t) B, sizeof(int32_t), 0, last, (void **) &w->labels);
@@ -372,6 +375,7 @@ nn_net_bound(const nn_net *net, int B, int train, nn_bound *b, nn_status *st)
 
 	memset(b, 0, sizeof(*b));
 	b->batch = B;
+	train &= ~NN_WORK_FROZEN;	/* no bigger: its prepared weights are counted once either way */
 	b->train = train;
 	if (B < 1)
 		return nn_fail(st, NN_ERR_INVALID, "a batch must hold at least one image, not %d", B);
@@ -968,5 +972,65 @@ nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_
 	}
 	if (tt)
 		tt->backward_s += nn_now() - t0;
+	return NN_OK;
+}
+
+/* what each part of nn_net_forward_split needs */
+typedef struct split_ctx
+{
+	const nn_net *net;
+	const float *params;
+	float	   *buffers;
+	nn_work   **w;
+	int			nparts;
+	const uint8_t *const *rows;
+	int			B;
+	const nn_norm *norm;
+	nn_timing  *t;
+	int			status[NN_MAX_PARTS];
+} split_ctx;
+
+/* the first row of part p of c's batch */
+static int
+split_at(const split_ctx *c, int p)
+{
+	return (int) ((int64_t) c->B * p / c->nparts);
+}
+
+/* one part of an inference batch: its rows loaded and run forward */
+static void
+split_part(void *arg, int p)
+{
+	split_ctx  *c = arg;
+	int			lo = split_at(c, p),
+				n = split_at(c, p + 1) - lo;
+
+	c->status[p] = NN_OK;
+	if (n == 0)
+		return;
+	nn_load_pixels(c->w[p]->act[0], c->rows + lo, n, c->net->input, c->norm);
+	c->status[p] = nn_net_forward(c->net, c->params, c->buffers, c->w[p], n, 0, NULL,
+								  p == 0 ? c->t : NULL);
+}
+
+/* Inference split into parts side by side; every logit ends in w[0] (see nn.h). */
+int
+nn_net_forward_split(const nn_net *net, const float *params, float *buffers, nn_work **w,
+					 int nparts, const uint8_t *const *rows, int B, const nn_norm *norm,
+					 nn_timing *t, nn_parts_run run, void *run_ctx)
+{
+	split_ctx	c = {net, params, buffers, w, nparts, rows, B, norm, t, {0}};
+	int			K = net->classes;
+
+	if (nparts > NN_MAX_PARTS)
+		nparts = c.nparts = NN_MAX_PARTS;
+	run(split_part, &c, nparts, run_ctx);
+	for (int p = 0; p < nparts; p++)
+		if (c.status[p] != NN_OK)
+			return c.status[p];
+	/* after every part is done: w[0]'s logits buffer may share memory with its pass */
+	for (int p = 1; p < nparts; p++)
+		memcpy(w[0]->act[net->nlayers] + (size_t) split_at(&c, p) * K, w[p]->act[net->nlayers],
+			   sizeof(float) * (size_t) (split_at(&c, p + 1) - split_at(&c, p)) * K);
 	return NN_OK;
 }

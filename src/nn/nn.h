@@ -355,6 +355,9 @@ typedef struct nn_work
 	float	   *mask[NN_MAX_LAYERS];	/* dropout */
 	float	   *aux[NN_MAX_LAYERS]; /* other per-node state an op keeps (batch norm) */
 	double	   *stat[NN_MAX_LAYERS];	/* partial sums of batch-wide ops (batch norm) */
+	float	   *prep[NN_MAX_LAYERS];	/* weights transformed for a node's kernels (Winograd) */
+	const float *prep_of[NN_MAX_LAYERS];	/* frozen: the weights prep[i] holds, or NULL */
+	int			frozen;			/* NN_WORK_FROZEN: the weights never change under this work */
 	int			forward_train;	/* the last forward pass was in training mode */
 	float	   *buffers;		/* the buffers the last forward pass used */
 	float	   *probs;			/* (B,classes) */
@@ -369,6 +372,12 @@ typedef struct nn_work
  * intermediate tensors after the pass.
  */
 #define NN_WORK_KEEP_ALL 0x100
+/*
+ * | NN_WORK_FROZEN (inference): the caller promises that the weights at a
+ * given address never change while the work lives (a cached model's), so
+ * the kernels transform them once and keep the result.
+ */
+#define NN_WORK_FROZEN 0x200
 int			nn_work_alloc(nn_work *w, const nn_net *net, int B, int train,
 						  const nn_allocator *a, nn_status *st);
 void		nn_work_free(nn_work *w, const nn_allocator *a);
@@ -484,6 +493,16 @@ nn_dtype_size(int32_t dtype)
  */
 void		nn_load_pixels(float *dst, const uint8_t *const *rows, int B,
 						   nn_shape in, const nn_norm *norm);
+/*
+ * Inference of B images split into nparts parts that run side by side
+ * through run (part p on w[p], whose capacity must hold its share, about
+ * B / nparts): each part loads its rows with norm and runs forward; the
+ * logits of all B images are then in w[0]->act[nlayers] in row order. t
+ * (the first part's) may be NULL. NN_OK or NN_ERR_CANCELLED.
+ */
+int			nn_net_forward_split(const nn_net *net, const float *params, float *buffers, nn_work **w,
+								 int nparts, const uint8_t *const *rows, int B, const nn_norm *norm,
+								 nn_timing *t, nn_parts_run run, void *run_ctx);
 
 /* ------------------------------------------------------------- optimizer */
 

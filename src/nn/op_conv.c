@@ -5,14 +5,16 @@
  * side, as PyTorch's padding="same") or a number of zeros per side (as
  * PyTorch's padding=P, which ResNet's strided 3x3 convolutions use).
  * groups=G splits the input and output channels into G groups (depthwise
- * when G equals the input channels). Stride-1 convolutions of few channels
- * run on conv_direct.c's kernels, the others on layers.c's im2col + sgemm;
- * a 1x1 stride-1 convolution needs no im2col.
+ * when G equals the input channels). 3x3 stride-1 convolutions of 16
+ * channels or more run on conv_winograd.c's F(4x4, 3x3), other stride-1
+ * convolutions of few channels on conv_direct.c's kernels, the rest on
+ * layers.c's im2col + sgemm; a 1x1 stride-1 convolution needs no im2col.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "conv_direct.h"
+#include "conv_winograd.h"
 #include "onnx.h"
 #include "ops.h"
 
@@ -166,6 +168,14 @@ conv_mem(const nn_layer *L, int B, int train, nn_op_mem *m)
 {
 	size_t		col = (size_t) L->in.c * L->kernel * L->kernel * B * L->out.h * L->out.w;
 
+	if (nn_conv_winograd_fits(L))
+	{
+		m->prep = nn_conv_winograd_filter_floats(L);
+		m->col = nn_conv_winograd_forward_floats(L, B);
+		if (train)
+			m->dcol = nn_conv_winograd_backward_floats(L, B);
+		return;
+	}
 	if (nn_conv_direct_fits(L))
 	{
 		m->col = nn_conv_direct_forward_floats(L);
@@ -180,17 +190,41 @@ conv_mem(const nn_layer *L, int B, int train, nn_op_mem *m)
 		m->dcol = col;
 }
 
-/* backward reads the input itself when there is no im2col */
+/* backward reads the input itself when there is no im2col (Winograd keeps its transform) */
 static int
 conv_bwd_reads(const nn_layer *L)
 {
+	if (nn_conv_winograd_fits(L))
+		return 0;
 	return conv_pointwise(L) || nn_conv_direct_fits(L) ? NN_BWD_INPUT : 0;
+}
+
+/* the kernels a conv layer runs on */
+const char *
+nn_conv_path(const nn_layer *L)
+{
+	if (nn_conv_winograd_fits(L))
+		return "winograd";
+	if (nn_conv_direct_fits(L))
+		return "direct";
+	return conv_pointwise(L) ? "pointwise" : "im2col";
 }
 
 /* forward */
 static void
 conv_forward(nn_op_ctx *c)
 {
+	if (nn_conv_winograd_fits(c->L))
+	{
+		nn_work    *w = c->work;
+
+		/* frozen weights are transformed once per work */
+		nn_conv_winograd_forward(c->out, c->in[0], c->w, c->b, c->L, c->B, w->prep[c->i],
+								 w->frozen && w->prep_of[c->i] == c->w, w->col[c->i]);
+		if (w->frozen)
+			w->prep_of[c->i] = c->w;
+		return;
+	}
 	if (nn_conv_direct_fits(c->L))
 	{
 		nn_conv_direct_forward(c->out, c->in[0], c->w, c->b, c->L, c->B, c->work->col[c->i]);
@@ -205,6 +239,12 @@ conv_backward(nn_op_ctx *c)
 {
 	const float *col = c->work->col[c->i] ? c->work->col[c->i] : c->in[0];
 
+	if (nn_conv_winograd_fits(c->L))
+	{
+		nn_conv_winograd_backward(c->din[0], c->dw, c->db, c->dout, c->L, c->B, c->work->prep[c->i],
+								  c->work->col[c->i], c->work->dcol[c->i]);
+		return;
+	}
 	if (nn_conv_direct_fits(c->L))
 	{
 		nn_conv_direct_backward(c->din[0], c->dw, c->db, c->dout, c->in[0], c->w, c->L, c->B,

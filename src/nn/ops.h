@@ -64,6 +64,8 @@ typedef struct nn_shape_ctx
 
 /* a window of L->kernel with L->pad and L->stride over L->in: out.h, out.w, or an error (op_conv.c) */
 int			nn_window_shape(nn_layer *L, nn_shape_ctx *c);
+/* the kernels a conv layer runs on: "winograd", "direct", "pointwise" or "im2col" */
+const char *nn_conv_path(const nn_layer *L);
 
 /* "layer <num> \"<text>\" " followed by the message; returns code */
 int			nn_shape_fail(nn_shape_ctx *c, nn_code code, const char *fmt,...)
@@ -84,6 +86,8 @@ typedef struct nn_op_mem
 	size_t		aux;
 	size_t		dcol;			/* training only */
 	size_t		stat;			/* doubles: partial sums over the batch (training only) */
+	size_t		prep;			/* the weights transformed for the kernels: kept while the
+								 * work lives when its weights are frozen, else as col */
 } nn_op_mem;
 
 /* what backward reads besides its output gradient (for the planner) */

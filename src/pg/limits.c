@@ -154,6 +154,13 @@ MlcnnFitBatch(const nn_net *net, int want, bool train, Size extra, const char *w
 	return 0;					/* not reached */
 }
 
+/* Does mlcnn.max_inference_memory allow bytes of inference buffers? */
+bool
+MlcnnInferenceFits(Size bytes)
+{
+	return mlcnn_max_inference_memory_kb == 0 || bytes <= kb_bytes(mlcnn_max_inference_memory_kb);
+}
+
 /* Error unless the training budget can hold need more bytes beside every aggregate state's. */
 void
 MlcnnCheckTrainBudget(Size need, const char *detail)

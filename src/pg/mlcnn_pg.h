@@ -55,6 +55,8 @@ Size		MlcnnAggBytes(void);
 void		MlcnnCheckTrainBudget(Size need, const char *detail);
 /* the largest batch <= want that fits mlcnn.max_inference_memory beside extra bytes */
 int			MlcnnFitBatch(const nn_net *net, int want, bool train, Size extra, const char *what);
+/* does mlcnn.max_inference_memory allow bytes of inference buffers? */
+bool		MlcnnInferenceFits(Size bytes);
 /* AggCheckCallContext that refuses window calls (0A000) and names the aggregate */
 int			MlcnnAggContext(FunctionCallInfo fcinfo, MemoryContext *aggcxt, const char *what);
 /* point the core's interrupt poll at PostgreSQL's flags */
@@ -79,6 +81,9 @@ int			MlcnnSetThreads(int threads);
  * aggregate's state. The key is the model datum: the TOAST pointer when the
  * model is stored out of line (no detoasting per row), else its raw bytes.
  */
+/* the most threads one inference batch is split between */
+#define MLCNN_INFER_PARTS 8
+
 typedef struct MlcnnModel
 {
 	MemoryContext cxt;			/* owns everything below */
@@ -90,6 +95,8 @@ typedef struct MlcnnModel
 	uint32		crc;			/* its stored checksum: with blob_bytes, its identity */
 	nn_model	model;
 	nn_work		work;			/* inference buffers for `batch` images */
+	nn_work		parts[MLCNN_INFER_PARTS - 1];	/* more parts of a batch run side by side */
+	int			nparts;			/* 1 + how many of parts are allocated */
 	int			batch;			/* images the buffers hold (within the budget) */
 	int			want;			/* images asked for */
 	uint64		generation;		/* bumped at every decode */

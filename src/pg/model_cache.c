@@ -32,6 +32,7 @@
 
 #include "compat.h"
 #include "mlcnn_pg.h"
+#include "pool.h"
 
 #define SESSION_MODELS 4
 
@@ -310,6 +311,7 @@ MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch, bool 
 	mm->key = NULL;
 	mm->key_len = 0;
 	mm->batch = 0;
+	mm->nparts = 1;				/* the reset freed any parts */
 	mm->want = 0;
 
 	old = MemoryContextSwitchTo(mm->cxt);
@@ -344,7 +346,8 @@ MlcnnModelGet(MlcnnModel **slot, MemoryContext parent, Datum d, int batch, bool 
 	if (batch > 0)
 	{
 		mm->batch = MlcnnFitBatch(&mm->model.net, batch, false, mm->alloc.cur, "the model");
-		if (nn_work_alloc(&mm->work, &mm->model.net, mm->batch, 0, &mm->alloc.a, &st) != NN_OK)
+		/* a cached model never changes: its kernels keep their transformed weights */
+		if (nn_work_alloc(&mm->work, &mm->model.net, mm->batch, NN_WORK_FROZEN, &mm->alloc.a, &st) != NN_OK)
 			MlcnnReportStatus(&st);
 	}
 	mm->want = batch;
@@ -395,12 +398,77 @@ MlcnnModelToBytea(const nn_model *m)
 	return out;
 }
 
-/* Forward B (<= mm->batch) rows of pixels through the cached model. */
+/* nn_parts_run over the core's helper threads: one part each */
+static void
+run_on_pool(nn_part_fn fn, void *ctx, int nparts, void *run_ctx)
+{
+	nn_parallel_run(fn, ctx, nparts);
+}
+
+/*
+ * The parts mm's batches can split into with threads threads: 1 + the
+ * works allocated (each for a share of mm->batch), as many as the threads
+ * and mlcnn.max_inference_memory allow beside mm->work.
+ */
+static int
+model_parts(MlcnnModel *mm, int threads)
+{
+	int			want = Min(Min(threads, MLCNN_INFER_PARTS), mm->batch / 8);
+	int			share;
+	Size		bytes;
+	nn_status	st;
+
+	if (want > 1)
+		want = Min(want, nn_parallel_threads(want));
+	if (want < 2)
+		return 1;
+	if (want == mm->nparts)
+		return want;
+	share = (mm->batch + want - 1) / want;
+	bytes = (Size) (want - 1) * nn_work_bytes(&mm->model.net, share, NN_WORK_FROZEN);
+	if (!MlcnnInferenceFits(mm->work.bytes + bytes))
+		return 1;
+	/* parts sized for another split: freed, then as many as want */
+	for (int p = 0; p < mm->nparts - 1; p++)
+		nn_work_free(&mm->parts[p], &mm->alloc.a);
+	mm->nparts = 1;
+	for (int p = 0; p < want - 1; p++)
+	{
+		if (nn_work_alloc(&mm->parts[p], &mm->model.net, share, NN_WORK_FROZEN, &mm->alloc.a, &st) != NN_OK)
+			MlcnnReportStatus(&st);
+		mm->nparts = p + 2;
+	}
+	return mm->nparts;
+}
+
+/*
+ * Forward B (<= mm->batch) rows of pixels through the cached model. A
+ * batch of many rows is split between the threads (mlcnn.threads), each
+ * running its part through OpenBLAS on one thread: the layers between the
+ * matrix products run in parallel too.
+ */
 void
 MlcnnModelForward(MlcnnModel *mm, const uint8_t *const *rows, int B, nn_timing *t)
 {
+	int			threads;
+	int			nparts;
+
 	Assert(B <= mm->batch);
-	MlcnnSetThreads(B == 1 ? 1 : 0);
+	threads = MlcnnSetThreads(B == 1 ? 1 : 0);
+	nparts = B >= 16 ? model_parts(mm, threads) : 1;
+	if (nparts > 1)
+	{
+		nn_work    *w[MLCNN_INFER_PARTS];
+
+		MlcnnSetThreads(1);
+		w[0] = &mm->work;
+		for (int p = 1; p < nparts; p++)
+			w[p] = &mm->parts[p - 1];
+		if (nn_net_forward_split(&mm->model.net, mm->model.params, mm->model.buffers, w, nparts,
+								 rows, B, &mm->model.norm, t, run_on_pool, NULL) != NN_OK)
+			MlcnnReportCancel("the forward pass was cancelled");
+		return;
+	}
 	nn_load_pixels(mm->work.act[0], rows, B, mm->model.net.input, &mm->model.norm);
 	if (nn_net_forward(&mm->model.net, mm->model.params, mm->model.buffers, &mm->work, B, 0, NULL, t) != NN_OK)
 		MlcnnReportCancel("the forward pass was cancelled");

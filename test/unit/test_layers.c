@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "conv_direct.h"
+#include "conv_winograd.h"
 #include "layers_ref.h"
 #include "nn.h"
 #include "t.h"
@@ -370,6 +371,148 @@ T_CASE(test_layer_conv_direct_vs_ref)
 	nn_conv_direct_level = level;
 }
 
+/* the Winograd path's own cases: channel counts off and on the vector, every padding, tails */
+static const conv_case winograd_cases[] = {
+	{"32ch 13x13 k3 to 64 (conv2)", 32, 13, 13, 64, 3, 1, 0, 3},
+	{"16ch 28x28 k3 same (ResNet block)", 16, 28, 28, 16, 3, 1, 1, 2},
+	{"5ch 9x11 k3 pad 2 to 7", 5, 9, 11, 7, 3, 1, 2, 2},
+	{"3ch 3x3 k3 to 20", 3, 3, 3, 20, 3, 1, 0, 3},
+	{"17ch 6x5 k3 same to 33", 17, 6, 5, 33, 3, 1, 1, 1},
+};
+
+/*
+ * The tolerance of a Winograd result against the reference: its rounding
+ * error grows with the size of the transformed terms (up to 8x, and sums
+ * over every position), so it is taken relative to the largest value.
+ */
+static double
+winograd_tol(const float *want, size_t n)
+{
+	double		m = 1.0;
+
+	for (size_t i = 0; i < n; i++)
+		m = fabs(want[i]) > m ? fabs(want[i]) : m;
+	return 2e-5 * m;
+}
+
+/* the Winograd path on one case at the current level vs the reference, scratch poisoned */
+static void
+check_winograd_case(const conv_case *cc, nn_rng *r)
+{
+	nn_layer	L = conv_layer(cc->C, cc->H, cc->W, cc->OC, cc->K, cc->S, cc->P);
+	int			B = cc->B;
+	size_t		nin = (size_t) cc->C * B * cc->H * cc->W;
+	size_t		nout = (size_t) cc->OC * B * L.out.h * L.out.w;
+	size_t		nw = (size_t) cc->OC * cc->C * cc->K * cc->K;
+	size_t		fs = nn_conv_winograd_forward_floats(&L, B),
+				bs = nn_conv_winograd_backward_floats(&L, B),
+				us = nn_conv_winograd_filter_floats(&L);
+	float	   *inp = rand_floats(r, nin, 1.0f);
+	float	   *w = rand_floats(r, nw, 1.0f);
+	float	   *bias = rand_floats(r, cc->OC, 1.0f);
+	float	   *dout = rand_floats(r, nout, 1.0f);
+	float	   *out = rand_floats(r, nout, 9.0f);
+	float	   *out_ref = malloc(sizeof(float) * nout);
+	float	   *col_ref = malloc(sizeof(float) * nw / cc->OC * B * L.out.h * L.out.w);
+	float	   *fscr = malloc(sizeof(float) * fs);
+	float	   *fscr2 = malloc(sizeof(float) * fs);
+	float	   *bscr = malloc(sizeof(float) * bs);
+	float	   *U = malloc(sizeof(float) * us);
+	float	   *dinp = rand_floats(r, nin, 1.0f);
+	float	   *dw = rand_floats(r, nw, 1.0f);
+	float	   *db = rand_floats(r, cc->OC, 1.0f);
+	float	   *dinp_ref = copy_floats(dinp, nin);
+	float	   *dw_ref = copy_floats(dw, nw);
+	float	   *db_ref = copy_floats(db, cc->OC);
+	float	   *dw2 = copy_floats(dw, nw);
+	float	   *db2 = copy_floats(db, cc->OC);
+	float	   *out2 = malloc(sizeof(float) * nout);
+	char		what[200];
+
+	for (size_t i = 0; i < us; i++)
+		U[i] = NAN;
+	for (size_t i = 0; i < fs; i++)
+		fscr[i] = NAN;
+	for (size_t i = 0; i < bs; i++)
+		bscr[i] = NAN;
+	T_OK(nn_conv_winograd_fits(&L), "%s: the Winograd path takes it", cc->name);
+	nn_conv_winograd_forward(out, inp, w, bias, &L, B, U, 0, fscr);
+	memcpy(fscr2, fscr, sizeof(float) * fs);
+	/* again with the filters kept from the first pass: the same bits */
+	nn_conv_winograd_forward(out2, inp, w, bias, &L, B, U, 1, fscr);
+	T_OK(memcmp(out, out2, sizeof(float) * nout) == 0, "%s: Winograd forward with kept filters", cc->name);
+	memcpy(fscr, fscr2, sizeof(float) * fs);
+	nn_conv2d_forward_ref(out_ref, col_ref, inp, w, bias, &L, B);
+	snprintf(what, sizeof(what), "%s: Winograd forward (%s)", cc->name, nn_conv_direct_isa());
+	T_CLOSE(out, out_ref, nout, winograd_tol(out_ref, nout), 1e-4, what);
+
+	nn_conv_winograd_backward(dinp, dw, db, dout, &L, B, U, fscr, bscr);
+	nn_conv2d_backward_ref(dinp_ref, dw_ref, db_ref, NULL, dout, col_ref, w, &L, B);
+	snprintf(what, sizeof(what), "%s: Winograd dweight (%s)", cc->name, nn_conv_direct_isa());
+	T_CLOSE(dw, dw_ref, nw, winograd_tol(dw_ref, nw), 1e-4, what);
+	snprintf(what, sizeof(what), "%s: Winograd dbias (%s)", cc->name, nn_conv_direct_isa());
+	T_CLOSE(db, db_ref, cc->OC, winograd_tol(db_ref, cc->OC), 1e-4, what);
+	snprintf(what, sizeof(what), "%s: Winograd dinp (%s)", cc->name, nn_conv_direct_isa());
+	T_CLOSE(dinp, dinp_ref, nin, winograd_tol(dinp_ref, nin), 1e-4, what);
+
+	for (size_t i = 0; i < bs; i++)
+		bscr[i] = NAN;
+	nn_conv_winograd_backward(NULL, dw2, db2, dout, &L, B, U, fscr2, bscr);
+	snprintf(what, sizeof(what), "%s: Winograd dweight without dinp (%s)", cc->name, nn_conv_direct_isa());
+	T_CLOSE(dw2, dw_ref, nw, winograd_tol(dw_ref, nw), 1e-4, what);
+
+	free(inp);
+	free(w);
+	free(bias);
+	free(dout);
+	free(out);
+	free(out_ref);
+	free(col_ref);
+	free(fscr);
+	free(fscr2);
+	free(bscr);
+	free(U);
+	free(out2);
+	free(dinp);
+	free(dw);
+	free(db);
+	free(dinp_ref);
+	free(dw_ref);
+	free(db_ref);
+	free(dw2);
+	free(db2);
+}
+
+/*
+ * The Winograd path vs the reference at every instruction-set level, on
+ * every case above it takes and its own; scratch starts as NaN.
+ */
+T_CASE(test_layer_conv_winograd_vs_ref)
+{
+	nn_rng		r;
+	int			mode = nn_conv_winograd_mode,
+				level = nn_conv_direct_level;
+
+	nn_rng_seed(&r, 13);
+	nn_conv_winograd_mode = NN_CONV_WINOGRAD_ALWAYS;
+	for (int lv = NN_CONV_DIRECT_GENERIC; lv <= NN_CONV_DIRECT_AVX512; lv++)
+	{
+		nn_conv_direct_level = lv;
+		for (size_t t = 0; t < sizeof(conv_cases) / sizeof(conv_cases[0]); t++)
+		{
+			nn_layer	L = conv_layer(conv_cases[t].C, conv_cases[t].H, conv_cases[t].W, conv_cases[t].OC,
+									   conv_cases[t].K, conv_cases[t].S, conv_cases[t].P);
+
+			if (nn_conv_winograd_fits(&L))
+				check_winograd_case(&conv_cases[t], &r);
+		}
+		for (size_t t = 0; t < sizeof(winograd_cases) / sizeof(winograd_cases[0]); t++)
+			check_winograd_case(&winograd_cases[t], &r);
+	}
+	nn_conv_winograd_mode = mode;
+	nn_conv_direct_level = level;
+}
+
 /*
  * Pointwise conv (1x1, stride 1, pad 0) skips im2col: backward must work
  * both with the col forward filled and with the forward's input as col
@@ -666,8 +809,9 @@ spaced_floats(nn_rng *r, size_t n)
 	return p;
 }
 
-/* Fast max pooling against the reference on several shapes. */
-T_CASE(test_layer_maxpool_vs_ref)
+/* Fast max pooling against the reference on several shapes, at the current level. */
+static void
+check_maxpool_vs_ref(void)
 {
 	static const struct
 	{
@@ -684,6 +828,7 @@ T_CASE(test_layer_maxpool_vs_ref)
 		{1, 9, 6, 3, 3, 2},
 		{2, 5, 6, 2, 1, 2},		/* stride 1 */
 		{4, 26, 26, 2, 2, 3},	/* conv1's output */
+		{2, 70, 69, 2, 2, 2},	/* rows of more than 16 outputs, with a tail */
 	};
 	nn_rng		r;
 
@@ -731,8 +876,9 @@ T_CASE(test_layer_maxpool_vs_ref)
 	}
 }
 
-/* Ties pick the first maximum in window order; NaN propagates. */
-T_CASE(test_layer_maxpool_ties_nan)
+/* Ties pick the first maximum in window order; NaN propagates (at the current level). */
+static void
+check_maxpool_ties_nan(void)
 {
 	/* one 2x4 plane, two 2x2 windows: [1 3 | 5 5] / [3 2 | 5 4] */
 	float		inp[8] = {1, 3, 5, 5, 3, 2, 5, 4};
@@ -747,6 +893,20 @@ T_CASE(test_layer_maxpool_ties_nan)
 	nn_maxpool_forward(out, am, nan_inp, &L, 1);
 	T_OK(isnan(out[0]) && am[0] == 1, "NaN in a window propagates: got %g at %d", out[0], am[0]);
 	T_OK(isnan(out[1]) && am[1] == 7, "NaN after the max propagates: got %g at %d", out[1], am[1]);
+}
+
+/* both checks above with the vector row loop and with the plain one */
+T_CASE(test_layer_maxpool_levels)
+{
+	int			level = nn_conv_direct_level;
+
+	for (int lv = NN_CONV_DIRECT_GENERIC; lv <= NN_CONV_DIRECT_AVX512; lv++)
+	{
+		nn_conv_direct_level = lv;
+		check_maxpool_vs_ref();
+		check_maxpool_ties_nan();
+	}
+	nn_conv_direct_level = level;
 }
 
 typedef struct pool_fd
