@@ -170,7 +170,22 @@ nn_conv_winograd_filter_floats(const nn_layer *L)
 	return u;
 }
 
-/* forward's col: V and M (kept for backward), then X or Y */
+/* forward's col: V, kept for backward */
+size_t
+nn_conv_winograd_kept_floats(const nn_layer *L, int B)
+{
+	wg_geom		g;
+	size_t		u,
+				v,
+				m,
+				xy;
+
+	wg_geometry(&g, wg_pick(), L, B);
+	wg_sizes(&g, &u, &v, &m, &xy);
+	return v;
+}
+
+/* forward's scratch: M, then X or Y */
 size_t
 nn_conv_winograd_forward_floats(const nn_layer *L, int B)
 {
@@ -182,10 +197,10 @@ nn_conv_winograd_forward_floats(const nn_layer *L, int B)
 
 	wg_geometry(&g, wg_pick(), L, B);
 	wg_sizes(&g, &u, &v, &m, &xy);
-	return v + m + xy;
+	return m + xy;
 }
 
-/* backward's scratch: dU, then dY or dX (dM and dV reuse M and V) */
+/* backward's scratch: dU, dM, then dY or dX (dV reuses V) */
 size_t
 nn_conv_winograd_backward_floats(const nn_layer *L, int B)
 {
@@ -197,7 +212,7 @@ nn_conv_winograd_backward_floats(const nn_layer *L, int B)
 
 	wg_geometry(&g, wg_pick(), L, B);
 	wg_sizes(&g, &u, &v, &m, &xy);
-	return u + xy;
+	return u + m + xy;
 }
 
 /* positions per block of the transposes below: their rows stay in L1 */
@@ -253,7 +268,7 @@ from_channels_last(float *restrict out, const float *restrict Y, int C, int Cp, 
 void
 nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 						 const float *bias, const nn_layer *L, int B, float *U,
-						 int have_u, float *col)
+						 int have_u, float *col, float *scratch)
 {
 	const wg_kern *k = wg_pick();
 	wg_geom		g;
@@ -268,7 +283,7 @@ nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 	wg_geometry(&g, k, L, B);
 	wg_sizes(&g, &u, &v, &m, &xy);
 	V = col;
-	M = V + v;
+	M = scratch;
 	XY = M + m;
 
 	if (!have_u)
@@ -283,7 +298,7 @@ nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 	from_channels_last(out, XY, g.OC, g.OCp, (size_t) B * g.OH * g.OW, bias, 0);
 }
 
-/* backward from forward's U and col (its M and V are overwritten by dM and dV) */
+/* backward from forward's U and col (its V is overwritten by dV) */
 void
 nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float *dout,
 						  const nn_layer *L, int B, const float *U, float *col,
@@ -304,14 +319,14 @@ nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float
 	wg_geometry(&g, k, L, B);
 	wg_sizes(&g, &u, &v, &m, &xy);
 	V = col;
-	M = V + v;
-	XY = dU + u;
+	M = dU + u;
+	XY = M + m;
 	N = (size_t) B * g.OH * g.OW;
 
 	for (int oc = 0; oc < g.OC; oc++)
 		dbias[oc] += nn_sum_floats(dout + (size_t) oc * N, N);
 
-	/* dM = A dy A^T, over M */
+	/* dM = A dy A^T */
 	to_channels_last(XY, dout, g.OC, g.OCp, N);
 	k->output_grad(M, XY, &g);
 

@@ -27,7 +27,9 @@ extern int	nn_conv_winograd_mode;
 int			nn_conv_winograd_fits(const nn_layer *L);
 /* floats of the transformed filters (the op's prep) */
 size_t		nn_conv_winograd_filter_floats(const nn_layer *L);
-/* floats of what forward keeps for backward (and its scratch), for B images */
+/* floats of what forward keeps for backward (the input's transform), for B images */
+size_t		nn_conv_winograd_kept_floats(const nn_layer *L, int B);
+/* floats of forward's scratch, for B images */
 size_t		nn_conv_winograd_forward_floats(const nn_layer *L, int B);
 /* floats of backward's scratch, for B images */
 size_t		nn_conv_winograd_backward_floats(const nn_layer *L, int B);
@@ -39,7 +41,7 @@ size_t		nn_conv_winograd_backward_floats(const nn_layer *L, int B);
  */
 void		nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 									 const float *bias, const nn_layer *L, int B, float *U,
-									 int have_u, float *col);
+									 int have_u, float *col, float *scratch);
 /* dweight += , dbias += , and dinp += (when not NULL) the gradients, from forward's U and col */
 void		nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float *dout,
 									  const nn_layer *L, int B, const float *U, float *col,

@@ -293,6 +293,7 @@ work_plan(plan *p, nn_work *w, const nn_net *net, int B, int train)
 		plan_take(p, m.stat, sizeof(double), i, kept, (void **) &w->stat[i]);
 		plan_take(p, m.dcol, sizeof(float), 2 * n - 1 - i, 2 * n - 1 - i, (void **) &w->dcol[i]);
 		plan_take(p, m.prep, sizeof(float), frozen ? 0 : i, frozen ? last : kept, (void **) &w->prep[i]);
+		plan_take(p, m.fscratch, sizeof(float), i, i, (void **) &w->fscratch[i]);
 	}
 	plan_take(p, sat_mul((size_t) B, (size_t) net->classes), sizeof(float), 0, last, (void **) &w->probs);
 	plan_take(p, (size_t) B, sizeof(int32_t), 0, last, (void **) &w->labels);

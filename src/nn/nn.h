@@ -355,6 +355,7 @@ typedef struct nn_work
 	float	   *mask[NN_MAX_LAYERS];	/* dropout */
 	float	   *aux[NN_MAX_LAYERS]; /* other per-node state an op keeps (batch norm) */
 	double	   *stat[NN_MAX_LAYERS];	/* partial sums of batch-wide ops (batch norm) */
+	float	   *fscratch[NN_MAX_LAYERS];	/* a node's scratch during its forward step only */
 	float	   *prep[NN_MAX_LAYERS];	/* weights transformed for a node's kernels (Winograd) */
 	const float *prep_of[NN_MAX_LAYERS];	/* frozen: the weights prep[i] holds, or NULL */
 	int			frozen;			/* NN_WORK_FROZEN: the weights never change under this work */

@@ -171,7 +171,8 @@ conv_mem(const nn_layer *L, int B, int train, nn_op_mem *m)
 	if (nn_conv_winograd_fits(L))
 	{
 		m->prep = nn_conv_winograd_filter_floats(L);
-		m->col = nn_conv_winograd_forward_floats(L, B);
+		m->col = nn_conv_winograd_kept_floats(L, B);
+		m->fscratch = nn_conv_winograd_forward_floats(L, B);
 		if (train)
 			m->dcol = nn_conv_winograd_backward_floats(L, B);
 		return;
@@ -220,7 +221,7 @@ conv_forward(nn_op_ctx *c)
 
 		/* frozen weights are transformed once per work */
 		nn_conv_winograd_forward(c->out, c->in[0], c->w, c->b, c->L, c->B, w->prep[c->i],
-								 w->frozen && w->prep_of[c->i] == c->w, w->col[c->i]);
+								 w->frozen && w->prep_of[c->i] == c->w, w->col[c->i], w->fscratch[c->i]);
 		if (w->frozen)
 			w->prep_of[c->i] = c->w;
 		return;

@@ -86,6 +86,7 @@ typedef struct nn_op_mem
 	size_t		aux;
 	size_t		dcol;			/* training only */
 	size_t		stat;			/* doubles: partial sums over the batch (training only) */
+	size_t		fscratch;		/* the forward pass's own scratch (not kept) */
 	size_t		prep;			/* the weights transformed for the kernels: kept while the
 								 * work lives when its weights are frozen, else as col */
 } nn_op_mem;

@@ -391,20 +391,35 @@ train_parts(int B)
 	return B < NN_TRAIN_PARTS ? B : NN_TRAIN_PARTS;
 }
 
+/*
+ * Parts that get a work of their own: every part when an op couples them
+ * (each part's forward state waits for the batch's statistics), else one
+ * per thread, which runs its parts' whole steps one after another on it.
+ */
+static int
+train_works(const nn_net *net, int parts, int threads)
+{
+	if (nn_net_batch_coupled(net))
+		return parts;
+	return threads < 1 ? 1 : threads < parts ? threads : parts;
+}
+
 /* Bytes of working memory nn_train takes beyond the n rows themselves (saturating). */
 size_t
 nn_train_work_bytes(const nn_net *net, const nn_options *opt, int64_t n)
 {
 	int			parts = train_parts(opt->batch_size);
+	/* threads 0 takes the session's setting: at most one work per part */
+	int			works = train_works(net, parts, opt->threads > 0 ? opt->threads : parts);
 	int			per_lane = (opt->batch_size + parts - 1) / parts;
 	size_t		part = nn_work_bytes(net, per_lane, 1),
 				params = net->nparams * sizeof(float),
 				total;
 
-	/* each part's buffers and gradients; params, moments, the model's params */
+	/* the works, each part's gradients; params, moments, the model's params */
 	if (part > SIZE_MAX / 8 / NN_TRAIN_PARTS)
 		return SIZE_MAX;
-	total = (size_t) parts * (part + params) + 4 * params;
+	total = (size_t) works * part + (size_t) parts * params + 4 * params;
 	/* augmented copies of each part's rows */
 	if (opt->augment_hflip || opt->augment_shift)
 		total += (size_t) parts * per_lane * (size_t) (net->input.h * net->input.w * net->input.c);
@@ -416,7 +431,8 @@ nn_train_work_bytes(const nn_net *net, const nn_options *opt, int64_t n)
 /* One data-parallel part: its share of a batch, its buffers, its gradients. */
 typedef struct part
 {
-	nn_work		w;				/* for up to ceil(B / parts) images */
+	nn_work		w;				/* for up to ceil(B / parts) images (parts with a work) */
+	nn_work    *pw;				/* the work it runs on: its own, or its thread's */
 	float	   *grads;
 	const uint8_t **batch;
 	uint8_t    *aug;			/* augmented copies of its rows (when augmenting) */
@@ -513,7 +529,7 @@ part_load(void *arg, int l)
 	for (int b = 0; b < B; b++)
 	{
 		pt->batch[b] = nn_rows_pixels(c->rows, c->idx[lo + b]);
-		pt->w.labels[b] = nn_rows_label(c->rows, c->idx[lo + b]);
+		pt->pw->labels[b] = nn_rows_label(c->rows, c->idx[lo + b]);
 		if (c->hflip || c->shift)
 		{
 			uint8_t    *d = pt->aug + (size_t) b * c->rows->row_bytes;
@@ -524,7 +540,7 @@ part_load(void *arg, int l)
 		}
 	}
 	if (B > 0)
-		nn_load_pixels(pt->w.act[0], pt->batch, B, c->net->input, c->norm);
+		nn_load_pixels(pt->pw->act[0], pt->batch, B, c->net->input, c->norm);
 }
 
 /* Part l's loss over its logits. */
@@ -535,7 +551,7 @@ part_loss(void *arg, int l)
 	part	   *pt = &c->tm->parts[l];
 
 	if (c->tm->part_b[l] > 0)
-		pt->loss = nn_net_loss(c->net, &pt->w, pt->w.labels, c->tm->part_b[l], &pt->correct, pt->t);
+		pt->loss = nn_net_loss(c->net, pt->pw, pt->pw->labels, c->tm->part_b[l], &pt->correct, pt->t);
 }
 
 /*
@@ -554,11 +570,11 @@ part_whole_step(void *arg, int l)
 	pt->status = NN_OK;
 	if (B == 0)
 		return;
-	pt->status = nn_net_forward(c->net, c->params, c->buffers, &pt->w, B, 1, &pt->rng, pt->t);
+	pt->status = nn_net_forward(c->net, c->params, c->buffers, pt->pw, B, 1, &pt->rng, pt->t);
 	if (pt->status != NN_OK)
 		return;
-	pt->loss = nn_net_loss(c->net, &pt->w, pt->w.labels, B, &pt->correct, pt->t);
-	pt->status = nn_net_backward(c->net, c->params, pt->grads, &pt->w, B, c->scale, pt->t);
+	pt->loss = nn_net_loss(c->net, pt->pw, pt->pw->labels, B, &pt->correct, pt->t);
+	pt->status = nn_net_backward(c->net, c->params, pt->grads, pt->pw, B, c->scale, pt->t);
 }
 
 /* what run_parts hands each thread */
@@ -606,7 +622,7 @@ train_step(step_ctx *c)
 	{
 		tm->part_b[l] = (int) ((int64_t) c->b_n * (l + 1) / tm->nparts) -
 			(int) ((int64_t) c->b_n * l / tm->nparts);
-		w[l] = &tm->parts[l].w;
+		w[l] = tm->parts[l].pw;
 		rng[l] = &tm->parts[l].rng;
 		t[l] = tm->parts[l].t;
 		grads[l] = tm->parts[l].grads;
@@ -909,12 +925,15 @@ parts_alloc(train_run *r)
 	int			per_part = (opt->batch_size + tm->nparts - 1) / tm->nparts;
 	int			augment = opt->augment_hflip || opt->augment_shift;
 	size_t		np = r->net.nparams;
+	int			works = train_works(&r->net, tm->nparts, tm->nthreads);
 
 	for (int l = 0; l < tm->nparts; l++)
 	{
 		part	   *pt = &tm->parts[l];
 
-		if (nn_work_alloc(&pt->w, &r->net, per_part, 1, r->a, r->st) != NN_OK)
+		/* thread t runs parts t, t + nthreads, ...: part l shares work l % works */
+		pt->pw = &tm->parts[l % works].w;
+		if (l < works && nn_work_alloc(&pt->w, &r->net, per_part, 1, r->a, r->st) != NN_OK)
 			return r->st->code;
 		pt->grads = nn_calloc(r->a, np, sizeof(float));
 		pt->batch = nn_calloc(r->a, (size_t) per_part, sizeof(uint8_t *));

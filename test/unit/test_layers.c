@@ -404,7 +404,8 @@ check_winograd_case(const conv_case *cc, nn_rng *r)
 	size_t		nin = (size_t) cc->C * B * cc->H * cc->W;
 	size_t		nout = (size_t) cc->OC * B * L.out.h * L.out.w;
 	size_t		nw = (size_t) cc->OC * cc->C * cc->K * cc->K;
-	size_t		fs = nn_conv_winograd_forward_floats(&L, B),
+	size_t		fs = nn_conv_winograd_kept_floats(&L, B),
+				ss = nn_conv_winograd_forward_floats(&L, B),
 				bs = nn_conv_winograd_backward_floats(&L, B),
 				us = nn_conv_winograd_filter_floats(&L);
 	float	   *inp = rand_floats(r, nin, 1.0f);
@@ -418,6 +419,7 @@ check_winograd_case(const conv_case *cc, nn_rng *r)
 	float	   *fscr2 = malloc(sizeof(float) * fs);
 	float	   *bscr = malloc(sizeof(float) * bs);
 	float	   *U = malloc(sizeof(float) * us);
+	float	   *sscr = malloc(sizeof(float) * ss);
 	float	   *dinp = rand_floats(r, nin, 1.0f);
 	float	   *dw = rand_floats(r, nw, 1.0f);
 	float	   *db = rand_floats(r, cc->OC, 1.0f);
@@ -431,15 +433,17 @@ check_winograd_case(const conv_case *cc, nn_rng *r)
 
 	for (size_t i = 0; i < us; i++)
 		U[i] = NAN;
+	for (size_t i = 0; i < ss; i++)
+		sscr[i] = NAN;
 	for (size_t i = 0; i < fs; i++)
 		fscr[i] = NAN;
 	for (size_t i = 0; i < bs; i++)
 		bscr[i] = NAN;
 	T_OK(nn_conv_winograd_fits(&L), "%s: the Winograd path takes it", cc->name);
-	nn_conv_winograd_forward(out, inp, w, bias, &L, B, U, 0, fscr);
+	nn_conv_winograd_forward(out, inp, w, bias, &L, B, U, 0, fscr, sscr);
 	memcpy(fscr2, fscr, sizeof(float) * fs);
 	/* again with the filters kept from the first pass: the same bits */
-	nn_conv_winograd_forward(out2, inp, w, bias, &L, B, U, 1, fscr);
+	nn_conv_winograd_forward(out2, inp, w, bias, &L, B, U, 1, fscr, sscr);
 	T_OK(memcmp(out, out2, sizeof(float) * nout) == 0, "%s: Winograd forward with kept filters", cc->name);
 	memcpy(fscr, fscr2, sizeof(float) * fs);
 	nn_conv2d_forward_ref(out_ref, col_ref, inp, w, bias, &L, B);
@@ -472,6 +476,7 @@ check_winograd_case(const conv_case *cc, nn_rng *r)
 	free(fscr2);
 	free(bscr);
 	free(U);
+	free(sscr);
 	free(out2);
 	free(dinp);
 	free(dw);
