@@ -200,7 +200,7 @@ nn_conv_winograd_forward_floats(const nn_layer *L, int B)
 	return m + xy;
 }
 
-/* backward's scratch: dU, dM, then dY or dX (dV reuses V) */
+/* backward's scratch: dU, dM, then dY, dX or U transposed (dV reuses V) */
 size_t
 nn_conv_winograd_backward_floats(const nn_layer *L, int B)
 {
@@ -208,11 +208,13 @@ nn_conv_winograd_backward_floats(const nn_layer *L, int B)
 	size_t		u,
 				v,
 				m,
-				xy;
+				xy,
+				ut;
 
 	wg_geometry(&g, wg_pick(), L, B);
 	wg_sizes(&g, &u, &v, &m, &xy);
-	return u + m + xy;
+	ut = (size_t) 36 * g.OC * g.Cp;
+	return u + m + (xy > ut ? xy : ut);
 }
 
 /* positions per block of the transposes below: their rows stay in L1 */
@@ -339,10 +341,23 @@ nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float
 	if (dinp == NULL)
 		return;
 
-	/* dV[xi] = dM[xi] U[xi]^T over V (its padded channels stay zero); dinp += B dV B^T */
+	/*
+	 * dV[xi] = dM[xi] U[xi]^T over V (its padded channels stay zero), with
+	 * U transposed first into XY (OpenBLAS's small-matrix kernels take the
+	 * plain product, not this transposed one); dinp += B dV B^T
+	 */
 	for (int xi = 0; xi < 36; xi++)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.T, g.C, g.OCp, 1.0f,
-					M + (size_t) xi * g.T * g.OCp, g.OCp, U + (size_t) xi * g.C * g.OCp, g.OCp,
+	{
+		const float *u = U + (size_t) xi * g.C * g.OCp;
+		float	   *ut = XY + (size_t) xi * g.OC * g.Cp;
+
+		for (int c = 0; c < g.C; c++)
+			for (int oc = 0; oc < g.OC; oc++)
+				ut[(size_t) oc * g.Cp + c] = u[(size_t) c * g.OCp + oc];
+	}
+	for (int xi = 0; xi < 36; xi++)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.T, g.C, g.OC, 1.0f,
+					M + (size_t) xi * g.T * g.OCp, g.OCp, XY + (size_t) xi * g.OC * g.Cp, g.Cp,
 					0.0f, V + (size_t) xi * g.T * g.Cp, g.Cp);
 	memset(XY, 0, sizeof(float) * (size_t) B * g.H * g.W * g.Cp);
 	k->input_grad(XY, V, &g);
