@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "nn.h"
+#include "ops.h"
 #include "t.h"
 
 #define FD_STEP 1e-3f
@@ -362,6 +363,85 @@ T_CASE(test_net_batch_independence)
 					"logits of a batch of 5 in (C,B,H,W) equal the 5 images one at a time");
 			nn_work_free(&w1, &nn_malloc_allocator);
 		}
+	}
+	case_free(&c);
+}
+
+/* nn_parts_run that runs the parts one after another */
+static void
+run_serially(nn_part_fn fn, void *ctx, int nparts, void *run_ctx)
+{
+	for (int p = 0; p < nparts; p++)
+		fn(ctx, p);
+}
+
+/*
+ * Inference through a frozen work (the filters' Winograd transform kept
+ * from the first pass) and split into parts gives the logits of one plain
+ * pass over the whole batch.
+ */
+T_CASE(test_net_forward_frozen_and_split)
+{
+	net_case	c;
+	nn_shape	in = {10, 10, 1};
+	enum
+	{
+		B = 23, K = 5, PARTS = 3
+	};
+
+	if (case_init(&c, "conv(16,3) relu conv(16,3,1,same) relu maxpool(2) flatten dense(5)", in, K, 1, 506))
+	{
+		nn_norm		norm = {NN_NORM_MINMAX, 0, 1, NN_DTYPE_UINT8};
+		uint8_t		pix[B][100];
+		const uint8_t *rows[B];
+		float		ref[B * K],
+					again[B * K];
+		nn_work		plain,
+					frozen,
+					parts[PARTS];
+		nn_work    *w[PARTS];
+		nn_status	st = {0};
+		nn_rng		r;
+		int			ok = 1;
+
+		nn_rng_seed(&r, 77);
+		for (int b = 0; b < B; b++)
+		{
+			for (int k = 0; k < 100; k++)
+				pix[b][k] = (uint8_t) nn_rng_below(&r, 256);
+			rows[b] = pix[b];
+		}
+		T_OK(strcmp(nn_conv_path(&c.net.layers[2]), "winograd") == 0, "the second convolution runs on Winograd");
+		ok &= nn_work_alloc(&plain, &c.net, B, 0, &nn_malloc_allocator, &st) == NN_OK;
+		ok &= nn_work_alloc(&frozen, &c.net, B, NN_WORK_FROZEN, &nn_malloc_allocator, &st) == NN_OK;
+		for (int p = 0; p < PARTS; p++)
+		{
+			ok &= nn_work_alloc(&parts[p], &c.net, p == 0 ? B : (B + PARTS - 1) / PARTS, NN_WORK_FROZEN,
+								&nn_malloc_allocator, &st) == NN_OK;
+			w[p] = &parts[p];
+		}
+		if (T_OK(ok, "the works allocate: %s", st.msg))
+		{
+			nn_load_pixels(plain.act[0], rows, B, in, &norm);
+			nn_net_forward(&c.net, c.params, NULL, &plain, B, 0, NULL, NULL);
+			memcpy(ref, plain.act[c.net.nlayers], sizeof(ref));
+
+			for (int pass = 0; pass < 2; pass++)
+			{
+				nn_load_pixels(frozen.act[0], rows, B, in, &norm);
+				nn_net_forward(&c.net, c.params, NULL, &frozen, B, 0, NULL, NULL);
+				memcpy(again, frozen.act[c.net.nlayers], sizeof(again));
+				T_OK(memcmp(again, ref, sizeof(ref)) == 0, "frozen work, pass %d: the plain pass's logits", pass + 1);
+			}
+			T_OK(nn_net_forward_split(&c.net, c.params, NULL, w, PARTS, rows, B, &norm, NULL,
+									  run_serially, NULL) == NN_OK, "the split pass runs");
+			T_CLOSE(parts[0].act[c.net.nlayers], ref, (size_t) B * K, 1e-6, 1e-5,
+					"23 images split into 3 parts: the logits of one pass, in row order");
+		}
+		nn_work_free(&plain, &nn_malloc_allocator);
+		nn_work_free(&frozen, &nn_malloc_allocator);
+		for (int p = 0; p < PARTS; p++)
+			nn_work_free(&parts[p], &nn_malloc_allocator);
 	}
 	case_free(&c);
 }
