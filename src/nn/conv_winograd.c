@@ -62,10 +62,11 @@ typedef struct wg_kern
 	int			vl;
 	void		(*filters) (float *restrict U, const float *restrict weight, const wg_geom *g);
 	void		(*filters_grad) (float *restrict dweight, const float *restrict dU, const wg_geom *g);
-	void		(*input) (float *restrict V, const float *restrict X, const wg_geom *g);
-	void		(*output) (float *restrict Y, const float *restrict M, const wg_geom *g);
-	void		(*output_grad) (float *restrict dM, const float *restrict dY, const wg_geom *g);
-	void		(*input_grad) (float *restrict dX, const float *restrict dV, const wg_geom *g);
+	/* tiles t0..t1-1; the transformed side's 36 planes ts floats apart, tile t at row t - t0 */
+	void		(*input) (float *restrict V, const float *restrict X, const wg_geom *g, int t0, int t1, size_t ts);
+	void		(*output) (float *restrict Y, const float *restrict M, const wg_geom *g, int t0, int t1, size_t ts);
+	void		(*output_grad) (float *restrict dM, const float *restrict dY, const wg_geom *g, int t0, int t1, size_t ts);
+	void		(*input_grad) (float *restrict dX, const float *restrict dV, const wg_geom *g, int t0, int t1, size_t ts);
 } wg_kern;
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -142,17 +143,22 @@ nn_conv_winograd_fits(const nn_layer *L)
 	return L->in.c >= NN_CONV_WINOGRAD_MIN_CHANNELS && L->out.c >= NN_CONV_WINOGRAD_MIN_CHANNELS;
 }
 
-/* floats of U, V and M, and of the channels-last copy X or Y */
-static void
-wg_sizes(const wg_geom *g, size_t *u, size_t *v, size_t *m, size_t *xy)
-{
-	size_t		x = (size_t) g->B * g->H * g->W * g->Cp,
-				y = (size_t) g->B * g->OH * g->OW * g->OCp;
+/*
+ * Tiles whose products M go through the cache together: the products of a
+ * whole batch (36 planes of tiles x output channels) are far larger than a
+ * core's L2, a block of them is not.
+ */
+#define WG_TILE_BLOCK 72
 
+/* floats of U, V, a block of M, and the channels-last copies X and Y */
+static void
+wg_sizes(const wg_geom *g, size_t *u, size_t *v, size_t *m, size_t *x, size_t *y)
+{
 	*u = (size_t) 36 * g->C * g->OCp;
 	*v = (size_t) 36 * g->T * g->Cp;
-	*m = (size_t) 36 * g->T * g->OCp;
-	*xy = x > y ? x : y;
+	*m = (size_t) 36 * (g->T < WG_TILE_BLOCK ? g->T : WG_TILE_BLOCK) * g->OCp;
+	*x = (size_t) g->B * g->H * g->W * g->Cp;
+	*y = (size_t) g->B * g->OH * g->OW * g->OCp;
 }
 
 /* the transformed filters U */
@@ -163,10 +169,11 @@ nn_conv_winograd_filter_floats(const nn_layer *L)
 	size_t		u,
 				v,
 				m,
-				xy;
+				x,
+				y;
 
 	wg_geometry(&g, wg_pick(), L, 1);
-	wg_sizes(&g, &u, &v, &m, &xy);
+	wg_sizes(&g, &u, &v, &m, &x, &y);
 	return u;
 }
 
@@ -178,14 +185,15 @@ nn_conv_winograd_kept_floats(const nn_layer *L, int B)
 	size_t		u,
 				v,
 				m,
-				xy;
+				x,
+				y;
 
 	wg_geometry(&g, wg_pick(), L, B);
-	wg_sizes(&g, &u, &v, &m, &xy);
+	wg_sizes(&g, &u, &v, &m, &x, &y);
 	return v;
 }
 
-/* forward's scratch: M, then X or Y */
+/* forward's scratch: a block of M, X and Y */
 size_t
 nn_conv_winograd_forward_floats(const nn_layer *L, int B)
 {
@@ -193,14 +201,15 @@ nn_conv_winograd_forward_floats(const nn_layer *L, int B)
 	size_t		u,
 				v,
 				m,
-				xy;
+				x,
+				y;
 
 	wg_geometry(&g, wg_pick(), L, B);
-	wg_sizes(&g, &u, &v, &m, &xy);
-	return m + xy;
+	wg_sizes(&g, &u, &v, &m, &x, &y);
+	return m + x + y;
 }
 
-/* backward's scratch: dU, dM, then dY, dX or U transposed (dV reuses V) */
+/* backward's scratch: dU, a block of dM, dY, dX and U transposed (dV reuses V) */
 size_t
 nn_conv_winograd_backward_floats(const nn_layer *L, int B)
 {
@@ -208,13 +217,12 @@ nn_conv_winograd_backward_floats(const nn_layer *L, int B)
 	size_t		u,
 				v,
 				m,
-				xy,
-				ut;
+				x,
+				y;
 
 	wg_geometry(&g, wg_pick(), L, B);
-	wg_sizes(&g, &u, &v, &m, &xy);
-	ut = (size_t) 36 * g.OC * g.Cp;
-	return u + m + (xy > ut ? xy : ut);
+	wg_sizes(&g, &u, &v, &m, &x, &y);
+	return u + m + y + x + (size_t) 36 * g.OC * g.Cp;
 }
 
 /* positions per block of the transposes below: their rows stay in L1 */
@@ -277,27 +285,38 @@ nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 	size_t		u,
 				v,
 				m,
-				xy;
-	float	   *V,
-			   *M,
-			   *XY;
+				x,
+				y;
+	size_t		vs,
+				ms;
+	float	   *V = col,
+			   *M = scratch,
+			   *X,
+			   *Y;
 
 	wg_geometry(&g, k, L, B);
-	wg_sizes(&g, &u, &v, &m, &xy);
-	V = col;
-	M = scratch;
-	XY = M + m;
+	wg_sizes(&g, &u, &v, &m, &x, &y);
+	X = M + m;
+	Y = X + x;
+	vs = (size_t) g.T * g.Cp;
 
 	if (!have_u)
 		k->filters(U, weight, &g);
-	to_channels_last(XY, inp, g.C, g.Cp, (size_t) B * g.H * g.W);
-	k->input(V, XY, &g);
-	for (int xi = 0; xi < 36; xi++)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.T, g.OCp, g.C, 1.0f,
-					V + (size_t) xi * g.T * g.Cp, g.Cp, U + (size_t) xi * g.C * g.OCp, g.OCp,
-					0.0f, M + (size_t) xi * g.T * g.OCp, g.OCp);
-	k->output(XY, M, &g);
-	from_channels_last(out, XY, g.OC, g.OCp, (size_t) B * g.OH * g.OW, bias, 0);
+	to_channels_last(X, inp, g.C, g.Cp, (size_t) B * g.H * g.W);
+	/* a block of tiles at a time: its V, its 36 products, its outputs */
+	for (int t0 = 0; t0 < g.T; t0 += WG_TILE_BLOCK)
+	{
+		int			nt = g.T - t0 < WG_TILE_BLOCK ? g.T - t0 : WG_TILE_BLOCK;
+
+		ms = (size_t) nt * g.OCp;
+		k->input(V + (size_t) t0 * g.Cp, X, &g, t0, t0 + nt, vs);
+		for (int xi = 0; xi < 36; xi++)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, g.OCp, g.C, 1.0f,
+						V + xi * vs + (size_t) t0 * g.Cp, g.Cp, U + (size_t) xi * g.C * g.OCp, g.OCp,
+						0.0f, M + xi * ms, g.OCp);
+		k->output(Y, M, &g, t0, t0 + nt, ms);
+	}
+	from_channels_last(out, Y, g.OC, g.OCp, (size_t) B * g.OH * g.OW, bias, 0);
 }
 
 /* backward from forward's U and col (its V is overwritten by dV) */
@@ -311,55 +330,69 @@ nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float
 	size_t		u,
 				v,
 				m,
-				xy;
-	size_t		N;
-	float	   *V,
-			   *M,
+				x,
+				y;
+	size_t		N,
+				vs,
+				ms;
+	float	   *V = col,
 			   *dU = scratch,
-			   *XY;
+			   *M,
+			   *dY,
+			   *dX,
+			   *UT;
 
 	wg_geometry(&g, k, L, B);
-	wg_sizes(&g, &u, &v, &m, &xy);
-	V = col;
+	wg_sizes(&g, &u, &v, &m, &x, &y);
 	M = dU + u;
-	XY = M + m;
+	dY = M + m;
+	dX = dY + y;
+	UT = dX + x;
 	N = (size_t) B * g.OH * g.OW;
+	vs = (size_t) g.T * g.Cp;
 
 	for (int oc = 0; oc < g.OC; oc++)
 		dbias[oc] += nn_sum_floats(dout + (size_t) oc * N, N);
+	to_channels_last(dY, dout, g.OC, g.OCp, N);
+	if (dinp)
+	{
+		/* U transposed (OpenBLAS's small-matrix kernels take the plain product dM U^T this way) */
+		for (int xi = 0; xi < 36; xi++)
+		{
+			const float *uu = U + (size_t) xi * g.C * g.OCp;
+			float	   *ut = UT + (size_t) xi * g.OC * g.Cp;
 
-	/* dM = A dy A^T */
-	to_channels_last(XY, dout, g.OC, g.OCp, N);
-	k->output_grad(M, XY, &g);
-
-	/* dU[xi] = V[xi]^T dM[xi]; dweight += G^T dU G */
-	for (int xi = 0; xi < 36; xi++)
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.C, g.OCp, g.T, 1.0f,
-					V + (size_t) xi * g.T * g.Cp, g.Cp, M + (size_t) xi * g.T * g.OCp, g.OCp,
-					0.0f, dU + (size_t) xi * g.C * g.OCp, g.OCp);
-	k->filters_grad(dweight, dU, &g);
-	if (dinp == NULL)
-		return;
+			for (int c = 0; c < g.C; c++)
+				for (int oc = 0; oc < g.OC; oc++)
+					ut[(size_t) oc * g.Cp + c] = uu[(size_t) c * g.OCp + oc];
+		}
+		memset(dX, 0, sizeof(float) * x);
+	}
 
 	/*
-	 * dV[xi] = dM[xi] U[xi]^T over V (its padded channels stay zero), with
-	 * U transposed first into XY (OpenBLAS's small-matrix kernels take the
-	 * plain product, not this transposed one); dinp += B dV B^T
+	 * A block of tiles at a time: dM = A dy A^T; dU[xi] += V[xi]^T dM[xi];
+	 * then dV[xi] = dM[xi] U[xi]^T over V (its padded channels stay zero)
+	 * and dX += B dV B^T
 	 */
-	for (int xi = 0; xi < 36; xi++)
+	for (int t0 = 0; t0 < g.T; t0 += WG_TILE_BLOCK)
 	{
-		const float *u = U + (size_t) xi * g.C * g.OCp;
-		float	   *ut = XY + (size_t) xi * g.OC * g.Cp;
+		int			nt = g.T - t0 < WG_TILE_BLOCK ? g.T - t0 : WG_TILE_BLOCK;
 
-		for (int c = 0; c < g.C; c++)
-			for (int oc = 0; oc < g.OC; oc++)
-				ut[(size_t) oc * g.Cp + c] = u[(size_t) c * g.OCp + oc];
+		ms = (size_t) nt * g.OCp;
+		k->output_grad(M, dY, &g, t0, t0 + nt, ms);
+		for (int xi = 0; xi < 36; xi++)
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.C, g.OCp, nt, 1.0f,
+						V + xi * vs + (size_t) t0 * g.Cp, g.Cp, M + xi * ms, g.OCp,
+						t0 == 0 ? 0.0f : 1.0f, dU + (size_t) xi * g.C * g.OCp, g.OCp);
+		if (dinp == NULL)
+			continue;
+		for (int xi = 0; xi < 36; xi++)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, g.C, g.OC, 1.0f,
+						M + xi * ms, g.OCp, UT + (size_t) xi * g.OC * g.Cp, g.Cp,
+						0.0f, V + xi * vs + (size_t) t0 * g.Cp, g.Cp);
+		k->input_grad(dX, V + (size_t) t0 * g.Cp, &g, t0, t0 + nt, vs);
 	}
-	for (int xi = 0; xi < 36; xi++)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.T, g.C, g.OC, 1.0f,
-					M + (size_t) xi * g.T * g.OCp, g.OCp, XY + (size_t) xi * g.OC * g.Cp, g.Cp,
-					0.0f, V + (size_t) xi * g.T * g.Cp, g.Cp);
-	memset(XY, 0, sizeof(float) * (size_t) B * g.H * g.W * g.Cp);
-	k->input_grad(XY, V, &g);
-	from_channels_last(dinp, XY, g.C, g.Cp, (size_t) B * g.H * g.W, NULL, 1);
+	k->filters_grad(dweight, dU, &g);
+	if (dinp)
+		from_channels_last(dinp, dX, g.C, g.Cp, (size_t) B * g.H * g.W, NULL, 1);
 }

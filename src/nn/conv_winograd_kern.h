@@ -192,165 +192,173 @@ KERN(filters_grad) (float *restrict dweight, const float *restrict dU, const wg_
 		}
 }
 
-/* V[xi][t][c] = (B^T d B)[xi] of every tile t of X (B,H,W,Cp) */
+/* V[xi][t - t0][c] (xi apart by ts) = (B^T d B)[xi] of tiles t0..t1-1 of X (B,H,W,Cp) */
 KERN_ATTR
 static void
-KERN(input) (float *restrict V, const float *restrict X, const wg_geom *g)
+KERN(input) (float *restrict V, const float *restrict X, const wg_geom *g, int t0, int t1, size_t ts)
 {
-	size_t		tstride = (size_t) g->T * g->Cp;
+	for (int t = t0; t < t1; t++)
+	{
+		int			b = t / (g->TH * g->TW),
+					ty = t / g->TW % g->TH,
+					tx = t % g->TW;
 
-	for (int b = 0, t = 0; b < g->B; b++)
-		for (int ty = 0; ty < g->TH; ty++)
-			for (int tx = 0; tx < g->TW; tx++, t++)
-				for (int cb = 0; cb < g->Cp; cb += VL)
+		for (int cb = 0; cb < g->Cp; cb += VL)
+		{
+			KERN(vf)	d[36];
+			float	   *v = V + (size_t) (t - t0) * g->Cp + cb;
+
+			for (int r = 0; r < 6; r++)
+			{
+				int			y = ty * 4 + r - g->P;
+
+				for (int s = 0; s < 6; s++)
 				{
-					KERN(vf)	d[36];
-					float	   *v = V + (size_t) t * g->Cp + cb;
+					int			x = tx * 4 + s - g->P;
 
-					for (int r = 0; r < 6; r++)
-					{
-						int			y = ty * 4 + r - g->P;
-
-						for (int s = 0; s < 6; s++)
-						{
-							int			x = tx * 4 + s - g->P;
-
-							if (y >= 0 && y < g->H && x >= 0 && x < g->W)
-								d[r * 6 + s] = KERN(load) (X + (((size_t) b * g->H + y) * g->W + x) * g->Cp + cb);
-							else
-								d[r * 6 + s] = (KERN(vf)) {0};
-						}
-					}
-					for (int s = 0; s < 6; s++)
-						KERN(bt) (d + s, 6);
-					for (int r = 0; r < 6; r++)
-						KERN(bt) (d + 6 * r, 1);
-					for (int xi = 0; xi < 36; xi++)
-						KERN(store) (v + xi * tstride, d[xi]);
+					if (y >= 0 && y < g->H && x >= 0 && x < g->W)
+						d[r * 6 + s] = KERN(load) (X + (((size_t) b * g->H + y) * g->W + x) * g->Cp + cb);
+					else
+						d[r * 6 + s] = (KERN(vf)) {0};
 				}
+			}
+			for (int s = 0; s < 6; s++)
+				KERN(bt) (d + s, 6);
+			for (int r = 0; r < 6; r++)
+				KERN(bt) (d + 6 * r, 1);
+			for (int xi = 0; xi < 36; xi++)
+				KERN(store) (v + xi * ts, d[xi]);
+		}
+	}
 }
 
-/* Y (B,OH,OW,OCp) = (A^T M A) of every tile, the positions inside the output */
+/* Y (B,OH,OW,OCp) = (A^T M A) of tiles t0..t1-1 (M[xi][t - t0], xi apart by ts), inside the output */
 KERN_ATTR
 static void
-KERN(output) (float *restrict Y, const float *restrict M, const wg_geom *g)
+KERN(output) (float *restrict Y, const float *restrict M, const wg_geom *g, int t0, int t1, size_t ts)
 {
-	size_t		tstride = (size_t) g->T * g->OCp;
+	for (int t = t0; t < t1; t++)
+	{
+		int			b = t / (g->TH * g->TW),
+					ty = t / g->TW % g->TH,
+					tx = t % g->TW;
 
-	for (int b = 0, t = 0; b < g->B; b++)
-		for (int ty = 0; ty < g->TH; ty++)
-			for (int tx = 0; tx < g->TW; tx++, t++)
-				for (int ob = 0; ob < g->OCp; ob += VL)
+		for (int ob = 0; ob < g->OCp; ob += VL)
+		{
+			KERN(vf)	m[36],
+						q[24],
+						y[16];
+			const float *src = M + (size_t) (t - t0) * g->OCp + ob;
+
+			for (int xi = 0; xi < 36; xi++)
+				m[xi] = KERN(load) (src + xi * ts);
+			for (int s = 0; s < 6; s++)
+				KERN(at) (q + s, m + s, 6);
+			for (int r = 0; r < 4; r++)
+				KERN(at) (y + 4 * r, q + 6 * r, 1);
+			for (int r = 0; r < 4; r++)
+			{
+				int			oy = ty * 4 + r;
+
+				if (oy >= g->OH)
+					break;
+				for (int s = 0; s < 4; s++)
 				{
-					KERN(vf)	m[36],
-								q[24],
-								y[16];
-					const float *src = M + (size_t) t * g->OCp + ob;
+					int			ox = tx * 4 + s;
 
-					for (int xi = 0; xi < 36; xi++)
-						m[xi] = KERN(load) (src + xi * tstride);
-					for (int s = 0; s < 6; s++)
-						KERN(at) (q + s, m + s, 6);
-					for (int r = 0; r < 4; r++)
-						KERN(at) (y + 4 * r, q + 6 * r, 1);
-					for (int r = 0; r < 4; r++)
-					{
-						int			oy = ty * 4 + r;
-
-						if (oy >= g->OH)
-							break;
-						for (int s = 0; s < 4; s++)
-						{
-							int			ox = tx * 4 + s;
-
-							if (ox >= g->OW)
-								break;
-							KERN(store) (Y + (((size_t) b * g->OH + oy) * g->OW + ox) * g->OCp + ob, y[4 * r + s]);
-						}
-					}
+					if (ox >= g->OW)
+						break;
+					KERN(store) (Y + (((size_t) b * g->OH + oy) * g->OW + ox) * g->OCp + ob, y[4 * r + s]);
 				}
+			}
+		}
+	}
 }
 
-/* dM[xi][t][oc] = (A dY A^T)[xi] of every tile of dY (B,OH,OW,OCp), zero outside */
+/* dM[xi][t - t0][oc] (xi apart by ts) = (A dY A^T)[xi] of tiles t0..t1-1 of dY (B,OH,OW,OCp), zero outside */
 KERN_ATTR
 static void
-KERN(output_grad) (float *restrict dM, const float *restrict dY, const wg_geom *g)
+KERN(output_grad) (float *restrict dM, const float *restrict dY, const wg_geom *g, int t0, int t1, size_t ts)
 {
-	size_t		tstride = (size_t) g->T * g->OCp;
+	for (int t = t0; t < t1; t++)
+	{
+		int			b = t / (g->TH * g->TW),
+					ty = t / g->TW % g->TH,
+					tx = t % g->TW;
 
-	for (int b = 0, t = 0; b < g->B; b++)
-		for (int ty = 0; ty < g->TH; ty++)
-			for (int tx = 0; tx < g->TW; tx++, t++)
-				for (int ob = 0; ob < g->OCp; ob += VL)
+		for (int ob = 0; ob < g->OCp; ob += VL)
+		{
+			KERN(vf)	y[16],
+						q[24],
+						m[36];
+			float	   *dst = dM + (size_t) (t - t0) * g->OCp + ob;
+
+			for (int r = 0; r < 4; r++)
+			{
+				int			oy = ty * 4 + r;
+
+				for (int s = 0; s < 4; s++)
 				{
-					KERN(vf)	y[16],
-								q[24],
-								m[36];
-					float	   *dst = dM + (size_t) t * g->OCp + ob;
+					int			ox = tx * 4 + s;
 
-					for (int r = 0; r < 4; r++)
-					{
-						int			oy = ty * 4 + r;
-
-						for (int s = 0; s < 4; s++)
-						{
-							int			ox = tx * 4 + s;
-
-							if (oy < g->OH && ox < g->OW)
-								y[4 * r + s] = KERN(load) (dY + (((size_t) b * g->OH + oy) * g->OW + ox) * g->OCp + ob);
-							else
-								y[4 * r + s] = (KERN(vf)) {0};
-						}
-					}
-					/* along y: q[6][4]; then along x: m[6][6] */
-					for (int s = 0; s < 4; s++)
-						KERN(a) (q + s, y + s, 4);
-					for (int r = 0; r < 6; r++)
-						KERN(a) (m + 6 * r, q + 4 * r, 1);
-					for (int xi = 0; xi < 36; xi++)
-						KERN(store) (dst + xi * tstride, m[xi]);
+					if (oy < g->OH && ox < g->OW)
+						y[4 * r + s] = KERN(load) (dY + (((size_t) b * g->OH + oy) * g->OW + ox) * g->OCp + ob);
+					else
+						y[4 * r + s] = (KERN(vf)) {0};
 				}
+			}
+			/* along y: q[6][4]; then along x: m[6][6] */
+			for (int s = 0; s < 4; s++)
+				KERN(a) (q + s, y + s, 4);
+			for (int r = 0; r < 6; r++)
+				KERN(a) (m + 6 * r, q + 4 * r, 1);
+			for (int xi = 0; xi < 36; xi++)
+				KERN(store) (dst + xi * ts, m[xi]);
+		}
+	}
 }
 
-/* dX (B,H,W,Cp) += (B dV B^T) of every tile, the positions inside the input */
+/* dX (B,H,W,Cp) += (B dV B^T) of tiles t0..t1-1 (dV[xi][t - t0], xi apart by ts), inside the input */
 KERN_ATTR
 static void
-KERN(input_grad) (float *restrict dX, const float *restrict dV, const wg_geom *g)
+KERN(input_grad) (float *restrict dX, const float *restrict dV, const wg_geom *g, int t0, int t1, size_t ts)
 {
-	size_t		tstride = (size_t) g->T * g->Cp;
+	for (int t = t0; t < t1; t++)
+	{
+		int			b = t / (g->TH * g->TW),
+					ty = t / g->TW % g->TH,
+					tx = t % g->TW;
 
-	for (int b = 0, t = 0; b < g->B; b++)
-		for (int ty = 0; ty < g->TH; ty++)
-			for (int tx = 0; tx < g->TW; tx++, t++)
-				for (int cb = 0; cb < g->Cp; cb += VL)
+		for (int cb = 0; cb < g->Cp; cb += VL)
+		{
+			KERN(vf)	d[36];
+			const float *src = dV + (size_t) (t - t0) * g->Cp + cb;
+
+			for (int xi = 0; xi < 36; xi++)
+				d[xi] = KERN(load) (src + xi * ts);
+			for (int s = 0; s < 6; s++)
+				KERN(b) (d + s, 6);
+			for (int r = 0; r < 6; r++)
+				KERN(b) (d + 6 * r, 1);
+			for (int r = 0; r < 6; r++)
+			{
+				int			y = ty * 4 + r - g->P;
+
+				if (y < 0 || y >= g->H)
+					continue;
+				for (int s = 0; s < 6; s++)
 				{
-					KERN(vf)	d[36];
-					const float *src = dV + (size_t) t * g->Cp + cb;
+					int			x = tx * 4 + s - g->P;
+					float	   *p;
 
-					for (int xi = 0; xi < 36; xi++)
-						d[xi] = KERN(load) (src + xi * tstride);
-					for (int s = 0; s < 6; s++)
-						KERN(b) (d + s, 6);
-					for (int r = 0; r < 6; r++)
-						KERN(b) (d + 6 * r, 1);
-					for (int r = 0; r < 6; r++)
-					{
-						int			y = ty * 4 + r - g->P;
-
-						if (y < 0 || y >= g->H)
-							continue;
-						for (int s = 0; s < 6; s++)
-						{
-							int			x = tx * 4 + s - g->P;
-							float	   *p;
-
-							if (x < 0 || x >= g->W)
-								continue;
-							p = dX + (((size_t) b * g->H + y) * g->W + x) * g->Cp + cb;
-							KERN(store) (p, KERN(load) (p) + d[r * 6 + s]);
-						}
-					}
+					if (x < 0 || x >= g->W)
+						continue;
+					p = dX + (((size_t) b * g->H + y) * g->W + x) * g->Cp + cb;
+					KERN(store) (p, KERN(load) (p) + d[r * 6 + s]);
 				}
+			}
+		}
+	}
 }
 
 static const wg_kern KERN(kern) = {
