@@ -24,6 +24,19 @@ import torch_bench as tb  # noqa: E402  (its IDX reader, timer and peak memory)
 import numpy as np  # noqa: E402
 
 
+def build_info(cv2):
+    """What OpenCV was built with, from getBuildInformation(): its parallel
+    framework (the threads of cv2.setNumThreads), its CPU baseline and
+    dispatched instruction sets, its BLAS/LAPACK."""
+    want = ("Parallel framework", "Baseline", "Dispatched code generation", "Lapack")
+    parts = []
+    for line in cv2.getBuildInformation().splitlines():
+        key, _, value = line.strip().partition(":")
+        if key.strip() in want and value.strip():
+            parts.append("%s: %s" % (key.strip(), " ".join(value.split())))
+    return "; ".join(parts)
+
+
 def main():
     """Load, measure, write the JSON."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -71,7 +84,7 @@ def main():
            "test_accuracy": correct / x.shape[0], "infer_images_per_second": x.shape[0] / eval_secs,
            "predict100_single_seconds": single_med, "predict100_single_runs": single_runs,
            "predict100_batch_seconds": batch_med, "predict100_batch_runs": batch_runs,
-           "peak_mb": tb.peak_mb()}
+           "peak_mb": tb.peak_mb(), "build": build_info(cv2)}
     os.unlink(path)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)

@@ -24,9 +24,16 @@ Measured: training seconds (the epoch loops only, data already in memory)
 and seconds per epoch; test accuracy over the whole test set; the time to
 predict the first 100 test images one row at a time and as one batch, each
 the median of --repeats runs after one warm-up; peak memory of this process
-(getrusage ru_maxrss); training and inference images per second.
+(getrusage ru_maxrss); training and inference images per second. Recorded
+with them (PyTorch): which kernels ran (the profiler's aten operators of one
+training step, one single-row and one batch prediction: oneDNN's
+mkldnn_convolution, or thnn_conv2d = im2col + BLAS, and addmm = BLAS), and
+what torch runs on: torch.__config__.show() and parallel_info(), oneDNN's
+version, threading and ISA, the OpenBLAS mapped into the process with its
+kernel (openblas_get_corename), and the OPENBLAS_/OMP_ environment.
 """
 import argparse
+import copy
 import gzip
 import json
 import os
@@ -83,17 +90,109 @@ def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def openblas_info():
-    """Config and kernel of the OpenBLAS loaded in this process (torch's BLAS), or None."""
-    import ctypes
+def loaded_libraries(pattern):
+    """Paths of the shared libraries of this process matching pattern (/proc/self/maps), each once."""
+    import re
+    out = []
     try:
-        lib = ctypes.CDLL("libopenblas.so.0")
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split()[-1] if "/" in line else ""
+                if path.startswith("/") and re.search(pattern, os.path.basename(path)) and path not in out:
+                    out.append(path)
+    except OSError:
+        pass
+    return out
+
+
+def openblas_info():
+    """Config and kernel of the OpenBLAS loaded in this process (torch's BLAS), or None.
+
+    The library is the one mapped into the process (torch reaches it through
+    libblas.so.3), opened by its path so that ctypes gets that same copy."""
+    import ctypes
+    libs = loaded_libraries(r"openblas") or ["libopenblas.so.0"]
+    try:
+        lib = ctypes.CDLL(libs[0])
         lib.openblas_get_config.restype = ctypes.c_char_p
         lib.openblas_get_corename.restype = ctypes.c_char_p
-        return {"config": lib.openblas_get_config().decode(),
-                "core": lib.openblas_get_corename().decode()}
+        return {"library": libs[0], "config": lib.openblas_get_config().decode(),
+                "core": lib.openblas_get_corename().decode(),
+                "threads": lib.openblas_get_num_threads()}
     except (OSError, AttributeError):
         return None
+
+
+# oneDNN's dnnl_cpu_isa_t (v2.x) and dnnl_runtime values
+ONEDNN_ISA = {0x0: "all", 0x1: "sse41", 0x3: "avx", 0x7: "avx2", 0xf: "avx512_mic",
+              0x1f: "avx512_mic_4ops", 0x27: "avx512_core", 0x67: "avx512_core_vnni",
+              0xe7: "avx512_core_bf16", 0x3e7: "avx512_core_amx", 0x407: "avx2_vnni"}
+ONEDNN_RUNTIME = {0: "none", 1: "sequential", 2: "OpenMP", 4: "TBB", 8: "threadpool"}
+
+
+def onednn_info():
+    """Version, threading runtime and effective ISA of the oneDNN loaded in this process, or None."""
+    import ctypes
+    libs = loaded_libraries(r"libdnnl|libmkldnn")
+    if not libs:
+        return None
+
+    class Version(ctypes.Structure):
+        _fields_ = [("major", ctypes.c_int), ("minor", ctypes.c_int), ("patch", ctypes.c_int),
+                    ("hash", ctypes.c_char_p), ("cpu_runtime", ctypes.c_uint), ("gpu_runtime", ctypes.c_uint)]
+    try:
+        lib = ctypes.CDLL(libs[0])
+        lib.dnnl_version.restype = ctypes.POINTER(Version)
+        v = lib.dnnl_version().contents
+        isa = lib.dnnl_get_effective_cpu_isa()
+        return {"library": libs[0], "version": "%d.%d.%d" % (v.major, v.minor, v.patch),
+                "cpu_runtime": ONEDNN_RUNTIME.get(v.cpu_runtime, hex(v.cpu_runtime)),
+                "isa": ONEDNN_ISA.get(isa, hex(isa))}
+    except (OSError, AttributeError) as e:
+        return {"library": libs[0], "error": str(e)}
+
+
+def torch_kernels(model, xb, yb):
+    """The aten operators of one training step and of one single-row prediction
+    (convolutions and matrix products), from torch's profiler: which
+    implementation ran (aten::mkldnn_convolution is oneDNN; aten::thnn_conv2d /
+    _slow_conv2d_forward is im2col + BLAS; aten::addmm / mm is BLAS)."""
+    import re
+    import torch
+    from torch.autograd import profiler
+
+    pick = re.compile(r"conv|mm|linear|mkldnn|thnn|matmul")
+    state = copy.deepcopy(model.state_dict())  # the step below must not change the model (batch norm statistics)
+    out = {}
+    model.train()
+    with profiler.profile() as prof:
+        loss = torch.nn.functional.cross_entropy(model(xb), yb)
+        loss.backward()
+    out["training_step"] = sorted({e.name for e in prof.function_events if pick.search(e.name)})
+    model.zero_grad(set_to_none=True)
+    model.load_state_dict(state)
+    model.eval()
+    with torch.no_grad():
+        with profiler.profile() as prof:
+            model(xb[:1])
+        out["single_row_prediction"] = sorted({e.name for e in prof.function_events if pick.search(e.name)})
+        with profiler.profile() as prof:
+            model(xb)
+        out["batch_prediction"] = sorted({e.name for e in prof.function_events if pick.search(e.name)})
+    return out
+
+
+def torch_libraries():
+    """What torch was built with and runs on here: torch.__config__.show() and
+    parallel_info(), its oneDNN, its OpenBLAS, its OpenMP and BLAS libraries."""
+    import torch
+    return {"config_show": torch.__config__.show(),
+            "parallel_info": torch.__config__.parallel_info(),
+            "mkldnn_enabled": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
+            "openmp": bool(torch.backends.openmp.is_available()),
+            "mkl": bool(torch.backends.mkl.is_available()),
+            "onednn": onednn_info(),
+            "libraries": loaded_libraries(r"blas|lapack|gomp|omp|dnnl|mkl|sleef|xnnpack|nnpack")}
 
 
 def cpu_seconds():
@@ -193,6 +292,7 @@ def run_pytorch(args, xtr, ytr, xte, yte):
               % (epoch + 1, args.epochs, total_loss / n, correct / n, secs), file=sys.stderr)
     train_peak = peak_mb()
     train_cpu = cpu_seconds() - cpu0
+    kernels = torch_kernels(model, xtr_t[:BATCH], ytr_t[:BATCH])
 
     torch.set_num_threads(args.predict_threads)
     model.eval()
@@ -231,6 +331,8 @@ def run_pytorch(args, xtr, ytr, xte, yte):
         "predict100_single_runs": single_runs,
         "predict100_batch_seconds": batch_med,
         "predict100_batch_runs": batch_runs,
+        "kernels": kernels,
+        "torch": torch_libraries(),
     }
 
 
