@@ -303,7 +303,8 @@ work_plan(plan *p, nn_work *w, const nn_net *net, int B, int train)
 			p->req[i].start = 0;
 			p->req[i].end = last;
 		}
-	w->bytes = plan_place(p);
+	/* the arena's start is rounded up to PLAN_ALIGN too (nn_work_alloc) */
+	w->bytes = sat_add(plan_place(p), PLAN_ALIGN);
 	if (p->overflow)
 		w->bytes = SIZE_MAX;
 }
@@ -426,7 +427,8 @@ nn_work_alloc(nn_work *w, const nn_net *net, int B, int train,
 		return nn_fail(st, NN_ERR_NOMEM, "out of memory allocating %llu bytes of working memory for a batch of %d",
 					   (unsigned long long) b.work_bytes, B);
 	}
-	plan_bind(&p, w, net, w->arena);
+	/* every buffer on a cache line of its own: offsets are multiples of PLAN_ALIGN from here */
+	plan_bind(&p, w, net, (char *) w->arena + (PLAN_ALIGN - (uintptr_t) w->arena % PLAN_ALIGN) % PLAN_ALIGN);
 	return NN_OK;
 }
 
