@@ -26,7 +26,9 @@
  * not depend on threads. The transforms scale by at most 8 and 1/24:
  * rounding differs from im2col + sgemm by a few units in the sixth
  * digit (the unit tests compare both with the reference kernels). The
- * instruction set follows the direct kernels' choice (conv_direct.h).
+ * instruction set follows the direct kernels' choice (conv_direct.h). A
+ * pass stops between blocks of tiles when nn_interrupted() asks (its
+ * outputs are then undefined; the network reports the cancel).
  */
 #include <string.h>
 
@@ -304,7 +306,7 @@ nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 		k->filters(U, weight, &g);
 	to_channels_last(X, inp, g.C, g.Cp, (size_t) B * g.H * g.W);
 	/* a block of tiles at a time: its V, its 36 products, its outputs */
-	for (int t0 = 0; t0 < g.T; t0 += WG_TILE_BLOCK)
+	for (int t0 = 0; t0 < g.T && !nn_interrupted(); t0 += WG_TILE_BLOCK)
 	{
 		int			nt = g.T - t0 < WG_TILE_BLOCK ? g.T - t0 : WG_TILE_BLOCK;
 
@@ -374,7 +376,7 @@ nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float
 	 * then dV[xi] = dM[xi] U[xi]^T over V (its padded channels stay zero)
 	 * and dX += B dV B^T
 	 */
-	for (int t0 = 0; t0 < g.T; t0 += WG_TILE_BLOCK)
+	for (int t0 = 0; t0 < g.T && !nn_interrupted(); t0 += WG_TILE_BLOCK)
 	{
 		int			nt = g.T - t0 < WG_TILE_BLOCK ? g.T - t0 : WG_TILE_BLOCK;
 
