@@ -83,17 +83,33 @@ typedef struct cd_kern
 #include "conv_direct_kern.h"
 
 
+/* the instruction set the vector kernels run here (direct, Winograd, pooling) */
+int
+nn_vector_level(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_cpu_init();
+	if (nn_conv_direct_level >= NN_CONV_DIRECT_AVX512 && __builtin_cpu_supports("avx512f"))
+		return NN_CONV_DIRECT_AVX512;
+	if (nn_conv_direct_level >= NN_CONV_DIRECT_AVX2 &&
+		__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		return NN_CONV_DIRECT_AVX2;
+#endif
+	return NN_CONV_DIRECT_GENERIC;
+}
+
 /* the kernels this CPU runs best */
 static const cd_kern *
 cd_pick(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	__builtin_cpu_init();
-	if (nn_conv_direct_level >= NN_CONV_DIRECT_AVX512 && __builtin_cpu_supports("avx512f"))
-		return &kern_avx512;
-	if (nn_conv_direct_level >= NN_CONV_DIRECT_AVX2 &&
-		__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-		return &kern_avx2;
+	switch (nn_vector_level())
+	{
+		case NN_CONV_DIRECT_AVX512:
+			return &kern_avx512;
+		case NN_CONV_DIRECT_AVX2:
+			return &kern_avx2;
+	}
 #endif
 	return &kern_base;
 }

@@ -33,6 +33,9 @@ enum
 /* the widest instruction set the kernels may use (tests lower it); sizes follow it */
 extern int	nn_conv_direct_level;
 
+/* the instruction set the vector kernels run here: nn_conv_direct_level capped by the CPU */
+int			nn_vector_level(void);
+
 /* true when the direct kernels compute L (stride 1, one group, P < K) */
 int			nn_conv_direct_fits(const nn_layer *L);
 /* "avx512", "avx2" or "generic": the kernels this CPU runs */

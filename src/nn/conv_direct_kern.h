@@ -17,26 +17,7 @@
  * bound below is a multiple of its block, so there are no tails.
  */
 
-typedef float KERN(vf) __attribute__((vector_size(VL * sizeof(float))));
-
-/* VL floats from p (any alignment) */
-KERN_ATTR __attribute__((always_inline))
-static inline KERN(vf)
-KERN(load) (const float *p)
-{
-	KERN(vf)	v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-/* v to p (any alignment) */
-KERN_ATTR __attribute__((always_inline))
-static inline void
-KERN(store) (float *p, KERN(vf) v)
-{
-	memcpy(p, &v, sizeof(v));
-}
+#include "kern_vec.h"
 
 /*
  * o[j][q] = sum over c, ky, kx of wp[c][ky][kx][j] * in[c][q + ky*Wp + kx],

@@ -95,12 +95,13 @@ static const wg_kern *
 wg_pick(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	__builtin_cpu_init();
-	if (nn_conv_direct_level >= NN_CONV_DIRECT_AVX512 && __builtin_cpu_supports("avx512f"))
-		return &kern_avx512;
-	if (nn_conv_direct_level >= NN_CONV_DIRECT_AVX2 &&
-		__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-		return &kern_avx2;
+	switch (nn_vector_level())
+	{
+		case NN_CONV_DIRECT_AVX512:
+			return &kern_avx512;
+		case NN_CONV_DIRECT_AVX2:
+			return &kern_avx2;
+	}
 #endif
 	return &kern_base;
 }
@@ -152,79 +153,72 @@ nn_conv_winograd_fits(const nn_layer *L)
  */
 #define WG_TILE_BLOCK 72
 
-/* floats of U, V, a block of M, and the channels-last copies X and Y */
-static void
-wg_sizes(const wg_geom *g, size_t *u, size_t *v, size_t *m, size_t *x, size_t *y)
+/* floats of each buffer of a layer on a batch */
+typedef struct wg_sizes
 {
-	*u = (size_t) 36 * g->C * g->OCp;
-	*v = (size_t) 36 * g->T * g->Cp;
-	*m = (size_t) 36 * (g->T < WG_TILE_BLOCK ? g->T : WG_TILE_BLOCK) * g->OCp;
-	*x = (size_t) g->B * g->H * g->W * g->Cp;
-	*y = (size_t) g->B * g->OH * g->OW * g->OCp;
+	size_t		u,				/* the filters' transform U (and dU) */
+				v,				/* the input's V (kept for backward) */
+				m,				/* a block of the products M (and of dM) */
+				x,				/* the channels-last input X (and dX) */
+				y,				/* the channels-last output Y (and dY) */
+				ut;				/* U transposed */
+} wg_sizes;
+
+/* the sizes of g's buffers */
+static wg_sizes
+wg_sizes_of(const wg_geom *g)
+{
+	wg_sizes	z;
+
+	z.u = (size_t) 36 * g->C * g->OCp;
+	z.v = (size_t) 36 * g->T * g->Cp;
+	z.m = (size_t) 36 * (g->T < WG_TILE_BLOCK ? g->T : WG_TILE_BLOCK) * g->OCp;
+	z.x = (size_t) g->B * g->H * g->W * g->Cp;
+	z.y = (size_t) g->B * g->OH * g->OW * g->OCp;
+	z.ut = (size_t) 36 * g->OC * g->Cp;
+	return z;
+}
+
+/* the sizes of L's buffers on B images */
+static wg_sizes
+wg_layer_sizes(const nn_layer *L, int B)
+{
+	wg_geom		g;
+
+	wg_geometry(&g, wg_pick(), L, B);
+	return wg_sizes_of(&g);
 }
 
 /* the transformed filters U */
 size_t
 nn_conv_winograd_filter_floats(const nn_layer *L)
 {
-	wg_geom		g;
-	size_t		u,
-				v,
-				m,
-				x,
-				y;
-
-	wg_geometry(&g, wg_pick(), L, 1);
-	wg_sizes(&g, &u, &v, &m, &x, &y);
-	return u;
+	return wg_layer_sizes(L, 1).u;
 }
 
 /* forward's col: V, kept for backward */
 size_t
 nn_conv_winograd_kept_floats(const nn_layer *L, int B)
 {
-	wg_geom		g;
-	size_t		u,
-				v,
-				m,
-				x,
-				y;
-
-	wg_geometry(&g, wg_pick(), L, B);
-	wg_sizes(&g, &u, &v, &m, &x, &y);
-	return v;
+	return wg_layer_sizes(L, B).v;
 }
 
 /* forward's scratch: a block of M, X and Y */
 size_t
 nn_conv_winograd_forward_floats(const nn_layer *L, int B)
 {
-	wg_geom		g;
-	size_t		u,
-				v,
-				m,
-				x,
-				y;
+	wg_sizes	z = wg_layer_sizes(L, B);
 
-	wg_geometry(&g, wg_pick(), L, B);
-	wg_sizes(&g, &u, &v, &m, &x, &y);
-	return m + x + y;
+	return z.m + z.x + z.y;
 }
 
 /* backward's scratch: dU, a block of dM, dY, dX and U transposed (dV reuses V) */
 size_t
 nn_conv_winograd_backward_floats(const nn_layer *L, int B)
 {
-	wg_geom		g;
-	size_t		u,
-				v,
-				m,
-				x,
-				y;
+	wg_sizes	z = wg_layer_sizes(L, B);
 
-	wg_geometry(&g, wg_pick(), L, B);
-	wg_sizes(&g, &u, &v, &m, &x, &y);
-	return u + m + y + x + (size_t) 36 * g.OC * g.Cp;
+	return z.u + z.m + z.y + z.x + z.ut;
 }
 
 /* positions per block of the transposes below: their rows stay in L1 */
@@ -284,11 +278,7 @@ nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 {
 	const wg_kern *k = wg_pick();
 	wg_geom		g;
-	size_t		u,
-				v,
-				m,
-				x,
-				y;
+	wg_sizes	z;
 	size_t		vs,
 				ms;
 	float	   *V = col,
@@ -297,9 +287,9 @@ nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 			   *Y;
 
 	wg_geometry(&g, k, L, B);
-	wg_sizes(&g, &u, &v, &m, &x, &y);
-	X = M + m;
-	Y = X + x;
+	z = wg_sizes_of(&g);
+	X = M + z.m;
+	Y = X + z.x;
 	vs = (size_t) g.T * g.Cp;
 
 	if (!have_u)
@@ -329,11 +319,7 @@ nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float
 {
 	const wg_kern *k = wg_pick();
 	wg_geom		g;
-	size_t		u,
-				v,
-				m,
-				x,
-				y;
+	wg_sizes	z;
 	size_t		N,
 				vs,
 				ms;
@@ -345,11 +331,11 @@ nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float
 			   *UT;
 
 	wg_geometry(&g, k, L, B);
-	wg_sizes(&g, &u, &v, &m, &x, &y);
-	M = dU + u;
-	dY = M + m;
-	dX = dY + y;
-	UT = dX + x;
+	z = wg_sizes_of(&g);
+	M = dU + z.u;
+	dY = M + z.m;
+	dX = dY + z.y;
+	UT = dX + z.x;
 	N = (size_t) B * g.OH * g.OW;
 	vs = (size_t) g.T * g.Cp;
 
@@ -368,7 +354,7 @@ nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float
 				for (int oc = 0; oc < g.OC; oc++)
 					ut[(size_t) oc * g.Cp + c] = uu[(size_t) c * g.OCp + oc];
 		}
-		memset(dX, 0, sizeof(float) * x);
+		memset(dX, 0, sizeof(float) * z.x);
 	}
 
 	/*

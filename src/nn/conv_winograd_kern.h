@@ -12,26 +12,7 @@
  * every buffer here is channels-last with the channels padded to VL.
  */
 
-typedef float KERN(vf) __attribute__((vector_size(VL * sizeof(float))));
-
-/* VL floats from p (any alignment) */
-KERN_ATTR __attribute__((always_inline))
-static inline KERN(vf)
-KERN(load) (const float *p)
-{
-	KERN(vf)	v;
-
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-/* v to p (any alignment) */
-KERN_ATTR __attribute__((always_inline))
-static inline void
-KERN(store) (float *p, KERN(vf) v)
-{
-	memcpy(p, &v, sizeof(v));
-}
+#include "kern_vec.h"
 
 /* d (6, stride s) = B^T d: the input transform along one axis */
 KERN_ATTR __attribute__((always_inline))

@@ -570,8 +570,7 @@ static void (*
 										  const float *restrict, int, int32_t, int32_t)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	__builtin_cpu_init();
-	if (nn_conv_direct_level >= NN_CONV_DIRECT_AVX512 && __builtin_cpu_supports("avx512f"))
+	if (nn_vector_level() == NN_CONV_DIRECT_AVX512)
 		return maxpool_row_2x2_avx512;
 #endif
 	return maxpool_row_2x2;
