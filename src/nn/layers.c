@@ -522,8 +522,8 @@ maxpool_row_2x2(float *restrict o, int32_t *restrict am, const float *restrict r
  * of both input rows deinterleaved by permutes, then the same four-way
  * better-of-two in the same window order, so the same values and argmax.
  */
-__attribute__((target("avx512f")))
-static void
+__attribute__((target("avx512f"), always_inline))
+static inline void
 maxpool_row_2x2_avx512(float *restrict o, int32_t *restrict am, const float *restrict r0,
 					   const float *restrict r1, int OW, int32_t i0, int32_t W)
 {
@@ -552,8 +552,9 @@ maxpool_row_2x2_avx512(float *restrict o, int32_t *restrict am, const float *res
 		for (int k = 0; k < 3; k++)
 		{
 			__m512		v = cand[k];
-			__mmask16	gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) |
-				(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(m, m, _CMP_ORD_Q));
+
+			/* v > m, or v NaN, where m is not NaN: pool_better in two compares */
+			__mmask16	gt = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(m, m, _CMP_ORD_Q), v, m, _CMP_NLE_UQ);
 
 			m = _mm512_mask_blend_ps(gt, m, v);
 			at = _mm512_mask_blend_epi32(gt, at, _mm512_add_epi32(base, off[k]));
@@ -562,18 +563,39 @@ maxpool_row_2x2_avx512(float *restrict o, int32_t *restrict am, const float *res
 		_mm512_mask_storeu_epi32(am + ox, out, at);
 	}
 }
+
+/* one HxW plane's 2x2 stride-2 pooling into OHxOW, row by row in AVX-512 */
+__attribute__((target("avx512f")))
+static void
+maxpool_plane_2x2_avx512(float *restrict o, int32_t *restrict am, const float *restrict in,
+						 int OH, int OW, int32_t W)
+{
+	for (int oy = 0; oy < OH; oy++)
+		maxpool_row_2x2_avx512(o + (size_t) oy * OW, am + (size_t) oy * OW, in + (size_t) (2 * oy) * W,
+							   in + (size_t) (2 * oy + 1) * W, OW, 2 * oy * W, W);
+}
 #endif
 
-/* the 2x2 stride-2 row loop this CPU runs best (the direct kernels' level) */
+/* the same with the plain row loop */
+static void
+maxpool_plane_2x2(float *restrict o, int32_t *restrict am, const float *restrict in,
+				  int OH, int OW, int32_t W)
+{
+	for (int oy = 0; oy < OH; oy++)
+		maxpool_row_2x2(o + (size_t) oy * OW, am + (size_t) oy * OW, in + (size_t) (2 * oy) * W,
+						in + (size_t) (2 * oy + 1) * W, OW, 2 * oy * W, W);
+}
+
+/* the 2x2 stride-2 plane loop this CPU runs best (the direct kernels' level) */
 static void (*
-			 maxpool_row_2x2_pick(void)) (float *restrict, int32_t *restrict, const float *restrict,
-										  const float *restrict, int, int32_t, int32_t)
+			 maxpool_plane_2x2_pick(void)) (float *restrict, int32_t *restrict, const float *restrict,
+											int, int, int32_t)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	if (nn_vector_level() == NN_CONV_DIRECT_AVX512)
-		return maxpool_row_2x2_avx512;
+		return maxpool_plane_2x2_avx512;
 #endif
-	return maxpool_row_2x2;
+	return maxpool_plane_2x2;
 }
 
 /*
@@ -605,8 +627,8 @@ nn_maxpool_forward(float *out, int32_t *argmax, const float *inp,
 	size_t		OHW = (size_t) OH * OW;
 	size_t		planes = (size_t) C * B;
 	int			check_rows = (uint64_t) K * K * OW > POOL_ROW_CHECK;
-	void		(*row_2x2) (float *restrict, int32_t *restrict, const float *restrict,
-							const float *restrict, int, int32_t, int32_t) = maxpool_row_2x2_pick();
+	void		(*plane_2x2) (float *restrict, int32_t *restrict, const float *restrict,
+							  int, int, int32_t) = maxpool_plane_2x2_pick();
 
 	for (size_t p = 0; p < planes && !nn_interrupted(); p++)
 	{
@@ -614,15 +636,13 @@ nn_maxpool_forward(float *out, int32_t *argmax, const float *inp,
 		float	   *o = out + p * OHW;
 		int32_t    *am = argmax + p * OHW;
 
+		if (K == 2 && S == 2)
+		{
+			plane_2x2(o, am, in, OH, OW, W);
+			continue;
+		}
 		for (int oy = 0; oy < OH; oy++)
 		{
-			if (K == 2 && S == 2)
-			{
-				row_2x2(o + (size_t) oy * OW, am + (size_t) oy * OW,
-						in + (size_t) (2 * oy) * W, in + (size_t) (2 * oy + 1) * W,
-						OW, 2 * oy * W, W);
-				continue;
-			}
 			if (check_rows && nn_interrupted())
 				return;
 			for (int ox = 0; ox < OW; ox++)
@@ -668,11 +688,36 @@ nn_maxpool_backward(float *dinp, const float *dout, const int32_t *argmax,
 	}
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* nn_relu_forward's loop in AVX-512: the same compare (ordered, so NaN passes), 16 at a time */
+__attribute__((target("avx512f")))
+static size_t
+relu_forward_avx512(float *out, const float *inp, size_t n)
+{
+	__m512		z = _mm512_setzero_ps();
+	size_t		i = 0;
+
+	for (; i + 16 <= n; i += 16)
+	{
+		__m512		v = _mm512_loadu_ps(inp + i);
+
+		_mm512_storeu_ps(out + i, _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, z, _CMP_LT_OQ), z));
+	}
+	return i;
+}
+#endif
+
 /* relu forward: x < 0 ? 0 : x (NaN passes through, as in PyTorch); out may be inp */
 void
 nn_relu_forward(float *out, const float *inp, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	size_t		i = 0;
+
+#if defined(__x86_64__) || defined(__i386__)
+	if (n >= 16 && nn_vector_level() == NN_CONV_DIRECT_AVX512)
+		i = relu_forward_avx512(out, inp, n);
+#endif
+	for (; i < n; i++)
 		out[i] = inp[i] < 0.0f ? 0.0f : inp[i];
 }
 

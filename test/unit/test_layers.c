@@ -980,6 +980,39 @@ T_CASE(test_layer_maxpool_gradcheck)
 
 /* ------------------------------------------------------------------- relu */
 
+/* relu forward at every level: negatives to 0, NaN and -0 pass through, in place and not, with a tail */
+T_CASE(test_layer_relu_levels)
+{
+	int			level = nn_conv_direct_level;
+	float		x[37],
+				y[37];
+
+	for (int i = 0; i < 37; i++)
+		x[i] = (float) (i % 5) - 2.0f + 0.25f * (float) i;
+	x[3] = NAN;
+	x[20] = -0.0f;
+	x[36] = -1.0f;
+	for (int lv = NN_CONV_DIRECT_GENERIC; lv <= NN_CONV_DIRECT_AVX512; lv++)
+	{
+		int			ok = 1;
+		float		z[37];
+
+		nn_conv_direct_level = lv;
+		nn_relu_forward(y, x, 37);
+		memcpy(z, x, sizeof(z));
+		nn_relu_forward(z, z, 37);
+		for (int i = 0; i < 37; i++)
+		{
+			float		want = x[i] < 0.0f ? 0.0f : x[i];
+
+			ok &= isnan(want) ? isnan(y[i]) && isnan(z[i]) :
+				memcmp(&y[i], &want, sizeof(float)) == 0 && memcmp(&z[i], &want, sizeof(float)) == 0;
+		}
+		T_OK(ok, "relu at level %d: negatives to 0, NaN and -0 kept, in place too", lv);
+	}
+	nn_conv_direct_level = level;
+}
+
 typedef struct relu_fd
 {
 	size_t		n;
