@@ -377,8 +377,7 @@ nn_net_bound(const nn_net *net, int B, int train, nn_bound *b, nn_status *st)
 
 	memset(b, 0, sizeof(*b));
 	b->batch = B;
-	train &= ~NN_WORK_FROZEN;	/* no bigger: its prepared weights are counted once either way */
-	b->train = train;
+	b->train = train & ~NN_WORK_FROZEN;
 	if (B < 1)
 		return nn_fail(st, NN_ERR_INVALID, "a batch must hold at least one image, not %d", B);
 	b->params_bytes = sat_mul(sat_add(net->nparams, net->nbuffers), sizeof(float));
@@ -393,7 +392,7 @@ nn_net_bound(const nn_net *net, int B, int train, nn_bound *b, nn_status *st)
 
 		b->macs = sat_add(b->macs, sat_mul(op->macs(L), (size_t) B));
 		if (op->mem)
-			op->mem(L, B, train, &m);
+			op->mem(L, B, b->train, &m);
 		b->largest = Max(b->largest, Max(m.col, m.aux));
 		if (dim > INT32_MAX)
 			return nn_fail(st, NN_ERR_LIMIT,

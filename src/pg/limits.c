@@ -133,7 +133,8 @@ MlcnnFitBatch(const nn_net *net, int want, bool train, Size extra, const char *w
 
 	for (;;)
 	{
-		if (nn_net_bound(net, B, train, &b, &st) != NN_OK)
+		/* inference sizes the model cache's work, whose weights are frozen */
+		if (nn_net_bound(net, B, train ? 1 : NN_WORK_FROZEN, &b, &st) != NN_OK)
 			MlcnnReportStatus(&st);
 		if (limit == 0 || b.work_bytes + extra <= limit)
 			return B;
