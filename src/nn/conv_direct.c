@@ -87,15 +87,24 @@ typedef struct cd_kern
 int
 nn_vector_level(void)
 {
+	static int	cached;			/* the CPU's widest level, once found (0: not yet) */
+	int			cpu = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+
+	if (cpu == 0)
+	{
+		int			found = NN_CONV_DIRECT_GENERIC;
+
 #if defined(__x86_64__) || defined(__i386__)
-	__builtin_cpu_init();
-	if (nn_conv_direct_level >= NN_CONV_DIRECT_AVX512 && __builtin_cpu_supports("avx512f"))
-		return NN_CONV_DIRECT_AVX512;
-	if (nn_conv_direct_level >= NN_CONV_DIRECT_AVX2 &&
-		__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-		return NN_CONV_DIRECT_AVX2;
+		__builtin_cpu_init();
+		if (__builtin_cpu_supports("avx512f"))
+			found = NN_CONV_DIRECT_AVX512;
+		else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+			found = NN_CONV_DIRECT_AVX2;
 #endif
-	return NN_CONV_DIRECT_GENERIC;
+		cpu = found;
+		__atomic_store_n(&cached, cpu, __ATOMIC_RELAXED);	/* the same value from any thread */
+	}
+	return nn_conv_direct_level < cpu ? nn_conv_direct_level : cpu;
 }
 
 /* the kernels this CPU runs best */
