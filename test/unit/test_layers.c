@@ -265,79 +265,121 @@ static const conv_case direct_cases[] = {
 	{"24ch 7x7 k2 to 40", 24, 7, 7, 40, 2, 1, 0, 2},
 };
 
+/*
+ * One conv case's tensors for checking a fast path against the reference:
+ * random inputs, the reference's results, and the gradients both start
+ * from (random, so that += shows).
+ */
+typedef struct conv_bufs
+{
+	nn_layer	L;
+	int			B;
+	size_t		nin,
+				nout,
+				nw;
+	float	   *inp,
+			   *w,
+			   *bias,
+			   *dout,
+			   *out,			/* the fast path's output (starts as garbage) */
+			   *out_ref,
+			   *col_ref,
+			   *dinp,
+			   *dw,
+			   *db,
+			   *dinp_ref,
+			   *dw_ref,
+			   *db_ref,
+			   *dw2,			/* for the pass without dinp */
+			   *db2;
+} conv_bufs;
+
+/* cb's tensors for case cc, the reference's forward already in out_ref */
+static void
+conv_bufs_init(conv_bufs *cb, const conv_case *cc, nn_rng *r)
+{
+	cb->L = conv_layer(cc->C, cc->H, cc->W, cc->OC, cc->K, cc->S, cc->P);
+	cb->B = cc->B;
+	cb->nin = (size_t) cc->C * cc->B * cc->H * cc->W;
+	cb->nout = (size_t) cc->OC * cc->B * cb->L.out.h * cb->L.out.w;
+	cb->nw = (size_t) cc->OC * cc->C * cc->K * cc->K;
+	cb->inp = rand_floats(r, cb->nin, 1.0f);
+	cb->w = rand_floats(r, cb->nw, 1.0f);
+	cb->bias = rand_floats(r, cc->OC, 1.0f);
+	cb->dout = rand_floats(r, cb->nout, 1.0f);
+	cb->out = rand_floats(r, cb->nout, 9.0f);
+	cb->out_ref = malloc(sizeof(float) * cb->nout);
+	cb->col_ref = malloc(sizeof(float) * cb->nw / cc->OC * cc->B * cb->L.out.h * cb->L.out.w);
+	cb->dinp = rand_floats(r, cb->nin, 1.0f);
+	cb->dw = rand_floats(r, cb->nw, 1.0f);
+	cb->db = rand_floats(r, cc->OC, 1.0f);
+	cb->dinp_ref = copy_floats(cb->dinp, cb->nin);
+	cb->dw_ref = copy_floats(cb->dw, cb->nw);
+	cb->db_ref = copy_floats(cb->db, cc->OC);
+	cb->dw2 = copy_floats(cb->dw, cb->nw);
+	cb->db2 = copy_floats(cb->db, cc->OC);
+	nn_conv2d_forward_ref(cb->out_ref, cb->col_ref, cb->inp, cb->w, cb->bias, &cb->L, cb->B);
+	nn_conv2d_backward_ref(cb->dinp_ref, cb->dw_ref, cb->db_ref, NULL, cb->dout, cb->col_ref, cb->w,
+						   &cb->L, cb->B);
+}
+
+/* free cb's tensors */
+static void
+conv_bufs_free(conv_bufs *cb)
+{
+	float	   *all[] = {cb->inp, cb->w, cb->bias, cb->dout, cb->out, cb->out_ref, cb->col_ref, cb->dinp,
+		cb->dw, cb->db, cb->dinp_ref, cb->dw_ref, cb->db_ref, cb->dw2, cb->db2};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		free(all[i]);
+}
+
+/* n floats of NaN, so that a read of anything not written first shows */
+static float *
+nan_floats(size_t n)
+{
+	float	   *p = malloc(sizeof(float) * (n ? n : 1));
+
+	for (size_t i = 0; i < n; i++)
+		p[i] = NAN;
+	return p;
+}
+
 /* the direct kernels on one case at the current level vs the reference, scratch poisoned */
 static void
 check_direct_case(const conv_case *cc, nn_rng *r)
 {
-	nn_layer	L = conv_layer(cc->C, cc->H, cc->W, cc->OC, cc->K, cc->S, cc->P);
-	int			B = cc->B;
-	size_t		nin = (size_t) cc->C * B * cc->H * cc->W;
-	size_t		nout = (size_t) cc->OC * B * L.out.h * L.out.w;
-	size_t		nw = (size_t) cc->OC * cc->C * cc->K * cc->K;
-	size_t		fs = nn_conv_direct_forward_floats(&L),
-				bs = nn_conv_direct_backward_floats(&L);
-	float	   *inp = rand_floats(r, nin, 1.0f);
-	float	   *w = rand_floats(r, nw, 1.0f);
-	float	   *bias = rand_floats(r, cc->OC, 1.0f);
-	float	   *dout = rand_floats(r, nout, 1.0f);
-	float	   *out = rand_floats(r, nout, 9.0f);
-	float	   *out_ref = malloc(sizeof(float) * nout);
-	float	   *col_ref = malloc(sizeof(float) * nw / cc->OC * B * L.out.h * L.out.w);
-	float	   *fscr = malloc(sizeof(float) * fs);
-	float	   *bscr = malloc(sizeof(float) * bs);
-	float	   *dinp = rand_floats(r, nin, 1.0f);
-	float	   *dw = rand_floats(r, nw, 1.0f);
-	float	   *db = rand_floats(r, cc->OC, 1.0f);
-	float	   *dinp_ref = copy_floats(dinp, nin);
-	float	   *dw_ref = copy_floats(dw, nw);
-	float	   *db_ref = copy_floats(db, cc->OC);
-	float	   *dw2 = copy_floats(dw, nw);
-	float	   *db2 = copy_floats(db, cc->OC);
+	conv_bufs	c;
+	float	   *fscr,
+			   *bscr;
 	char		what[200];
 	double		tol = 1e-4;
 
-	for (size_t i = 0; i < fs; i++)
-		fscr[i] = NAN;
-	for (size_t i = 0; i < bs; i++)
-		bscr[i] = NAN;
-	T_OK(nn_conv_direct_fits(&L), "%s: the direct kernels take it (%s)", cc->name, nn_conv_direct_isa());
-	nn_conv_direct_forward(out, inp, w, bias, &L, B, fscr);
-	nn_conv2d_forward_ref(out_ref, col_ref, inp, w, bias, &L, B);
+	conv_bufs_init(&c, cc, r);
+	fscr = nan_floats(nn_conv_direct_forward_floats(&c.L));
+	bscr = nan_floats(nn_conv_direct_backward_floats(&c.L));
+	T_OK(nn_conv_direct_fits(&c.L), "%s: the direct kernels take it (%s)", cc->name, nn_conv_direct_isa());
+	nn_conv_direct_forward(c.out, c.inp, c.w, c.bias, &c.L, c.B, fscr);
 	snprintf(what, sizeof(what), "%s: direct forward (%s)", cc->name, nn_conv_direct_isa());
-	T_CLOSE(out, out_ref, nout, tol, tol, what);
+	T_CLOSE(c.out, c.out_ref, c.nout, tol, tol, what);
 
-	nn_conv_direct_backward(dinp, dw, db, dout, inp, w, &L, B, bscr);
-	nn_conv2d_backward_ref(dinp_ref, dw_ref, db_ref, NULL, dout, col_ref, w, &L, B);
+	nn_conv_direct_backward(c.dinp, c.dw, c.db, c.dout, c.inp, c.w, &c.L, c.B, bscr);
 	snprintf(what, sizeof(what), "%s: direct dweight (%s)", cc->name, nn_conv_direct_isa());
-	T_CLOSE(dw, dw_ref, nw, tol, tol, what);
+	T_CLOSE(c.dw, c.dw_ref, c.nw, tol, tol, what);
 	snprintf(what, sizeof(what), "%s: direct dbias (%s)", cc->name, nn_conv_direct_isa());
-	T_CLOSE(db, db_ref, cc->OC, tol, tol, what);
+	T_CLOSE(c.db, c.db_ref, cc->OC, tol, tol, what);
 	snprintf(what, sizeof(what), "%s: direct dinp (%s)", cc->name, nn_conv_direct_isa());
-	T_CLOSE(dinp, dinp_ref, nin, tol, tol, what);
+	T_CLOSE(c.dinp, c.dinp_ref, c.nin, tol, tol, what);
 
-	for (size_t i = 0; i < bs; i++)
-		bscr[i] = NAN;
-	nn_conv_direct_backward(NULL, dw2, db2, dout, inp, w, &L, B, bscr);
+	free(bscr);
+	bscr = nan_floats(nn_conv_direct_backward_floats(&c.L));
+	nn_conv_direct_backward(NULL, c.dw2, c.db2, c.dout, c.inp, c.w, &c.L, c.B, bscr);
 	snprintf(what, sizeof(what), "%s: direct dweight without dinp (%s)", cc->name, nn_conv_direct_isa());
-	T_CLOSE(dw2, dw_ref, nw, tol, tol, what);
+	T_CLOSE(c.dw2, c.dw_ref, c.nw, tol, tol, what);
 
-	free(inp);
-	free(w);
-	free(bias);
-	free(dout);
-	free(out);
-	free(out_ref);
-	free(col_ref);
 	free(fscr);
 	free(bscr);
-	free(dinp);
-	free(dw);
-	free(db);
-	free(dinp_ref);
-	free(dw_ref);
-	free(db_ref);
-	free(dw2);
-	free(db2);
+	conv_bufs_free(&c);
 }
 
 /*
@@ -399,93 +441,55 @@ winograd_tol(const float *want, size_t n)
 static void
 check_winograd_case(const conv_case *cc, nn_rng *r)
 {
-	nn_layer	L = conv_layer(cc->C, cc->H, cc->W, cc->OC, cc->K, cc->S, cc->P);
-	int			B = cc->B;
-	size_t		nin = (size_t) cc->C * B * cc->H * cc->W;
-	size_t		nout = (size_t) cc->OC * B * L.out.h * L.out.w;
-	size_t		nw = (size_t) cc->OC * cc->C * cc->K * cc->K;
-	size_t		fs = nn_conv_winograd_kept_floats(&L, B),
-				ss = nn_conv_winograd_forward_floats(&L, B),
-				bs = nn_conv_winograd_backward_floats(&L, B),
-				us = nn_conv_winograd_filter_floats(&L);
-	float	   *inp = rand_floats(r, nin, 1.0f);
-	float	   *w = rand_floats(r, nw, 1.0f);
-	float	   *bias = rand_floats(r, cc->OC, 1.0f);
-	float	   *dout = rand_floats(r, nout, 1.0f);
-	float	   *out = rand_floats(r, nout, 9.0f);
-	float	   *out_ref = malloc(sizeof(float) * nout);
-	float	   *col_ref = malloc(sizeof(float) * nw / cc->OC * B * L.out.h * L.out.w);
-	float	   *fscr = malloc(sizeof(float) * fs);
-	float	   *fscr2 = malloc(sizeof(float) * fs);
-	float	   *bscr = malloc(sizeof(float) * bs);
-	float	   *U = malloc(sizeof(float) * us);
-	float	   *sscr = malloc(sizeof(float) * ss);
-	float	   *dinp = rand_floats(r, nin, 1.0f);
-	float	   *dw = rand_floats(r, nw, 1.0f);
-	float	   *db = rand_floats(r, cc->OC, 1.0f);
-	float	   *dinp_ref = copy_floats(dinp, nin);
-	float	   *dw_ref = copy_floats(dw, nw);
-	float	   *db_ref = copy_floats(db, cc->OC);
-	float	   *dw2 = copy_floats(dw, nw);
-	float	   *db2 = copy_floats(db, cc->OC);
-	float	   *out2 = malloc(sizeof(float) * nout);
+	conv_bufs	c;
+	size_t		fs;
+	float	   *fscr,
+			   *fscr2,
+			   *sscr,
+			   *bscr,
+			   *U,
+			   *out2;
 	char		what[200];
 
-	for (size_t i = 0; i < us; i++)
-		U[i] = NAN;
-	for (size_t i = 0; i < ss; i++)
-		sscr[i] = NAN;
-	for (size_t i = 0; i < fs; i++)
-		fscr[i] = NAN;
-	for (size_t i = 0; i < bs; i++)
-		bscr[i] = NAN;
-	T_OK(nn_conv_winograd_fits(&L), "%s: the Winograd path takes it", cc->name);
-	nn_conv_winograd_forward(out, inp, w, bias, &L, B, U, 0, fscr, sscr);
+	conv_bufs_init(&c, cc, r);
+	fs = nn_conv_winograd_kept_floats(&c.L, c.B);
+	fscr = nan_floats(fs);
+	fscr2 = malloc(sizeof(float) * (fs ? fs : 1));
+	sscr = nan_floats(nn_conv_winograd_forward_floats(&c.L, c.B));
+	bscr = nan_floats(nn_conv_winograd_backward_floats(&c.L, c.B));
+	U = nan_floats(nn_conv_winograd_filter_floats(&c.L));
+	out2 = malloc(sizeof(float) * c.nout);
+	T_OK(nn_conv_winograd_fits(&c.L), "%s: the Winograd path takes it", cc->name);
+	nn_conv_winograd_forward(c.out, c.inp, c.w, c.bias, &c.L, c.B, U, 0, fscr, sscr);
 	memcpy(fscr2, fscr, sizeof(float) * fs);
 	/* again with the filters kept from the first pass: the same bits */
-	nn_conv_winograd_forward(out2, inp, w, bias, &L, B, U, 1, fscr, sscr);
-	T_OK(memcmp(out, out2, sizeof(float) * nout) == 0, "%s: Winograd forward with kept filters", cc->name);
+	nn_conv_winograd_forward(out2, c.inp, c.w, c.bias, &c.L, c.B, U, 1, fscr, sscr);
+	T_OK(memcmp(c.out, out2, sizeof(float) * c.nout) == 0, "%s: Winograd forward with kept filters", cc->name);
 	memcpy(fscr, fscr2, sizeof(float) * fs);
-	nn_conv2d_forward_ref(out_ref, col_ref, inp, w, bias, &L, B);
 	snprintf(what, sizeof(what), "%s: Winograd forward (%s)", cc->name, nn_conv_direct_isa());
-	T_CLOSE(out, out_ref, nout, winograd_tol(out_ref, nout), 1e-4, what);
+	T_CLOSE(c.out, c.out_ref, c.nout, winograd_tol(c.out_ref, c.nout), 1e-4, what);
 
-	nn_conv_winograd_backward(dinp, dw, db, dout, &L, B, U, fscr, bscr);
-	nn_conv2d_backward_ref(dinp_ref, dw_ref, db_ref, NULL, dout, col_ref, w, &L, B);
+	nn_conv_winograd_backward(c.dinp, c.dw, c.db, c.dout, &c.L, c.B, U, fscr, bscr);
 	snprintf(what, sizeof(what), "%s: Winograd dweight (%s)", cc->name, nn_conv_direct_isa());
-	T_CLOSE(dw, dw_ref, nw, winograd_tol(dw_ref, nw), 1e-4, what);
+	T_CLOSE(c.dw, c.dw_ref, c.nw, winograd_tol(c.dw_ref, c.nw), 1e-4, what);
 	snprintf(what, sizeof(what), "%s: Winograd dbias (%s)", cc->name, nn_conv_direct_isa());
-	T_CLOSE(db, db_ref, cc->OC, winograd_tol(db_ref, cc->OC), 1e-4, what);
+	T_CLOSE(c.db, c.db_ref, cc->OC, winograd_tol(c.db_ref, cc->OC), 1e-4, what);
 	snprintf(what, sizeof(what), "%s: Winograd dinp (%s)", cc->name, nn_conv_direct_isa());
-	T_CLOSE(dinp, dinp_ref, nin, winograd_tol(dinp_ref, nin), 1e-4, what);
+	T_CLOSE(c.dinp, c.dinp_ref, c.nin, winograd_tol(c.dinp_ref, c.nin), 1e-4, what);
 
-	for (size_t i = 0; i < bs; i++)
-		bscr[i] = NAN;
-	nn_conv_winograd_backward(NULL, dw2, db2, dout, &L, B, U, fscr2, bscr);
+	free(bscr);
+	bscr = nan_floats(nn_conv_winograd_backward_floats(&c.L, c.B));
+	nn_conv_winograd_backward(NULL, c.dw2, c.db2, c.dout, &c.L, c.B, U, fscr2, bscr);
 	snprintf(what, sizeof(what), "%s: Winograd dweight without dinp (%s)", cc->name, nn_conv_direct_isa());
-	T_CLOSE(dw2, dw_ref, nw, winograd_tol(dw_ref, nw), 1e-4, what);
+	T_CLOSE(c.dw2, c.dw_ref, c.nw, winograd_tol(c.dw_ref, c.nw), 1e-4, what);
 
-	free(inp);
-	free(w);
-	free(bias);
-	free(dout);
-	free(out);
-	free(out_ref);
-	free(col_ref);
 	free(fscr);
 	free(fscr2);
+	free(sscr);
 	free(bscr);
 	free(U);
-	free(sscr);
 	free(out2);
-	free(dinp);
-	free(dw);
-	free(db);
-	free(dinp_ref);
-	free(dw_ref);
-	free(db_ref);
-	free(dw2);
-	free(db2);
+	conv_bufs_free(&c);
 }
 
 /*
