@@ -311,11 +311,11 @@ nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 	from_channels_last(out, Y, g.OC, g.OCp, (size_t) B * g.OH * g.OW, bias, 0);
 }
 
-/* backward from forward's U and col (its V is overwritten by dV) */
+/* backward from forward's U and col (its V is overwritten by dV); dinp = when assign, else += */
 void
 nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float *dout,
 						  const nn_layer *L, int B, const float *U, float *col,
-						  float *scratch)
+						  float *scratch, int assign)
 {
 	const wg_kern *k = wg_pick();
 	wg_geom		g;
@@ -382,5 +382,5 @@ nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float
 	}
 	k->filters_grad(dweight, dU, &g);
 	if (dinp)
-		from_channels_last(dinp, dX, g.C, g.Cp, (size_t) B * g.H * g.W, NULL, 1);
+		from_channels_last(dinp, dX, g.C, g.Cp, (size_t) B * g.H * g.W, NULL, !assign);
 }

@@ -42,9 +42,12 @@ size_t		nn_conv_winograd_backward_floats(const nn_layer *L, int B);
 void		nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 									 const float *bias, const nn_layer *L, int B, float *U,
 									 int have_u, float *col, float *scratch);
-/* dweight += , dbias += , and dinp += (when not NULL) the gradients, from forward's U and col */
+/*
+ * dweight += , dbias += , and dinp += (when not NULL; = when assign) the
+ * gradients, from forward's U and col
+ */
 void		nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float *dout,
 									  const nn_layer *L, int B, const float *U, float *col,
-									  float *scratch);
+									  float *scratch, int assign);
 
 #endif							/* NN_CONV_WINOGRAD_H */

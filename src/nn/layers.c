@@ -737,14 +737,35 @@ nn_relu_backward(float *dinp, const float *dout, const float *out, size_t n)
 	}
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* nn_relu_backward_inplace's loop in AVX-512: zero where not y > 0 (NaN included), 16 at a time */
+__attribute__((target("avx512f")))
+static size_t
+relu_backward_inplace_avx512(float *d, const float *y, size_t n)
+{
+	__m512		z = _mm512_setzero_ps();
+	size_t		i = 0;
+
+	for (; i + 16 <= n; i += 16)
+		_mm512_storeu_ps(d + i, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(y + i), z, _CMP_GT_OQ),
+													 _mm512_loadu_ps(d + i)));
+	return i;
+}
+#endif
+
 /* relu backward in place: the gradient survives where the output was positive */
 void
 nn_relu_backward_inplace(float *dout, const float *out, size_t n)
 {
 	float	   *restrict d = dout;
 	const float *restrict y = out;
+	size_t		i = 0;
 
-	for (size_t i = 0; i < n; i++)
+#if defined(__x86_64__) || defined(__i386__)
+	if (n >= 16 && nn_vector_level() == NN_CONV_DIRECT_AVX512)
+		i = relu_backward_inplace_avx512(d, y, n);
+#endif
+	for (; i < n; i++)
 	{
 		float		gi = d[i];
 

@@ -15,7 +15,8 @@
  * bound, so the bound and the allocation never disagree.
  *
  * Backward walks the nodes in reverse, accumulating into the gradients of
- * their inputs (zeroed by their last reader, which runs first), and skips
+ * their inputs (zeroed by their last reader, which runs first, or written
+ * by it where its op assigns: bwd_assigns in ops.h), and skips
  * inputs no parameter lies upstream of (the first convolution never
  * computes its input gradient, which saves its largest gemm).
  */
@@ -660,7 +661,12 @@ op_ctx_backward(nn_op_ctx *c, const nn_net *net, const graph_facts *g, int i, fl
 		if (c->din[k] == c->dout)
 			c->din_inplace = 1;
 		else if (g->last_fwd[t] == i && (k == 0 || L->inputs[k - 1] != t))
-			memset(c->din[k], 0, sat_mul(tensor_elems(net, t), (size_t) B) * sizeof(float));
+		{
+			if (nn_op_of(L->kind)->bwd_assigns)
+				c->din_fresh[k] = 1;
+			else
+				memset(c->din[k], 0, sat_mul(tensor_elems(net, t), (size_t) B) * sizeof(float));
+		}
 	}
 }
 
@@ -680,8 +686,12 @@ backward_range(const nn_net *net, const graph_facts *g, const float *params, flo
 		op_ctx(&c, net, i, params, w->buffers, w, B, w->forward_train, NULL);
 		op_ctx_backward(&c, net, g, i, grads, w, B);
 		if (c.dout == NULL)
-			continue;			/* nothing reads node i's output: it adds to no gradient
-								 * (its inputs' were zeroed above where it is the last reader) */
+		{
+			/* nothing reads node i's output: it adds to no gradient (its inputs' are zero) */
+			for (int k = 0; k < net->layers[i].nin; k++)
+				nn_din_zero_fresh(&c, k, tensor_elems(net, net->layers[i].inputs[k]) * (size_t) B);
+			continue;
+		}
 		if (cp && i == to - 1 && total)
 			cp->bapply(&c, total, count);
 		else if (cp)

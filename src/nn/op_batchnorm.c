@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "conv_direct.h"
 #include "onnx.h"
 #include "ops.h"
 
@@ -83,15 +84,70 @@ bn_mem(const nn_layer *L, int B, int train, nn_op_mem *m)
 	m->stat = 2 * (size_t) bn_channels(L);
 }
 
-/* index of value k of channel ch of image b, spatial (C,B,HW) or flat (B,C) */
-static inline size_t
-bn_at(const nn_layer *L, int B, int ch, int b, size_t k)
+/* one instruction set's loops over a channel (op_batchnorm_kern.h) */
+typedef struct bn_kern
 {
-	size_t		HW = bn_per_image(L);
+	void		(*sums) (const float *restrict x, size_t n, size_t st, double *s, double *q);
+	void		(*dot_sums) (const float *restrict dy, const float *restrict xh, size_t n, size_t st,
+							 double *s, double *q);
+	void		(*normalize) (float *restrict y, float *restrict xh, const float *restrict x, size_t n,
+							  size_t st, float m, float inv, float w, float b);
+	void		(*grad) (float *restrict dx, const float *restrict dy, const float *restrict xh, size_t n,
+						 size_t st, float k1, float M, float sdy, float sdx, int assign);
+	void		(*eval_grad) (float *restrict dx, const float *restrict dy, const float *restrict x,
+							  size_t n, size_t st, float m, float inv, float scale, int assign,
+							  double *s, double *q);
+} bn_kern;
 
+#if defined(__x86_64__) || defined(__i386__)
+#define KERN(name) name##_avx512
+#define KERN_ATTR __attribute__((target("avx512f")))
+#define VL 16
+#include "op_batchnorm_kern.h"
+
+#define KERN(name) name##_avx2
+#define KERN_ATTR __attribute__((target("avx2,fma")))
+#define VL 8
+#include "op_batchnorm_kern.h"
+#endif
+
+#define KERN(name) name##_base
+#define KERN_ATTR
+#define VL 4
+#include "op_batchnorm_kern.h"
+
+/* the loops this CPU runs best (the direct kernels' level) */
+static const bn_kern *
+bn_pick(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	switch (nn_vector_level())
+	{
+		case NN_CONV_DIRECT_AVX512:
+			return &bn_kern_avx512;
+		case NN_CONV_DIRECT_AVX2:
+			return &bn_kern_avx2;
+	}
+#endif
+	return &bn_kern_base;
+}
+
+/*
+ * where channel ch's values start, how many there are and how far apart:
+ * spatial (C,B,HW) keeps them together, flat (B,C) one per image
+ */
+static size_t
+bn_span(const nn_layer *L, int B, int ch, size_t *n, size_t *st)
+{
 	if (L->flat_in)
-		return (size_t) b * L->in.c + ch;
-	return ((size_t) ch * B + b) * HW + k;
+	{
+		*n = (size_t) B;
+		*st = (size_t) L->in.c;
+		return (size_t) ch;
+	}
+	*n = (size_t) B * bn_per_image(L);
+	*st = 1;
+	return (size_t) ch * *n;
 }
 
 /* evaluation: the running statistics */
@@ -99,22 +155,17 @@ static void
 bn_forward(nn_op_ctx *c)
 {
 	const nn_layer *L = c->L;
+	const bn_kern *k = bn_pick();
 	int			C = bn_channels(L);
-	size_t		HW = bn_per_image(L);
 
 	for (int ch = 0; ch < C; ch++)
 	{
-		float		mean = c->buf[ch],
-					scale = c->w[ch] / sqrtf(c->buf[C + ch] + (float) BN_EPS),
-					shift = c->b[ch] - mean * scale;
+		size_t		n,
+					st,
+					at = bn_span(L, c->B, ch, &n, &st);
+		float		inv = 1.0f / sqrtf(c->buf[C + ch] + (float) BN_EPS);
 
-		for (int b = 0; b < c->B; b++)
-			for (size_t k = 0; k < HW; k++)
-			{
-				size_t		at = bn_at(L, c->B, ch, b, k);
-
-				c->out[at] = c->in[0][at] * scale + shift;
-			}
+		k->normalize(c->out + at, NULL, c->in[0] + at, n, st, c->buf[ch], inv, c->w[ch], c->b[ch]);
 	}
 }
 
@@ -126,27 +177,20 @@ static void
 bn_backward(nn_op_ctx *c)
 {
 	const nn_layer *L = c->L;
+	const bn_kern *k = bn_pick();
 	int			C = bn_channels(L);
-	size_t		HW = bn_per_image(L);
 
 	for (int ch = 0; ch < C; ch++)
 	{
-		float		inv = 1.0f / sqrtf(c->buf[C + ch] + (float) BN_EPS),
-					mean = c->buf[ch],
-					scale = c->w[ch] * inv;
-		double		s = 0,
-					q = 0;
+		size_t		n,
+					st,
+					at = bn_span(L, c->B, ch, &n, &st);
+		float		inv = 1.0f / sqrtf(c->buf[C + ch] + (float) BN_EPS);
+		double		s,
+					q;
 
-		for (int b = 0; b < c->B; b++)
-			for (size_t k = 0; k < HW; k++)
-			{
-				size_t		at = bn_at(L, c->B, ch, b, k);
-
-				s += c->dout[at];
-				q += (double) c->dout[at] * (c->in[0][at] - mean) * inv;
-				if (c->din[0])
-					c->din[0][at] += c->dout[at] * scale;
-			}
+		k->eval_grad(c->din[0] ? c->din[0] + at : NULL, c->dout + at, c->in[0] + at, n, st,
+					 c->buf[ch], inv, c->w[ch] * inv, c->din_fresh[0], &s, &q);
 		c->db[ch] += (float) s;
 		c->dw[ch] += (float) q;
 	}
@@ -164,24 +208,16 @@ static void
 bn_stats(nn_op_ctx *c, double *stat)
 {
 	const nn_layer *L = c->L;
+	const bn_kern *k = bn_pick();
 	int			C = bn_channels(L);
-	size_t		HW = bn_per_image(L);
 
 	for (int ch = 0; ch < C; ch++)
 	{
-		double		s = 0,
-					q = 0;
+		size_t		n,
+					st,
+					at = bn_span(L, c->B, ch, &n, &st);
 
-		for (int b = 0; b < c->B; b++)
-			for (size_t k = 0; k < HW; k++)
-			{
-				double		v = c->in[0][bn_at(L, c->B, ch, b, k)];
-
-				s += v;
-				q += v * v;
-			}
-		stat[ch] = s;
-		stat[C + ch] = q;
+		k->sums(c->in[0] + at, n, st, &stat[ch], &stat[C + ch]);
 	}
 }
 
@@ -219,8 +255,8 @@ static void
 bn_apply(nn_op_ctx *c, const double *total, double count)
 {
 	const nn_layer *L = c->L;
+	const bn_kern *k = bn_pick();
 	int			C = bn_channels(L);
-	size_t		HW = bn_per_image(L);
 	float	   *xhat = c->work->aux[c->i];
 	float	   *invstd = xhat + (size_t) c->B * nn_shape_elems(L->in);
 
@@ -228,22 +264,14 @@ bn_apply(nn_op_ctx *c, const double *total, double count)
 	{
 		double		mean,
 					var;
-		float		m,
-					inv;
+		size_t		n,
+					st,
+					at = bn_span(L, c->B, ch, &n, &st);
 
 		bn_moments(total, C, ch, count, &mean, &var);
-		m = (float) mean;
-		inv = (float) (1.0 / sqrt(var + BN_EPS));
-		invstd[ch] = inv;
-		for (int b = 0; b < c->B; b++)
-			for (size_t k = 0; k < HW; k++)
-			{
-				size_t		at = bn_at(L, c->B, ch, b, k);
-				float		xh = (c->in[0][at] - m) * inv;
-
-				xhat[at] = xh;
-				c->out[at] = c->w[ch] * xh + c->b[ch];
-			}
+		invstd[ch] = (float) (1.0 / sqrt(var + BN_EPS));
+		k->normalize(c->out + at, xhat + at, c->in[0] + at, n, st, (float) mean, invstd[ch],
+					 c->w[ch], c->b[ch]);
 	}
 }
 
@@ -252,27 +280,19 @@ static void
 bn_bstats(nn_op_ctx *c, double *stat)
 {
 	const nn_layer *L = c->L;
+	const bn_kern *k = bn_pick();
 	int			C = bn_channels(L);
-	size_t		HW = bn_per_image(L);
 	const float *xhat = c->work->aux[c->i];
 
 	for (int ch = 0; ch < C; ch++)
 	{
-		double		s = 0,
-					q = 0;
+		size_t		n,
+					st,
+					at = bn_span(L, c->B, ch, &n, &st);
 
-		for (int b = 0; b < c->B; b++)
-			for (size_t k = 0; k < HW; k++)
-			{
-				size_t		at = bn_at(L, c->B, ch, b, k);
-
-				s += c->dout[at];
-				q += (double) c->dout[at] * xhat[at];
-			}
-		stat[ch] = s;
-		stat[C + ch] = q;
-		c->db[ch] += (float) s;
-		c->dw[ch] += (float) q;
+		k->dot_sums(c->dout + at, xhat + at, n, st, &stat[ch], &stat[C + ch]);
+		c->db[ch] += (float) stat[ch];
+		c->dw[ch] += (float) stat[C + ch];
 	}
 }
 
@@ -281,8 +301,8 @@ static void
 bn_bapply(nn_op_ctx *c, const double *total, double count)
 {
 	const nn_layer *L = c->L;
+	const bn_kern *k = bn_pick();
 	int			C = bn_channels(L);
-	size_t		HW = bn_per_image(L);
 	const float *xhat = c->work->aux[c->i];
 	const float *invstd = xhat + (size_t) c->B * nn_shape_elems(L->in);
 
@@ -290,18 +310,12 @@ bn_bapply(nn_op_ctx *c, const double *total, double count)
 		return;
 	for (int ch = 0; ch < C; ch++)
 	{
-		float		k1 = (float) (c->w[ch] * invstd[ch] / count),
-					sdy = (float) total[ch],
-					sdx = (float) total[C + ch],
-					M = (float) count;
+		size_t		n,
+					st,
+					at = bn_span(L, c->B, ch, &n, &st);
 
-		for (int b = 0; b < c->B; b++)
-			for (size_t k = 0; k < HW; k++)
-			{
-				size_t		at = bn_at(L, c->B, ch, b, k);
-
-				c->din[0][at] += k1 * (M * c->dout[at] - sdy - xhat[at] * sdx);
-			}
+		k->grad(c->din[0] + at, c->dout + at, xhat + at, n, st, (float) (c->w[ch] * invstd[ch] / count),
+				(float) count, (float) total[ch], (float) total[C + ch], c->din_fresh[0]);
 	}
 }
 
@@ -352,6 +366,7 @@ const nn_op nn_op_batchnorm = {
 	.bwd_reads = bn_bwd_reads,
 	.forward = bn_forward,
 	.backward = bn_backward,
+	.bwd_assigns = 1,
 	.macs = bn_macs,
 	.torch = "BatchNorm2d",
 	.coupled = &bn_coupled,

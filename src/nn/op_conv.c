@@ -243,9 +243,10 @@ conv_backward(nn_op_ctx *c)
 	if (nn_conv_winograd_fits(c->L))
 	{
 		nn_conv_winograd_backward(c->din[0], c->dw, c->db, c->dout, c->L, c->B, c->work->prep[c->i],
-								  c->work->col[c->i], c->work->dcol[c->i]);
+								  c->work->col[c->i], c->work->dcol[c->i], c->din_fresh[0]);
 		return;
 	}
+	nn_din_zero_fresh(c, 0, (size_t) c->B * nn_shape_elems(c->L->in));
 	if (nn_conv_direct_fits(c->L))
 	{
 		nn_conv_direct_backward(c->din[0], c->dw, c->db, c->dout, c->in[0], c->w, c->L, c->B,
@@ -296,6 +297,7 @@ const nn_op nn_op_conv = {
 	.bwd_reads = conv_bwd_reads,
 	.forward = conv_forward,
 	.backward = conv_backward,
+	.bwd_assigns = 1,
 	.macs = conv_macs,
 	.torch = "Conv2d",
 	.onnx = conv_onnx,

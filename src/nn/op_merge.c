@@ -61,8 +61,11 @@ add_backward(nn_op_ctx *c)
 
 		if (d == NULL)
 			continue;
-		for (size_t i = 0; i < n; i++)
-			d[i] += g[i];
+		if (c->din_fresh[k])
+			memcpy(d, g, n * sizeof(float));
+		else
+			for (size_t i = 0; i < n; i++)
+				d[i] += g[i];
 	}
 }
 
@@ -178,6 +181,7 @@ const nn_op nn_op_add = {
 	.shape = add_shape,
 	.forward = add_forward,
 	.backward = add_backward,
+	.bwd_assigns = 1,
 	.macs = merge_macs,
 	.onnx = add_onnx,
 };

@@ -11,6 +11,8 @@
 #ifndef MLCNN_OPS_H
 #define MLCNN_OPS_H
 
+#include <string.h>
+
 #include "nn.h"
 
 /* ------------------------------------------------------------ parsing */
@@ -119,6 +121,8 @@ typedef struct nn_op_ctx
 	const float *dout;
 	float	   *din[NN_MAX_INPUTS];	/* NULL where no gradient is needed */
 	int			din_inplace;	/* din[0] is dout's buffer (relu) */
+	int			din_fresh[NN_MAX_INPUTS];	/* an op with bwd_assigns writes din[k] first this
+											 * pass: it holds garbage, so "=" (or zero it) */
 	float	   *dw;
 	float	   *db;
 } nn_op_ctx;
@@ -164,6 +168,8 @@ typedef struct nn_op
 	int			(*bwd_reads) (const nn_layer *L);	/* NN_BWD_*, in either mode */
 	/* may write its output over its (only) input's buffer */
 	int			inplace;
+	/* its backward honours din_fresh (the network zeroes din for the others) */
+	int			bwd_assigns;
 	/* takes the labels of its inputs as arguments, as add(a, b) */
 	int			refs;
 	void		(*forward) (nn_op_ctx *c);
@@ -214,6 +220,15 @@ static inline size_t
 nn_shape_elems(nn_shape s)
 {
 	return (size_t) s.h * s.w * s.c;
+}
+
+/* din[k] zeroed if it is fresh: for an op's paths that can only add */
+static inline void
+nn_din_zero_fresh(nn_op_ctx *c, int k, size_t n)
+{
+	if (c->din[k] && c->din_fresh[k])
+		memset(c->din[k], 0, n * sizeof(float));
+	c->din_fresh[k] = 0;
 }
 
 /* shortest text of a float that reads back as the same float */

@@ -445,16 +445,20 @@ check_winograd_case(const conv_case *cc, nn_rng *r)
 	size_t		fs;
 	float	   *fscr,
 			   *fscr2,
+			   *fscr3,
 			   *sscr,
 			   *bscr,
 			   *U,
-			   *out2;
+			   *out2,
+			   *dinp0,
+			   *dfresh;
 	char		what[200];
 
 	conv_bufs_init(&c, cc, r);
 	fs = nn_conv_winograd_kept_floats(&c.L, c.B);
 	fscr = nan_floats(fs);
 	fscr2 = malloc(sizeof(float) * (fs ? fs : 1));
+	fscr3 = malloc(sizeof(float) * (fs ? fs : 1));
 	sscr = nan_floats(nn_conv_winograd_forward_floats(&c.L, c.B));
 	bscr = nan_floats(nn_conv_winograd_backward_floats(&c.L, c.B));
 	U = nan_floats(nn_conv_winograd_filter_floats(&c.L));
@@ -469,7 +473,9 @@ check_winograd_case(const conv_case *cc, nn_rng *r)
 	snprintf(what, sizeof(what), "%s: Winograd forward (%s)", cc->name, nn_conv_direct_isa());
 	T_CLOSE(c.out, c.out_ref, c.nout, winograd_tol(c.out_ref, c.nout), 1e-4, what);
 
-	nn_conv_winograd_backward(c.dinp, c.dw, c.db, c.dout, &c.L, c.B, U, fscr, bscr);
+	dinp0 = copy_floats(c.dinp, c.nin);
+	memcpy(fscr3, fscr, sizeof(float) * fs);
+	nn_conv_winograd_backward(c.dinp, c.dw, c.db, c.dout, &c.L, c.B, U, fscr, bscr, 0);
 	snprintf(what, sizeof(what), "%s: Winograd dweight (%s)", cc->name, nn_conv_direct_isa());
 	T_CLOSE(c.dw, c.dw_ref, c.nw, winograd_tol(c.dw_ref, c.nw), 1e-4, what);
 	snprintf(what, sizeof(what), "%s: Winograd dbias (%s)", cc->name, nn_conv_direct_isa());
@@ -479,9 +485,20 @@ check_winograd_case(const conv_case *cc, nn_rng *r)
 
 	free(bscr);
 	bscr = nan_floats(nn_conv_winograd_backward_floats(&c.L, c.B));
-	nn_conv_winograd_backward(NULL, c.dw2, c.db2, c.dout, &c.L, c.B, U, fscr2, bscr);
+	nn_conv_winograd_backward(NULL, c.dw2, c.db2, c.dout, &c.L, c.B, U, fscr2, bscr, 0);
 	snprintf(what, sizeof(what), "%s: Winograd dweight without dinp (%s)", cc->name, nn_conv_direct_isa());
 	T_CLOSE(c.dw2, c.dw_ref, c.nw, winograd_tol(c.dw_ref, c.nw), 1e-4, what);
+
+	/* dinp assigned over garbage (a fresh gradient) is the added one less what it held */
+	dfresh = nan_floats(c.nin);
+	nn_conv_winograd_backward(dfresh, c.dw2, c.db2, c.dout, &c.L, c.B, U, fscr3, bscr, 1);
+	for (size_t i = 0; i < c.nin; i++)
+		dfresh[i] += dinp0[i];
+	snprintf(what, sizeof(what), "%s: Winograd dinp assigned (%s)", cc->name, nn_conv_direct_isa());
+	T_CLOSE(dfresh, c.dinp_ref, c.nin, winograd_tol(c.dinp_ref, c.nin), 1e-4, what);
+	free(dfresh);
+	free(dinp0);
+	free(fscr3);
 
 	free(fscr);
 	free(fscr2);
@@ -984,7 +1001,10 @@ T_CASE(test_layer_maxpool_gradcheck)
 
 /* ------------------------------------------------------------------- relu */
 
-/* relu forward at every level: negatives to 0, NaN and -0 pass through, in place and not, with a tail */
+/*
+ * relu forward at every level: negatives to 0, NaN and -0 pass through, in
+ * place and not, with a tail; backward in place the same way
+ */
 T_CASE(test_layer_relu_levels)
 {
 	int			level = nn_conv_direct_level;
@@ -1013,6 +1033,14 @@ T_CASE(test_layer_relu_levels)
 				memcmp(&y[i], &want, sizeof(float)) == 0 && memcmp(&z[i], &want, sizeof(float)) == 0;
 		}
 		T_OK(ok, "relu at level %d: negatives to 0, NaN and -0 kept, in place too", lv);
+		/* backward in place: the gradient (here 1 + i) only where the output is > 0 */
+		for (int i = 0; i < 37; i++)
+			z[i] = 1.0f + (float) i;
+		nn_relu_backward_inplace(z, x, 37);
+		ok = 1;
+		for (int i = 0; i < 37; i++)
+			ok &= z[i] == (x[i] > 0.0f ? 1.0f + (float) i : 0.0f);
+		T_OK(ok, "relu backward in place at level %d: zero where the output is not > 0 (NaN, -0)", lv);
 	}
 	nn_conv_direct_level = level;
 }

@@ -1,0 +1,188 @@
+/*
+ * op_batchnorm_kern.h: batch normalisation's loops over one channel's
+ * values, n of them st floats apart (a (C,B,HW) activation keeps a
+ * channel's B*HW values together, st 1; a flat (B,C) one has st C and
+ * takes the scalar loops), written once and compiled once per instruction set;
+ * op_batchnorm.c defines KERN(name), KERN_ATTR and VL before each
+ * inclusion (as conv_winograd_kern.h) and gets KERN(bn_kern).
+ *
+ * Sums run in double vectors (each float widened, as the scalar loops
+ * did); their order is fixed by n alone, so results do not depend on
+ * threads.
+ */
+
+#include "kern_vec.h"
+
+typedef float KERN(vh) __attribute__((vector_size(VL / 2 * sizeof(float))));
+typedef double KERN(vd) __attribute__((vector_size(VL / 2 * sizeof(double))));
+
+/* VL/2 floats from p (any alignment), widened to double */
+KERN_ATTR __attribute__((always_inline))
+static inline KERN(vd)
+KERN(loadd) (const float *p)
+{
+	KERN(vh)	v;
+
+	memcpy(&v, p, sizeof(v));
+	return __builtin_convertvector(v, KERN(vd));
+}
+
+/* the lanes of v added */
+KERN_ATTR __attribute__((always_inline))
+static inline double
+KERN(hsum) (KERN(vd) v)
+{
+	double		s = 0;
+
+	for (int l = 0; l < VL / 2; l++)
+		s += v[l];
+	return s;
+}
+
+/* sum and sum of squares of the n values of x */
+KERN_ATTR
+static void
+KERN(sums) (const float *restrict x, size_t n, size_t st, double *s, double *q)
+{
+	KERN(vd)	s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
+	size_t		i = 0;
+
+	for (; st == 1 && i + VL <= n; i += VL)
+	{
+		KERN(vd)	a = KERN(loadd) (x + i), b = KERN(loadd) (x + i + VL / 2);
+
+		s0 += a;
+		s1 += b;
+		q0 += a * a;
+		q1 += b * b;
+	}
+	*s = KERN(hsum) (s0 + s1);
+	*q = KERN(hsum) (q0 + q1);
+	for (; i < n; i++)
+	{
+		*s += x[i * st];
+		*q += (double) x[i * st] * x[i * st];
+	}
+}
+
+/* sum of dy and of dy * xh over n values */
+KERN_ATTR
+static void
+KERN(dot_sums) (const float *restrict dy, const float *restrict xh, size_t n, size_t st,
+				double *s, double *q)
+{
+	KERN(vd)	s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
+	size_t		i = 0;
+
+	for (; st == 1 && i + VL <= n; i += VL)
+	{
+		KERN(vd)	a = KERN(loadd) (dy + i), b = KERN(loadd) (dy + i + VL / 2);
+
+		s0 += a;
+		s1 += b;
+		q0 += a * KERN(loadd) (xh + i);
+		q1 += b * KERN(loadd) (xh + i + VL / 2);
+	}
+	*s = KERN(hsum) (s0 + s1);
+	*q = KERN(hsum) (q0 + q1);
+	for (; i < n; i++)
+	{
+		*s += dy[i * st];
+		*q += (double) dy[i * st] * xh[i * st];
+	}
+}
+
+/* xh = (x - m) * inv and y = w xh + b over n values; xh may be NULL */
+KERN_ATTR
+static void
+KERN(normalize) (float *restrict y, float *restrict xh, const float *restrict x, size_t n, size_t st,
+				 float m, float inv, float w, float b)
+{
+	size_t		i = 0;
+
+	for (; st == 1 && i + VL <= n; i += VL)
+	{
+		KERN(vf)	h = (KERN(load) (x + i) - m) * inv;
+
+		if (xh)
+			KERN(store) (xh + i, h);
+		KERN(store) (y + i, w * h + b);
+	}
+	for (; i < n; i++)
+	{
+		float		h = (x[i * st] - m) * inv;
+
+		if (xh)
+			xh[i * st] = h;
+		y[i * st] = w * h + b;
+	}
+}
+
+/* dx (= when assign, else +=) k1 * (M dy - sdy - xh sdx) over n values */
+KERN_ATTR
+static void
+KERN(grad) (float *restrict dx, const float *restrict dy, const float *restrict xh, size_t n, size_t st,
+			float k1, float M, float sdy, float sdx, int assign)
+{
+	size_t		i = 0;
+
+	for (; st == 1 && i + VL <= n; i += VL)
+	{
+		KERN(vf)	g = k1 * (M * KERN(load) (dy + i) - sdy - KERN(load) (xh + i) * sdx);
+
+		KERN(store) (dx + i, assign ? g : KERN(load) (dx + i) + g);
+	}
+	for (; i < n; i++)
+	{
+		float		g = k1 * (M * dy[i * st] - sdy - xh[i * st] * sdx);
+
+		dx[i * st] = assign ? g : dx[i * st] + g;
+	}
+}
+
+/*
+ * evaluation-mode backward of one channel: sums of dy and dy (x - m) inv;
+ * dx (if any; = when assign, else +=) dy scale
+ */
+KERN_ATTR
+static void
+KERN(eval_grad) (float *restrict dx, const float *restrict dy, const float *restrict x, size_t n, size_t st,
+				 float m, float inv, float scale, int assign, double *s, double *q)
+{
+	KERN(vd)	s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
+	size_t		i = 0;
+
+	for (; st == 1 && i + VL <= n; i += VL)
+	{
+		KERN(vf)	g = KERN(load) (dy + i), h = (KERN(load) (x + i) - m) * inv;
+		KERN(vh)	g0, g1, h0, h1;
+
+		memcpy(&g0, &g, sizeof(g0));
+		memcpy(&g1, (float *) &g + VL / 2, sizeof(g1));
+		memcpy(&h0, &h, sizeof(h0));
+		memcpy(&h1, (float *) &h + VL / 2, sizeof(h1));
+		s0 += __builtin_convertvector(g0, KERN(vd));
+		s1 += __builtin_convertvector(g1, KERN(vd));
+		q0 += __builtin_convertvector(g0, KERN(vd)) * __builtin_convertvector(h0, KERN(vd));
+		q1 += __builtin_convertvector(g1, KERN(vd)) * __builtin_convertvector(h1, KERN(vd));
+		if (dx)
+			KERN(store) (dx + i, assign ? g * scale : KERN(load) (dx + i) + g * scale);
+	}
+	*s = KERN(hsum) (s0 + s1);
+	*q = KERN(hsum) (q0 + q1);
+	for (; i < n; i++)
+	{
+		*s += dy[i * st];
+		*q += (double) dy[i * st] * ((x[i * st] - m) * inv);
+		if (dx)
+			dx[i * st] = (assign ? 0.0f : dx[i * st]) + dy[i * st] * scale;
+	}
+}
+
+static const bn_kern KERN(bn_kern) = {
+	KERN(sums), KERN(dot_sums), KERN(normalize), KERN(grad), KERN(eval_grad)
+};
+
+#undef KERN
+#undef KERN_ATTR
+#undef VL
