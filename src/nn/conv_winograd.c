@@ -224,16 +224,125 @@ nn_conv_winograd_backward_floats(const nn_layer *L, int B)
 /* positions per block of the transposes below: their rows stay in L1 */
 #define WG_BLOCK 16
 
+#if defined(__x86_64__) || defined(__i386__)
+/* r (16 vectors of 16) transposed in registers: unpacks, then lane shuffles */
+__attribute__((target("avx512f"), always_inline))
+static inline void
+transpose16_avx512(__m512 *r)
+{
+	__m512		t[16];
+
+	for (int i = 0; i < 8; i++)
+	{
+		t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+		t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+	}
+	for (int i = 0; i < 4; i++)
+	{
+		__m512d		a = _mm512_castps_pd(t[4 * i]),
+					b = _mm512_castps_pd(t[4 * i + 1]),
+					c = _mm512_castps_pd(t[4 * i + 2]),
+					d = _mm512_castps_pd(t[4 * i + 3]);
+
+		r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+		r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+		r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+		r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+	}
+	for (int h = 0; h < 16; h += 8)
+		for (int i = 0; i < 4; i++)
+		{
+			t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+			t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+		}
+	for (int i = 0; i < 8; i++)
+	{
+		r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+		r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+	}
+}
+
+/* to_channels_last's whole 16 x 16 blocks (positions x channels) in AVX-512 */
+__attribute__((target("avx512f")))
+static void
+to_channels_last_avx512(float *restrict X, const float *restrict inp, int C, int Cp, size_t N)
+{
+	for (size_t i0 = 0; i0 + 16 <= N; i0 += 16)
+		for (int c0 = 0; c0 + 16 <= C; c0 += 16)
+		{
+			__m512		r[16];
+
+			for (int k = 0; k < 16; k++)
+				r[k] = _mm512_loadu_ps(inp + (size_t) (c0 + k) * N + i0);
+			transpose16_avx512(r);
+			for (int j = 0; j < 16; j++)
+				_mm512_storeu_ps(X + (i0 + j) * Cp + c0, r[j]);
+		}
+}
+
+/* from_channels_last's whole 16 x 16 blocks in AVX-512 */
+__attribute__((target("avx512f")))
+static void
+from_channels_last_avx512(float *restrict out, const float *restrict Y, int C, int Cp, size_t N,
+						  const float *bias, int add)
+{
+	for (size_t i0 = 0; i0 + 16 <= N; i0 += 16)
+		for (int c0 = 0; c0 + 16 <= C; c0 += 16)
+		{
+			__m512		r[16];
+
+			for (int j = 0; j < 16; j++)
+				r[j] = _mm512_loadu_ps(Y + (i0 + j) * Cp + c0);
+			transpose16_avx512(r);
+			for (int k = 0; k < 16; k++)
+			{
+				float	   *o = out + (size_t) (c0 + k) * N + i0;
+
+				if (add)
+					_mm512_storeu_ps(o, _mm512_add_ps(_mm512_loadu_ps(o), r[k]));
+				else
+					_mm512_storeu_ps(o, _mm512_add_ps(r[k], _mm512_set1_ps(bias ? bias[c0 + k] : 0.0f)));
+			}
+		}
+}
+#endif
+
+/*
+ * The whole 16 x 16 blocks done by a vector transpose: positions below
+ * *n_done have channels below the return value done (the rest is scalar)
+ */
+static int
+channels_last_vector(float *restrict dst, const float *restrict src, int C, int Cp, size_t N,
+					 const float *bias, int add, int to, size_t *n_done)
+{
+	*n_done = 0;
+#if defined(__x86_64__) || defined(__i386__)
+	if (C >= 16 && N >= 16 && nn_vector_level() == NN_CONV_DIRECT_AVX512)
+	{
+		if (to)
+			to_channels_last_avx512(dst, src, C, Cp, N);
+		else
+			from_channels_last_avx512(dst, src, C, Cp, N, bias, add);
+		*n_done = N / 16 * 16;
+		return C / 16 * 16;
+	}
+#endif
+	return 0;
+}
+
 /* X (N, Cp) = inp (C, N) transposed, padded channels zero */
 static void
 to_channels_last(float *restrict X, const float *restrict inp, int C, int Cp, size_t N)
 {
+	size_t		nv;
+	int			cv = channels_last_vector(X, inp, C, Cp, N, NULL, 0, 1, &nv);
+
 	for (size_t i0 = 0; i0 < N; i0 += WG_BLOCK)
 	{
 		size_t		n = N - i0 < WG_BLOCK ? N - i0 : WG_BLOCK;
 		float	   *x = X + i0 * Cp;
 
-		for (int c = 0; c < C; c++)
+		for (int c = i0 + n <= nv ? cv : 0; c < C; c++)
 		{
 			const float *src = inp + (size_t) c * N + i0;
 
@@ -250,12 +359,15 @@ static void
 from_channels_last(float *restrict out, const float *restrict Y, int C, int Cp, size_t N,
 				   const float *bias, int add)
 {
+	size_t		nv;
+	int			cv = channels_last_vector(out, Y, C, Cp, N, bias, add, 0, &nv);
+
 	for (size_t i0 = 0; i0 < N; i0 += WG_BLOCK)
 	{
 		size_t		n = N - i0 < WG_BLOCK ? N - i0 : WG_BLOCK;
 		const float *y = Y + i0 * Cp;
 
-		for (int c = 0; c < C; c++)
+		for (int c = i0 + n <= nv ? cv : 0; c < C; c++)
 		{
 			float	   *restrict o = out + (size_t) c * N + i0;
 			float		v = bias ? bias[c] : 0.0f;
