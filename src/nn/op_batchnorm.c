@@ -74,13 +74,13 @@ bn_init(const nn_layer *L, float *params, float *buffers, nn_rng *rng)
 	buffers[L->buf_off + 2 * C] = 0.0f;
 }
 
-/* training keeps x-hat and 1/std; sums of two per channel */
+/* training keeps the batch's mean and 1/std (x-hat comes again from the input); two sums per channel */
 static void
 bn_mem(const nn_layer *L, int B, int train, nn_op_mem *m)
 {
 	if (!train)
 		return;
-	m->aux = (size_t) B * nn_shape_elems(L->in) + (size_t) bn_channels(L);
+	m->aux = 2 * (size_t) bn_channels(L);
 	m->stat = 2 * (size_t) bn_channels(L);
 }
 
@@ -88,12 +88,10 @@ bn_mem(const nn_layer *L, int B, int train, nn_op_mem *m)
 typedef struct bn_kern
 {
 	void		(*sums) (const float *restrict x, size_t n, size_t st, double *s, double *q);
-	void		(*dot_sums) (const float *restrict dy, const float *restrict xh, size_t n, size_t st,
-							 double *s, double *q);
-	void		(*normalize) (float *restrict y, float *restrict xh, const float *restrict x, size_t n,
-							  size_t st, float m, float inv, float w, float b);
-	void		(*grad) (float *restrict dx, const float *restrict dy, const float *restrict xh, size_t n,
-						 size_t st, float k1, float M, float sdy, float sdx, int assign);
+	void		(*normalize) (float *restrict y, const float *restrict x, size_t n, size_t st,
+							  float m, float inv, float w, float b);
+	void		(*grad) (float *restrict dx, const float *restrict dy, const float *restrict x, size_t n,
+						 size_t st, float m, float inv, float k1, float M, float sdy, float sdx, int assign);
 	void		(*eval_grad) (float *restrict dx, const float *restrict dy, const float *restrict x,
 							  size_t n, size_t st, float m, float inv, float scale, int assign,
 							  double *s, double *q);
@@ -165,7 +163,7 @@ bn_forward(nn_op_ctx *c)
 					at = bn_span(L, c->B, ch, &n, &st);
 		float		inv = 1.0f / sqrtf(c->buf[C + ch] + (float) BN_EPS);
 
-		k->normalize(c->out + at, NULL, c->in[0] + at, n, st, c->buf[ch], inv, c->w[ch], c->b[ch]);
+		k->normalize(c->out + at, c->in[0] + at, n, st, c->buf[ch], inv, c->w[ch], c->b[ch]);
 	}
 }
 
@@ -196,7 +194,7 @@ bn_backward(nn_op_ctx *c)
 	}
 }
 
-/* backward reads the input (evaluation mode; training keeps x-hat) */
+/* backward reads the input (x-hat in training) */
 static int
 bn_bwd_reads(const nn_layer *L)
 {
@@ -250,15 +248,15 @@ bn_update(const nn_layer *L, float *buf, const double *total, double count)
 	buf[2 * C] += 1.0f;
 }
 
-/* training step 3: normalise with the batch's statistics, keep x-hat */
+/* training step 3: normalise with the batch's statistics, keep them */
 static void
 bn_apply(nn_op_ctx *c, const double *total, double count)
 {
 	const nn_layer *L = c->L;
 	const bn_kern *k = bn_pick();
 	int			C = bn_channels(L);
-	float	   *xhat = c->work->aux[c->i];
-	float	   *invstd = xhat + (size_t) c->B * nn_shape_elems(L->in);
+	float	   *mean_of = c->work->aux[c->i];
+	float	   *invstd = mean_of + C;
 
 	for (int ch = 0; ch < C; ch++)
 	{
@@ -269,9 +267,9 @@ bn_apply(nn_op_ctx *c, const double *total, double count)
 					at = bn_span(L, c->B, ch, &n, &st);
 
 		bn_moments(total, C, ch, count, &mean, &var);
+		mean_of[ch] = (float) mean;
 		invstd[ch] = (float) (1.0 / sqrt(var + BN_EPS));
-		k->normalize(c->out + at, xhat + at, c->in[0] + at, n, st, (float) mean, invstd[ch],
-					 c->w[ch], c->b[ch]);
+		k->normalize(c->out + at, c->in[0] + at, n, st, mean_of[ch], invstd[ch], c->w[ch], c->b[ch]);
 	}
 }
 
@@ -282,7 +280,8 @@ bn_bstats(nn_op_ctx *c, double *stat)
 	const nn_layer *L = c->L;
 	const bn_kern *k = bn_pick();
 	int			C = bn_channels(L);
-	const float *xhat = c->work->aux[c->i];
+	const float *mean_of = c->work->aux[c->i];
+	const float *invstd = mean_of + C;
 
 	for (int ch = 0; ch < C; ch++)
 	{
@@ -290,7 +289,8 @@ bn_bstats(nn_op_ctx *c, double *stat)
 					st,
 					at = bn_span(L, c->B, ch, &n, &st);
 
-		k->dot_sums(c->dout + at, xhat + at, n, st, &stat[ch], &stat[C + ch]);
+		k->eval_grad(NULL, c->dout + at, c->in[0] + at, n, st, mean_of[ch], invstd[ch], 0, 0,
+					 &stat[ch], &stat[C + ch]);
 		c->db[ch] += (float) stat[ch];
 		c->dw[ch] += (float) stat[C + ch];
 	}
@@ -303,8 +303,8 @@ bn_bapply(nn_op_ctx *c, const double *total, double count)
 	const nn_layer *L = c->L;
 	const bn_kern *k = bn_pick();
 	int			C = bn_channels(L);
-	const float *xhat = c->work->aux[c->i];
-	const float *invstd = xhat + (size_t) c->B * nn_shape_elems(L->in);
+	const float *mean_of = c->work->aux[c->i];
+	const float *invstd = mean_of + C;
 
 	if (c->din[0] == NULL)
 		return;
@@ -314,7 +314,8 @@ bn_bapply(nn_op_ctx *c, const double *total, double count)
 					st,
 					at = bn_span(L, c->B, ch, &n, &st);
 
-		k->grad(c->din[0] + at, c->dout + at, xhat + at, n, st, (float) (c->w[ch] * invstd[ch] / count),
+		k->grad(c->din[0] + at, c->dout + at, c->in[0] + at, n, st, mean_of[ch], invstd[ch],
+				(float) (c->w[ch] * invstd[ch] / count),
 				(float) count, (float) total[ch], (float) total[C + ch], c->din_fresh[0]);
 	}
 }

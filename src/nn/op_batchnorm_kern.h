@@ -65,84 +65,46 @@ KERN(sums) (const float *restrict x, size_t n, size_t st, double *s, double *q)
 	}
 }
 
-/* sum of dy and of dy * xh over n values */
+/* y = w xh + b over n values, xh = (x - m) inv */
 KERN_ATTR
 static void
-KERN(dot_sums) (const float *restrict dy, const float *restrict xh, size_t n, size_t st,
-				double *s, double *q)
-{
-	KERN(vd)	s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
-	size_t		i = 0;
-
-	for (; st == 1 && i + VL <= n; i += VL)
-	{
-		KERN(vd)	a = KERN(loadd) (dy + i), b = KERN(loadd) (dy + i + VL / 2);
-
-		s0 += a;
-		s1 += b;
-		q0 += a * KERN(loadd) (xh + i);
-		q1 += b * KERN(loadd) (xh + i + VL / 2);
-	}
-	*s = KERN(hsum) (s0 + s1);
-	*q = KERN(hsum) (q0 + q1);
-	for (; i < n; i++)
-	{
-		*s += dy[i * st];
-		*q += (double) dy[i * st] * xh[i * st];
-	}
-}
-
-/* xh = (x - m) * inv and y = w xh + b over n values; xh may be NULL */
-KERN_ATTR
-static void
-KERN(normalize) (float *restrict y, float *restrict xh, const float *restrict x, size_t n, size_t st,
+KERN(normalize) (float *restrict y, const float *restrict x, size_t n, size_t st,
 				 float m, float inv, float w, float b)
 {
 	size_t		i = 0;
 
 	for (; st == 1 && i + VL <= n; i += VL)
-	{
-		KERN(vf)	h = (KERN(load) (x + i) - m) * inv;
-
-		if (xh)
-			KERN(store) (xh + i, h);
-		KERN(store) (y + i, w * h + b);
-	}
+		KERN(store) (y + i, w * ((KERN(load) (x + i) - m) * inv) + b);
 	for (; i < n; i++)
-	{
-		float		h = (x[i * st] - m) * inv;
-
-		if (xh)
-			xh[i * st] = h;
-		y[i * st] = w * h + b;
-	}
+		y[i * st] = w * ((x[i * st] - m) * inv) + b;
 }
 
-/* dx (= when assign, else +=) k1 * (M dy - sdy - xh sdx) over n values */
+/* dx (= when assign, else +=) k1 * (M dy - sdy - xh sdx) over n values, xh = (x - m) inv */
 KERN_ATTR
 static void
-KERN(grad) (float *restrict dx, const float *restrict dy, const float *restrict xh, size_t n, size_t st,
-			float k1, float M, float sdy, float sdx, int assign)
+KERN(grad) (float *restrict dx, const float *restrict dy, const float *restrict x, size_t n, size_t st,
+			float m, float inv, float k1, float M, float sdy, float sdx, int assign)
 {
 	size_t		i = 0;
 
 	for (; st == 1 && i + VL <= n; i += VL)
 	{
-		KERN(vf)	g = k1 * (M * KERN(load) (dy + i) - sdy - KERN(load) (xh + i) * sdx);
+		KERN(vf)	g = k1 * (M * KERN(load) (dy + i) - sdy - ((KERN(load) (x + i) - m) * inv) * sdx);
 
 		KERN(store) (dx + i, assign ? g : KERN(load) (dx + i) + g);
 	}
 	for (; i < n; i++)
 	{
-		float		g = k1 * (M * dy[i * st] - sdy - xh[i * st] * sdx);
+		float		g = k1 * (M * dy[i * st] - sdy - ((x[i * st] - m) * inv) * sdx);
 
 		dx[i * st] = assign ? g : dx[i * st] + g;
 	}
 }
 
 /*
- * evaluation-mode backward of one channel: sums of dy and dy (x - m) inv;
- * dx (if any; = when assign, else +=) dy scale
+ * sums of dy and dy xh over n values, xh = (x - m) inv; dx (if any; = when
+ * assign, else +=) dy scale: the evaluation-mode backward of a channel,
+ * and with no dx the training pass's first backward step
  */
 KERN_ATTR
 static void
@@ -180,7 +142,7 @@ KERN(eval_grad) (float *restrict dx, const float *restrict dy, const float *rest
 }
 
 static const bn_kern KERN(bn_kern) = {
-	KERN(sums), KERN(dot_sums), KERN(normalize), KERN(grad), KERN(eval_grad)
+	KERN(sums), KERN(normalize), KERN(grad), KERN(eval_grad)
 };
 
 #undef KERN
