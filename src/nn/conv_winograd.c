@@ -157,7 +157,7 @@ nn_conv_winograd_fits(const nn_layer *L)
 typedef struct wg_sizes
 {
 	size_t		u,				/* the filters' transform U (and dU) */
-				v,				/* the input's V (kept for backward) */
+				v,				/* a block of the input's V (and of dV) */
 				m,				/* a block of the products M (and of dM) */
 				x,				/* the channels-last input X (and dX) */
 				y,				/* the channels-last output Y (and dY) */
@@ -171,7 +171,7 @@ wg_sizes_of(const wg_geom *g)
 	wg_sizes	z;
 
 	z.u = (size_t) 36 * g->C * g->OCp;
-	z.v = (size_t) 36 * g->T * g->Cp;
+	z.v = (size_t) 36 * (g->T < WG_TILE_BLOCK ? g->T : WG_TILE_BLOCK) * g->Cp;
 	z.m = (size_t) 36 * (g->T < WG_TILE_BLOCK ? g->T : WG_TILE_BLOCK) * g->OCp;
 	z.x = (size_t) g->B * g->H * g->W * g->Cp;
 	z.y = (size_t) g->B * g->OH * g->OW * g->OCp;
@@ -196,29 +196,22 @@ nn_conv_winograd_filter_floats(const nn_layer *L)
 	return wg_layer_sizes(L, 1).u;
 }
 
-/* forward's col: V, kept for backward */
-size_t
-nn_conv_winograd_kept_floats(const nn_layer *L, int B)
-{
-	return wg_layer_sizes(L, B).v;
-}
-
-/* forward's scratch: a block of M, X and Y */
+/* forward's scratch: a block of V and of M, X and Y */
 size_t
 nn_conv_winograd_forward_floats(const nn_layer *L, int B)
 {
 	wg_sizes	z = wg_layer_sizes(L, B);
 
-	return z.m + z.x + z.y;
+	return z.v + z.m + z.x + z.y;
 }
 
-/* backward's scratch: dU, a block of dM, dY, dX and U transposed (dV reuses V) */
+/* backward's scratch: dU, a block of V (then dV) and of dM, dY, X, dX and U transposed */
 size_t
 nn_conv_winograd_backward_floats(const nn_layer *L, int B)
 {
 	wg_sizes	z = wg_layer_sizes(L, B);
 
-	return z.u + z.m + z.y + z.x + z.ut;
+	return z.u + z.v + z.m + z.y + 2 * z.x + z.ut;
 }
 
 /* positions per block of the transposes below: their rows stay in L1 */
@@ -382,27 +375,27 @@ from_channels_last(float *restrict out, const float *restrict Y, int C, int Cp, 
 	}
 }
 
-/* forward: out = conv(inp) + bias; U and col keep what backward needs */
+/* forward: out = conv(inp) + bias; U keeps the filters' transform for backward */
 void
 nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 						 const float *bias, const nn_layer *L, int B, float *U,
-						 int have_u, float *col, float *scratch)
+						 int have_u, float *scratch)
 {
 	const wg_kern *k = wg_pick();
 	wg_geom		g;
 	wg_sizes	z;
 	size_t		vs,
 				ms;
-	float	   *V = col,
-			   *M = scratch,
+	float	   *V = scratch,
+			   *M,
 			   *X,
 			   *Y;
 
 	wg_geometry(&g, k, L, B);
 	z = wg_sizes_of(&g);
+	M = V + z.v;
 	X = M + z.m;
 	Y = X + z.x;
-	vs = (size_t) g.T * g.Cp;
 
 	if (!have_u)
 		k->filters(U, weight, &g);
@@ -413,20 +406,24 @@ nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 		int			nt = g.T - t0 < WG_TILE_BLOCK ? g.T - t0 : WG_TILE_BLOCK;
 
 		ms = (size_t) nt * g.OCp;
-		k->input(V + (size_t) t0 * g.Cp, X, &g, t0, t0 + nt, vs);
+		vs = (size_t) nt * g.Cp;
+		k->input(V, X, &g, t0, t0 + nt, vs);
 		for (int xi = 0; xi < 36; xi++)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, g.OCp, g.C, 1.0f,
-						V + xi * vs + (size_t) t0 * g.Cp, g.Cp, U + (size_t) xi * g.C * g.OCp, g.OCp,
+						V + xi * vs, g.Cp, U + (size_t) xi * g.C * g.OCp, g.OCp,
 						0.0f, M + xi * ms, g.OCp);
 		k->output(Y, M, &g, t0, t0 + nt, ms);
 	}
 	from_channels_last(out, Y, g.OC, g.OCp, (size_t) B * g.OH * g.OW, bias, 0);
 }
 
-/* backward from forward's U and col (its V is overwritten by dV); dinp = when assign, else += */
+/*
+ * backward from the input and forward's U (V again block by block: it
+ * costs less than keeping it); dinp = when assign, else +=
+ */
 void
 nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-						  const nn_layer *L, int B, const float *U, float *col,
+						  const float *inp, const nn_layer *L, int B, const float *U,
 						  float *scratch, int assign)
 {
 	const wg_kern *k = wg_pick();
@@ -435,25 +432,28 @@ nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float
 	size_t		N,
 				vs,
 				ms;
-	float	   *V = col,
-			   *dU = scratch,
+	float	   *dU = scratch,
+			   *V,
 			   *M,
 			   *dY,
+			   *X,
 			   *dX,
 			   *UT;
 
 	wg_geometry(&g, k, L, B);
 	z = wg_sizes_of(&g);
-	M = dU + z.u;
+	V = dU + z.u;
+	M = V + z.v;
 	dY = M + z.m;
-	dX = dY + z.y;
+	X = dY + z.y;
+	dX = X + z.x;
 	UT = dX + z.x;
 	N = (size_t) B * g.OH * g.OW;
-	vs = (size_t) g.T * g.Cp;
 
 	for (int oc = 0; oc < g.OC; oc++)
 		dbias[oc] += nn_sum_floats(dout + (size_t) oc * N, N);
 	to_channels_last(dY, dout, g.OC, g.OCp, N);
+	to_channels_last(X, inp, g.C, g.Cp, (size_t) B * g.H * g.W);
 	if (dinp)
 	{
 		/* U transposed (OpenBLAS's small-matrix kernels take the plain product dM U^T this way) */
@@ -470,27 +470,29 @@ nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float
 	}
 
 	/*
-	 * A block of tiles at a time: dM = A dy A^T; dU[xi] += V[xi]^T dM[xi];
-	 * then dV[xi] = dM[xi] U[xi]^T over V (its padded channels stay zero)
-	 * and dX += B dV B^T
+	 * A block of tiles at a time: its V again; dM = A dy A^T; dU[xi] +=
+	 * V[xi]^T dM[xi]; then dV[xi] = dM[xi] U[xi]^T over V (its padded
+	 * channels stay zero) and dX += B dV B^T
 	 */
 	for (int t0 = 0; t0 < g.T && !nn_interrupted(); t0 += WG_TILE_BLOCK)
 	{
 		int			nt = g.T - t0 < WG_TILE_BLOCK ? g.T - t0 : WG_TILE_BLOCK;
 
 		ms = (size_t) nt * g.OCp;
+		vs = (size_t) nt * g.Cp;
+		k->input(V, X, &g, t0, t0 + nt, vs);
 		k->output_grad(M, dY, &g, t0, t0 + nt, ms);
 		for (int xi = 0; xi < 36; xi++)
 			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.C, g.OCp, nt, 1.0f,
-						V + xi * vs + (size_t) t0 * g.Cp, g.Cp, M + xi * ms, g.OCp,
+						V + xi * vs, g.Cp, M + xi * ms, g.OCp,
 						t0 == 0 ? 0.0f : 1.0f, dU + (size_t) xi * g.C * g.OCp, g.OCp);
 		if (dinp == NULL)
 			continue;
 		for (int xi = 0; xi < 36; xi++)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, g.C, g.OC, 1.0f,
 						M + xi * ms, g.OCp, UT + (size_t) xi * g.OC * g.Cp, g.Cp,
-						0.0f, V + xi * vs + (size_t) t0 * g.Cp, g.Cp);
-		k->input_grad(dX, V + (size_t) t0 * g.Cp, &g, t0, t0 + nt, vs);
+						0.0f, V + xi * vs, g.Cp);
+		k->input_grad(dX, V, &g, t0, t0 + nt, vs);
 	}
 	k->filters_grad(dweight, dU, &g);
 	if (dinp)

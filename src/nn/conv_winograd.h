@@ -27,8 +27,6 @@ extern int	nn_conv_winograd_mode;
 int			nn_conv_winograd_fits(const nn_layer *L);
 /* floats of the transformed filters (the op's prep) */
 size_t		nn_conv_winograd_filter_floats(const nn_layer *L);
-/* floats of what forward keeps for backward (the input's transform), for B images */
-size_t		nn_conv_winograd_kept_floats(const nn_layer *L, int B);
 /* floats of forward's scratch, for B images */
 size_t		nn_conv_winograd_forward_floats(const nn_layer *L, int B);
 /* floats of backward's scratch, for B images */
@@ -36,18 +34,18 @@ size_t		nn_conv_winograd_backward_floats(const nn_layer *L, int B);
 
 /*
  * out (OC,B,OH,OW) = conv(inp (C,B,H,W)) + bias, with the filters
- * transformed into U (unless have_u: U holds them already) and the input's
- * transform kept in col
+ * transformed into U (unless have_u: U holds them already); nothing else
+ * is kept for backward
  */
 void		nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 									 const float *bias, const nn_layer *L, int B, float *U,
-									 int have_u, float *col, float *scratch);
+									 int have_u, float *scratch);
 /*
  * dweight += , dbias += , and dinp += (when not NULL; = when assign) the
- * gradients, from forward's U and col
+ * gradients, from the forward input and U
  */
 void		nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-									  const nn_layer *L, int B, const float *U, float *col,
+									  const float *inp, const nn_layer *L, int B, const float *U,
 									  float *scratch, int assign);
 
 #endif							/* NN_CONV_WINOGRAD_H */

@@ -171,7 +171,6 @@ conv_mem(const nn_layer *L, int B, int train, nn_op_mem *m)
 	if (nn_conv_winograd_fits(L))
 	{
 		m->prep = nn_conv_winograd_filter_floats(L);
-		m->col = nn_conv_winograd_kept_floats(L, B);
 		m->fscratch = nn_conv_winograd_forward_floats(L, B);
 		if (train)
 			m->dcol = nn_conv_winograd_backward_floats(L, B);
@@ -191,13 +190,11 @@ conv_mem(const nn_layer *L, int B, int train, nn_op_mem *m)
 		m->dcol = col;
 }
 
-/* backward reads the input itself when there is no im2col (Winograd keeps its transform) */
+/* backward reads the input itself when there is no im2col */
 static int
 conv_bwd_reads(const nn_layer *L)
 {
-	if (nn_conv_winograd_fits(L))
-		return 0;
-	return conv_pointwise(L) || nn_conv_direct_fits(L) ? NN_BWD_INPUT : 0;
+	return conv_pointwise(L) || nn_conv_winograd_fits(L) || nn_conv_direct_fits(L) ? NN_BWD_INPUT : 0;
 }
 
 /* the kernels a conv layer runs on */
@@ -221,7 +218,7 @@ conv_forward(nn_op_ctx *c)
 
 		/* frozen weights are transformed once per work */
 		nn_conv_winograd_forward(c->out, c->in[0], c->w, c->b, c->L, c->B, w->prep[c->i],
-								 w->frozen && w->prep_of[c->i] == c->w, w->col[c->i], w->fscratch[c->i]);
+								 w->frozen && w->prep_of[c->i] == c->w, w->fscratch[c->i]);
 		if (w->frozen)
 			w->prep_of[c->i] = c->w;
 		return;
@@ -242,8 +239,8 @@ conv_backward(nn_op_ctx *c)
 
 	if (nn_conv_winograd_fits(c->L))
 	{
-		nn_conv_winograd_backward(c->din[0], c->dw, c->db, c->dout, c->L, c->B, c->work->prep[c->i],
-								  c->work->col[c->i], c->work->dcol[c->i], c->din_fresh[0]);
+		nn_conv_winograd_backward(c->din[0], c->dw, c->db, c->dout, c->in[0], c->L, c->B,
+								  c->work->prep[c->i], c->work->dcol[c->i], c->din_fresh[0]);
 		return;
 	}
 	nn_din_zero_fresh(c, 0, (size_t) c->B * nn_shape_elems(c->L->in));

@@ -442,11 +442,7 @@ static void
 check_winograd_case(const conv_case *cc, nn_rng *r)
 {
 	conv_bufs	c;
-	size_t		fs;
-	float	   *fscr,
-			   *fscr2,
-			   *fscr3,
-			   *sscr,
+	float	   *sscr,
 			   *bscr,
 			   *U,
 			   *out2,
@@ -455,27 +451,20 @@ check_winograd_case(const conv_case *cc, nn_rng *r)
 	char		what[200];
 
 	conv_bufs_init(&c, cc, r);
-	fs = nn_conv_winograd_kept_floats(&c.L, c.B);
-	fscr = nan_floats(fs);
-	fscr2 = malloc(sizeof(float) * (fs ? fs : 1));
-	fscr3 = malloc(sizeof(float) * (fs ? fs : 1));
 	sscr = nan_floats(nn_conv_winograd_forward_floats(&c.L, c.B));
 	bscr = nan_floats(nn_conv_winograd_backward_floats(&c.L, c.B));
 	U = nan_floats(nn_conv_winograd_filter_floats(&c.L));
 	out2 = malloc(sizeof(float) * c.nout);
 	T_OK(nn_conv_winograd_fits(&c.L), "%s: the Winograd path takes it", cc->name);
-	nn_conv_winograd_forward(c.out, c.inp, c.w, c.bias, &c.L, c.B, U, 0, fscr, sscr);
-	memcpy(fscr2, fscr, sizeof(float) * fs);
+	nn_conv_winograd_forward(c.out, c.inp, c.w, c.bias, &c.L, c.B, U, 0, sscr);
 	/* again with the filters kept from the first pass: the same bits */
-	nn_conv_winograd_forward(out2, c.inp, c.w, c.bias, &c.L, c.B, U, 1, fscr, sscr);
+	nn_conv_winograd_forward(out2, c.inp, c.w, c.bias, &c.L, c.B, U, 1, sscr);
 	T_OK(memcmp(c.out, out2, sizeof(float) * c.nout) == 0, "%s: Winograd forward with kept filters", cc->name);
-	memcpy(fscr, fscr2, sizeof(float) * fs);
 	snprintf(what, sizeof(what), "%s: Winograd forward (%s)", cc->name, nn_conv_direct_isa());
 	T_CLOSE(c.out, c.out_ref, c.nout, winograd_tol(c.out_ref, c.nout), 1e-4, what);
 
 	dinp0 = copy_floats(c.dinp, c.nin);
-	memcpy(fscr3, fscr, sizeof(float) * fs);
-	nn_conv_winograd_backward(c.dinp, c.dw, c.db, c.dout, &c.L, c.B, U, fscr, bscr, 0);
+	nn_conv_winograd_backward(c.dinp, c.dw, c.db, c.dout, c.inp, &c.L, c.B, U, bscr, 0);
 	snprintf(what, sizeof(what), "%s: Winograd dweight (%s)", cc->name, nn_conv_direct_isa());
 	T_CLOSE(c.dw, c.dw_ref, c.nw, winograd_tol(c.dw_ref, c.nw), 1e-4, what);
 	snprintf(what, sizeof(what), "%s: Winograd dbias (%s)", cc->name, nn_conv_direct_isa());
@@ -485,23 +474,20 @@ check_winograd_case(const conv_case *cc, nn_rng *r)
 
 	free(bscr);
 	bscr = nan_floats(nn_conv_winograd_backward_floats(&c.L, c.B));
-	nn_conv_winograd_backward(NULL, c.dw2, c.db2, c.dout, &c.L, c.B, U, fscr2, bscr, 0);
+	nn_conv_winograd_backward(NULL, c.dw2, c.db2, c.dout, c.inp, &c.L, c.B, U, bscr, 0);
 	snprintf(what, sizeof(what), "%s: Winograd dweight without dinp (%s)", cc->name, nn_conv_direct_isa());
 	T_CLOSE(c.dw2, c.dw_ref, c.nw, winograd_tol(c.dw_ref, c.nw), 1e-4, what);
 
 	/* dinp assigned over garbage (a fresh gradient) is the added one less what it held */
 	dfresh = nan_floats(c.nin);
-	nn_conv_winograd_backward(dfresh, c.dw2, c.db2, c.dout, &c.L, c.B, U, fscr3, bscr, 1);
+	nn_conv_winograd_backward(dfresh, c.dw2, c.db2, c.dout, c.inp, &c.L, c.B, U, bscr, 1);
 	for (size_t i = 0; i < c.nin; i++)
 		dfresh[i] += dinp0[i];
 	snprintf(what, sizeof(what), "%s: Winograd dinp assigned (%s)", cc->name, nn_conv_direct_isa());
 	T_CLOSE(dfresh, c.dinp_ref, c.nin, winograd_tol(c.dinp_ref, c.nin), 1e-4, what);
+
 	free(dfresh);
 	free(dinp0);
-	free(fscr3);
-
-	free(fscr);
-	free(fscr2);
 	free(sscr);
 	free(bscr);
 	free(U);
