@@ -97,6 +97,8 @@ typedef struct bn_kern
 							  double *s, double *q);
 } bn_kern;
 
+#define BN_RUN 16				/* gradient values a lane sums in float before the double total */
+
 #if defined(__x86_64__) || defined(__i386__)
 #define KERN(name) name##_avx512
 #define KERN_ATTR __attribute__((target("avx512f")))

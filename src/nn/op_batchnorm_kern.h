@@ -6,9 +6,10 @@
  * op_batchnorm.c defines KERN(name), KERN_ATTR and VL before each
  * inclusion (as conv_winograd_kern.h) and gets KERN(bn_kern).
  *
- * Sums run in double vectors (each float widened, as the scalar loops
- * did); their order is fixed by n alone, so results do not depend on
- * threads.
+ * The statistics sum in double vectors (each float widened: the variance
+ * subtracts two large sums); the gradient's sums in float for BN_RUN
+ * values a lane, then in double. Their order is fixed by n alone, so
+ * results do not depend on threads.
  */
 
 #include "kern_vec.h"
@@ -111,27 +112,31 @@ static void
 KERN(eval_grad) (float *restrict dx, const float *restrict dy, const float *restrict x, size_t n, size_t st,
 				 float m, float inv, float scale, int assign, double *s, double *q)
 {
-	KERN(vd)	s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
 	size_t		i = 0;
 
-	for (; st == 1 && i + VL <= n; i += VL)
+	*s = 0;
+	*q = 0;
+	while (st == 1 && i + VL <= n)
 	{
-		KERN(vf)	g = KERN(load) (dy + i), h = (KERN(load) (x + i) - m) * inv;
-		KERN(vh)	g0, g1, h0, h1;
+		/* float sums of at most BN_RUN vectors a lane, then into double */
+		size_t		end = n - i < BN_RUN * VL ? n - n % VL : i + BN_RUN * VL;
+		KERN(vf)	sf = {0}, qf = {0};
 
-		memcpy(&g0, &g, sizeof(g0));
-		memcpy(&g1, (float *) &g + VL / 2, sizeof(g1));
-		memcpy(&h0, &h, sizeof(h0));
-		memcpy(&h1, (float *) &h + VL / 2, sizeof(h1));
-		s0 += __builtin_convertvector(g0, KERN(vd));
-		s1 += __builtin_convertvector(g1, KERN(vd));
-		q0 += __builtin_convertvector(g0, KERN(vd)) * __builtin_convertvector(h0, KERN(vd));
-		q1 += __builtin_convertvector(g1, KERN(vd)) * __builtin_convertvector(h1, KERN(vd));
-		if (dx)
-			KERN(store) (dx + i, assign ? g * scale : KERN(load) (dx + i) + g * scale);
+		for (; i < end; i += VL)
+		{
+			KERN(vf)	g = KERN(load) (dy + i), h = (KERN(load) (x + i) - m) * inv;
+
+			sf += g;
+			qf += g * h;
+			if (dx)
+				KERN(store) (dx + i, assign ? g * scale : KERN(load) (dx + i) + g * scale);
+		}
+		for (int l = 0; l < VL; l++)
+		{
+			*s += sf[l];
+			*q += qf[l];
+		}
 	}
-	*s = KERN(hsum) (s0 + s1);
-	*q = KERN(hsum) (q0 + q1);
 	for (; i < n; i++)
 	{
 		*s += dy[i * st];
