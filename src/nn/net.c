@@ -746,11 +746,28 @@ typedef struct parts_ctx
 				to;				/* the range of the current step */
 	const double *total;		/* the batch's sums for a coupled node at from (to - 1) */
 	double		count;
+	int			next;			/* the coupled node whose sums each part takes after the
+								 * range, while its data is in cache (-1: none) */
 	float		scale;			/* of the loss gradient */
 	int			status[NN_MAX_PARTS];
 } parts_ctx;
 
-/* one part's forward over the current range */
+/* one part's sums for the coupled node i (forward) */
+static void
+part_stats_of(parts_ctx *c, int part, int i)
+{
+	nn_op_ctx	oc;
+	double		tl = c->t[part] ? nn_now() : 0;
+
+	if (c->status[part] != NN_OK || c->B[part] == 0)
+		return;
+	op_ctx(&oc, c->net, i, c->params, c->buffers, c->w[part], c->B[part], 1, c->rng[part]);
+	nn_op_of(c->net->layers[i].kind)->coupled->stats(&oc, c->w[part]->stat[i]);
+	if (c->t[part])
+		c->t[part]->layer_fwd_s[i] += nn_now() - tl;
+}
+
+/* one part's forward over the current range, then the next coupled node's sums */
 static void
 part_forward(void *arg, int part)
 {
@@ -760,6 +777,8 @@ part_forward(void *arg, int part)
 		return;
 	c->status[part] = forward_range(c->net, c->params, c->buffers, c->w[part], c->B[part], 1,
 									c->rng[part], c->t[part], c->from, c->to, c->total, c->count);
+	if (c->next >= 0)
+		part_stats_of(c, part, c->next);
 }
 
 /* one part's sums for the coupled node at c->from (forward) */
@@ -767,12 +786,8 @@ static void
 part_stats(void *arg, int part)
 {
 	parts_ctx  *c = arg;
-	nn_op_ctx	oc;
 
-	if (c->status[part] != NN_OK || c->B[part] == 0)
-		return;
-	op_ctx(&oc, c->net, c->from, c->params, c->buffers, c->w[part], c->B[part], 1, c->rng[part]);
-	nn_op_of(c->net->layers[c->from].kind)->coupled->stats(&oc, c->w[part]->stat[c->from]);
+	part_stats_of(c, part, c->from);
 }
 
 /* Add the parts' sums of node i in part order into total; returns the values they count. */
@@ -841,7 +856,7 @@ nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_
 		if (tt == NULL)
 			tt = t[part];
 	}
-	for (int from = 0; from < n;)
+	for (int from = 0, summed = -1; from < n;)
 	{
 		int			to = from + 1;
 
@@ -855,7 +870,8 @@ nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_
 			int			nstat = cp->nstat(&net->layers[from]);
 
 			c.from = from;
-			run(part_stats, &c, nparts, run_ctx);
+			if (summed != from)
+				run(part_stats, &c, nparts, run_ctx);	/* not summed by the range before */
 			if (parts_status(&c, nparts) != NN_OK)
 				return parts_status(&c, nparts);
 			c.count = parts_total(&c, nparts, from, total, nstat);
@@ -864,6 +880,8 @@ nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_
 		}
 		c.from = from;
 		c.to = to;
+		c.next = to < n ? to : -1;	/* to is coupled when below n */
+		summed = c.next;
 		run(part_forward, &c, nparts, run_ctx);
 		if (parts_status(&c, nparts) != NN_OK)
 			return parts_status(&c, nparts);
@@ -874,26 +892,13 @@ nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_
 	return NN_OK;
 }
 
-/* one part's backward over the current range */
+/* one part's backward sums of the coupled node i */
 static void
-part_backward(void *arg, int part)
+part_bstats_of(parts_ctx *c, int part, int i)
 {
-	parts_ctx  *c = arg;
-
-	if (c->status[part] != NN_OK || c->B[part] == 0)
-		return;
-	c->status[part] = backward_range(c->net, &c->g, c->params, c->grads[part], c->w[part], c->B[part],
-									 c->t[part], c->from, c->to, c->total, c->count);
-}
-
-/* one part's backward sums of the coupled node at c->to - 1 */
-static void
-part_bstats(void *arg, int part)
-{
-	parts_ctx  *c = arg;
 	nn_op_ctx	oc;
-	int			i = c->to - 1;
 	const nn_coupled *cp = nn_op_of(c->net->layers[i].kind)->coupled;
+	double		tl = c->t[part] ? nn_now() : 0;
 
 	if (c->status[part] != NN_OK || c->B[part] == 0)
 		return;
@@ -906,6 +911,31 @@ part_bstats(void *arg, int part)
 		return;
 	}
 	cp->bstats(&oc, c->w[part]->stat[i]);
+	if (c->t[part])
+		c->t[part]->layer_bwd_s[i] += nn_now() - tl;
+}
+
+/* one part's backward over the current range, then the next coupled node's sums */
+static void
+part_backward(void *arg, int part)
+{
+	parts_ctx  *c = arg;
+
+	if (c->status[part] != NN_OK || c->B[part] == 0)
+		return;
+	c->status[part] = backward_range(c->net, &c->g, c->params, c->grads[part], c->w[part], c->B[part],
+									 c->t[part], c->from, c->to, c->total, c->count);
+	if (c->next >= 0)
+		part_bstats_of(c, part, c->next);
+}
+
+/* one part's backward sums of the coupled node at c->to - 1 */
+static void
+part_bstats(void *arg, int part)
+{
+	parts_ctx  *c = arg;
+
+	part_bstats_of(c, part, c->to - 1);
 }
 
 /* the loss gradient of one part into its dact[n] */
@@ -951,6 +981,7 @@ nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_
 		/* one run: the loss gradient and the whole backward pass per part */
 		c.from = 0;
 		c.to = n;
+		c.next = -1;
 		run(part_loss_grad, &c, nparts, run_ctx);
 		run(part_backward, &c, nparts, run_ctx);
 		rc = parts_status(&c, nparts);
@@ -959,7 +990,7 @@ nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_
 		return rc;
 	}
 	run(part_loss_grad, &c, nparts, run_ctx);
-	for (int to = n, from; to > 0; to = from)
+	for (int to = n, from, summed = -1; to > 0; to = from)
 	{
 		/* down to just above the next coupled node, which tops a range of its own */
 		from = to - 1;
@@ -972,12 +1003,15 @@ nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_
 		{
 			const nn_coupled *cp = coupled_at(net, to - 1, 1);
 
-			run(part_bstats, &c, nparts, run_ctx);
+			if (summed != to - 1)
+				run(part_bstats, &c, nparts, run_ctx);	/* not summed by the range before */
 			if (parts_status(&c, nparts) != NN_OK)
 				return parts_status(&c, nparts);
 			c.count = parts_total(&c, nparts, to - 1, total, cp->nstat(&net->layers[to - 1]));
 			c.total = total;
 		}
+		c.next = from > 0 ? from - 1 : -1;	/* from - 1 is coupled when from > 0 */
+		summed = c.next;
 		run(part_backward, &c, nparts, run_ctx);
 		if (parts_status(&c, nparts) != NN_OK)
 			return parts_status(&c, nparts);
