@@ -73,38 +73,11 @@ typedef struct wg_kern
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
-
-#define KERN(name) name##_avx512
-#define KERN_ATTR __attribute__((target("avx512f")))
-#define VL 16
-#include "conv_winograd_kern.h"
-
-#define KERN(name) name##_avx2
-#define KERN_ATTR __attribute__((target("avx2,fma")))
-#define VL 8
-#include "conv_winograd_kern.h"
 #endif
 
-#define KERN(name) name##_base
-#define KERN_ATTR
-#define VL 4
-#include "conv_winograd_kern.h"
-
-/* the transforms this CPU runs best (the direct kernels' level) */
-static const wg_kern *
-wg_pick(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	switch (nn_vector_level())
-	{
-		case NN_CONV_DIRECT_AVX512:
-			return &kern_avx512;
-		case NN_CONV_DIRECT_AVX2:
-			return &kern_avx2;
-	}
-#endif
-	return &kern_base;
-}
+#define KERN_FILE "conv_winograd_kern.h"
+#define KERN_TYPE wg_kern
+#include "kern_each.h"
 
 /* n rounded up to a multiple of m */
 static int
@@ -185,7 +158,7 @@ wg_layer_sizes(const nn_layer *L, int B)
 {
 	wg_geom		g;
 
-	wg_geometry(&g, wg_pick(), L, B);
+	wg_geometry(&g, kern_pick(), L, B);
 	return wg_sizes_of(&g);
 }
 
@@ -381,7 +354,7 @@ nn_conv_winograd_forward(float *out, const float *inp, const float *weight,
 						 const float *bias, const nn_layer *L, int B, float *U,
 						 int have_u, float *scratch)
 {
-	const wg_kern *k = wg_pick();
+	const wg_kern *k = kern_pick();
 	wg_geom		g;
 	wg_sizes	z;
 	size_t		vs,
@@ -426,7 +399,7 @@ nn_conv_winograd_backward(float *dinp, float *dweight, float *dbias, const float
 						  const float *inp, const nn_layer *L, int B, const float *U,
 						  float *scratch, int assign)
 {
-	const wg_kern *k = wg_pick();
+	const wg_kern *k = kern_pick();
 	wg_geom		g;
 	wg_sizes	z;
 	size_t		N,

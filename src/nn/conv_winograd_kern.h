@@ -1,14 +1,14 @@
 /*
  * conv_winograd_kern.h: the tile transforms of conv_winograd.c, written
- * once and compiled once per instruction set; conv_winograd.c defines
+ * once and compiled once per instruction set; kern_each.h defines
  * before each inclusion:
  *
  *   KERN(name)   the name with the instruction set's suffix
  *   KERN_ATTR    its gcc target attribute (empty off x86)
  *   VL           floats per vector (the channel block)
  *
- * and gets KERN(kern), the wg_kern entry of these transforms; the macros
- * are undefined at the end. A vector holds VL channels of one position:
+ * and gets KERN(wg_kern), the wg_kern entry of these transforms; the
+ * macros are undefined at the end. A vector holds VL channels of one position:
  * every buffer here is channels-last with the channels padded to VL.
  */
 
@@ -342,7 +342,7 @@ KERN(input_grad) (float *restrict dX, const float *restrict dV, const wg_geom *g
 	}
 }
 
-static const wg_kern KERN(kern) = {
+static const wg_kern KERN(wg_kern) = {
 	VL, KERN(filters), KERN(filters_grad), KERN(input), KERN(output), KERN(output_grad), KERN(input_grad)
 };
 

@@ -99,38 +99,9 @@ typedef struct bn_kern
 
 #define BN_RUN 16				/* gradient values a lane sums in float before the double total */
 
-#if defined(__x86_64__) || defined(__i386__)
-#define KERN(name) name##_avx512
-#define KERN_ATTR __attribute__((target("avx512f")))
-#define VL 16
-#include "op_batchnorm_kern.h"
-
-#define KERN(name) name##_avx2
-#define KERN_ATTR __attribute__((target("avx2,fma")))
-#define VL 8
-#include "op_batchnorm_kern.h"
-#endif
-
-#define KERN(name) name##_base
-#define KERN_ATTR
-#define VL 4
-#include "op_batchnorm_kern.h"
-
-/* the loops this CPU runs best (the direct kernels' level) */
-static const bn_kern *
-bn_pick(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	switch (nn_vector_level())
-	{
-		case NN_CONV_DIRECT_AVX512:
-			return &bn_kern_avx512;
-		case NN_CONV_DIRECT_AVX2:
-			return &bn_kern_avx2;
-	}
-#endif
-	return &bn_kern_base;
-}
+#define KERN_FILE "op_batchnorm_kern.h"
+#define KERN_TYPE bn_kern
+#include "kern_each.h"
 
 /*
  * where channel ch's values start, how many there are and how far apart:
@@ -155,7 +126,7 @@ static void
 bn_forward(nn_op_ctx *c)
 {
 	const nn_layer *L = c->L;
-	const bn_kern *k = bn_pick();
+	const bn_kern *k = kern_pick();
 	int			C = bn_channels(L);
 
 	for (int ch = 0; ch < C; ch++)
@@ -177,7 +148,7 @@ static void
 bn_backward(nn_op_ctx *c)
 {
 	const nn_layer *L = c->L;
-	const bn_kern *k = bn_pick();
+	const bn_kern *k = kern_pick();
 	int			C = bn_channels(L);
 
 	for (int ch = 0; ch < C; ch++)
@@ -208,7 +179,7 @@ static void
 bn_stats(nn_op_ctx *c, double *stat)
 {
 	const nn_layer *L = c->L;
-	const bn_kern *k = bn_pick();
+	const bn_kern *k = kern_pick();
 	int			C = bn_channels(L);
 
 	for (int ch = 0; ch < C; ch++)
@@ -255,7 +226,7 @@ static void
 bn_apply(nn_op_ctx *c, const double *total, double count)
 {
 	const nn_layer *L = c->L;
-	const bn_kern *k = bn_pick();
+	const bn_kern *k = kern_pick();
 	int			C = bn_channels(L);
 	float	   *mean_of = c->work->aux[c->i];
 	float	   *invstd = mean_of + C;
@@ -280,7 +251,7 @@ static void
 bn_bstats(nn_op_ctx *c, double *stat)
 {
 	const nn_layer *L = c->L;
-	const bn_kern *k = bn_pick();
+	const bn_kern *k = kern_pick();
 	int			C = bn_channels(L);
 	const float *mean_of = c->work->aux[c->i];
 	const float *invstd = mean_of + C;
@@ -303,7 +274,7 @@ static void
 bn_bapply(nn_op_ctx *c, const double *total, double count)
 {
 	const nn_layer *L = c->L;
-	const bn_kern *k = bn_pick();
+	const bn_kern *k = kern_pick();
 	int			C = bn_channels(L);
 	const float *mean_of = c->work->aux[c->i];
 	const float *invstd = mean_of + C;

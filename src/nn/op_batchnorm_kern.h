@@ -3,8 +3,8 @@
  * values, n of them st floats apart (a (C,B,HW) activation keeps a
  * channel's B*HW values together, st 1; a flat (B,C) one has st C and
  * takes the scalar loops), written once and compiled once per instruction set;
- * op_batchnorm.c defines KERN(name), KERN_ATTR and VL before each
- * inclusion (as conv_winograd_kern.h) and gets KERN(bn_kern).
+ * kern_each.h defines KERN(name), KERN_ATTR and VL before each
+ * inclusion and gives the includer KERN(bn_kern) and kern_pick().
  *
  * The statistics sum in double vectors (each float widened: the variance
  * subtracts two large sums); the gradient's sums in float for BN_RUN
