@@ -856,7 +856,8 @@ nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_
 		if (tt == NULL)
 			tt = t[part];
 	}
-	for (int from = 0, summed = -1; from < n;)
+	c.next = -1;
+	for (int from = 0; from < n;)
 	{
 		int			to = from + 1;
 
@@ -870,7 +871,7 @@ nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_
 			int			nstat = cp->nstat(&net->layers[from]);
 
 			c.from = from;
-			if (summed != from)
+			if (c.next != from)
 				run(part_stats, &c, nparts, run_ctx);	/* not summed by the range before */
 			if (parts_status(&c, nparts) != NN_OK)
 				return parts_status(&c, nparts);
@@ -881,7 +882,6 @@ nn_net_forward_parts(const nn_net *net, const float *params, float *buffers, nn_
 		c.from = from;
 		c.to = to;
 		c.next = to < n ? to : -1;	/* to is coupled when below n */
-		summed = c.next;
 		run(part_forward, &c, nparts, run_ctx);
 		if (parts_status(&c, nparts) != NN_OK)
 			return parts_status(&c, nparts);
@@ -976,12 +976,12 @@ nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_
 	c.t = t;
 	graph_study(net, &c.g);
 	c.scale = scale;
+	c.next = -1;				/* no sums taken yet */
 	if (!nn_net_batch_coupled(net))
 	{
 		/* one run: the loss gradient and the whole backward pass per part */
 		c.from = 0;
 		c.to = n;
-		c.next = -1;
 		run(part_loss_grad, &c, nparts, run_ctx);
 		run(part_backward, &c, nparts, run_ctx);
 		rc = parts_status(&c, nparts);
@@ -990,7 +990,7 @@ nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_
 		return rc;
 	}
 	run(part_loss_grad, &c, nparts, run_ctx);
-	for (int to = n, from, summed = -1; to > 0; to = from)
+	for (int to = n, from; to > 0; to = from)
 	{
 		/* down to just above the next coupled node, which tops a range of its own */
 		from = to - 1;
@@ -1003,7 +1003,7 @@ nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_
 		{
 			const nn_coupled *cp = coupled_at(net, to - 1, 1);
 
-			if (summed != to - 1)
+			if (c.next != to - 1)
 				run(part_bstats, &c, nparts, run_ctx);	/* not summed by the range before */
 			if (parts_status(&c, nparts) != NN_OK)
 				return parts_status(&c, nparts);
@@ -1011,7 +1011,6 @@ nn_net_backward_parts(const nn_net *net, const float *params, float **grads, nn_
 			c.total = total;
 		}
 		c.next = from > 0 ? from - 1 : -1;	/* from - 1 is coupled when from > 0 */
-		summed = c.next;
 		run(part_backward, &c, nparts, run_ctx);
 		if (parts_status(&c, nparts) != NN_OK)
 			return parts_status(&c, nparts);
